@@ -1,0 +1,70 @@
+package detect
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// State is an alert's state in a transition.
+type State string
+
+// Alert states.
+const (
+	StateFiring   State = "firing"
+	StateResolved State = "resolved"
+)
+
+// Transition names why an alert was emitted: it started firing, it is still
+// firing after the rule's repeat_interval, or it resolved.
+type Transition string
+
+// Alert transitions.
+const (
+	TransitionFiring   Transition = "firing"
+	TransitionRepeat   Transition = "repeat"
+	TransitionResolved Transition = "resolved"
+)
+
+// Alert is one alert transition as the engine emits it. An alert is
+// identified by its rule and labels (Fingerprint). StartsAt and EndsAt are
+// event time; EndsAt is zero while the alert fires.
+type Alert struct {
+	Rule        string            `json:"rule"`
+	Category    string            `json:"category"`
+	Severity    string            `json:"severity"`
+	State       State             `json:"state"`
+	Transition  Transition        `json:"transition"`
+	Labels      map[string]string `json:"labels"`
+	Value       float64           `json:"value"`
+	Threshold   float64           `json:"threshold"`
+	Window      Duration          `json:"window"`
+	StartsAt    time.Time         `json:"starts_at"`
+	EndsAt      time.Time         `json:"ends_at,omitzero"`
+	Fingerprint string            `json:"fingerprint"`
+	Summary     string            `json:"summary"`
+	Description string            `json:"description"`
+	Sample      []string          `json:"sample"`
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("5m0s") in JSON.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
