@@ -1,0 +1,31 @@
+// Package deps pins the modules Vigil's packages use while they are written.
+package deps
+
+import (
+	_ "github.com/VictoriaMetrics/fastcache"
+	_ "github.com/cenkalti/backoff/v5"
+	_ "github.com/expr-lang/expr"
+	_ "github.com/expr-lang/expr/vm"
+	_ "github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	_ "github.com/grafana/grafana-foundation-sdk/go/prometheus"
+	_ "github.com/grafana/grafana-foundation-sdk/go/timeseries"
+	_ "github.com/grafana/grafana-foundation-sdk/go/stat"
+	_ "github.com/grafana/grafana-foundation-sdk/go/table"
+	_ "github.com/grafana/grafana-foundation-sdk/go/common"
+	_ "github.com/nats-io/nats-server/v2/server"
+	_ "github.com/nats-io/nats-server/v2/test"
+	_ "github.com/nats-io/nats.go"
+	_ "github.com/nats-io/nats.go/jetstream"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/collectors"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/client_golang/prometheus/testutil"
+	_ "github.com/prometheus/common/expfmt"
+	_ "github.com/santhosh-tekuri/jsonschema/v6"
+	_ "github.com/slack-go/slack"
+	_ "github.com/slack-go/slack/slacktest"
+	_ "github.com/sony/gobreaker/v2"
+	_ "go.yaml.in/yaml/v3"
+	_ "golang.org/x/term"
+	_ "golang.org/x/time/rate"
+)
