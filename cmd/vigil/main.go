@@ -34,6 +34,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run the daemon (embedded NATS unless nats.url is set)", runDaemon},
+		{"simulate", "publish realistic traffic, optionally with attacks, to NATS", runSimulate},
 		{"version", "print version and commit", runVersion},
 	}
 }

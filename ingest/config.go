@@ -1,0 +1,110 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-sec/vigil/event"
+)
+
+// Config is the `ingest:` section of the daemon config.
+type Config struct {
+	// MaxEventBytes bounds one event (one JSON object or NDJSON line).
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxFutureSkew rejects events whose ts is further in the future.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
+
+	// StreamMaxAge is how long JetStream keeps events (retention).
+	StreamMaxAge time.Duration `yaml:"stream_max_age"`
+	// StreamMaxBytes bounds the event stream's size; -1 is unlimited.
+	StreamMaxBytes int64 `yaml:"stream_max_bytes"`
+	// DuplicateWindow is JetStream's Nats-Msg-Id deduplication window.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// DeadLetterMaxAge is how long rejected messages are kept.
+	DeadLetterMaxAge time.Duration `yaml:"deadletter_max_age"`
+	// DeadLetterMaxBytes bounds the dead-letter stream, so a flood of junk
+	// cannot fill the disk; the oldest are dropped first.
+	DeadLetterMaxBytes int64 `yaml:"deadletter_max_bytes"`
+
+	// Consumer is the durable consumer's name.
+	Consumer string `yaml:"consumer"`
+	// FetchBatch is how many messages one pull asks for.
+	FetchBatch int `yaml:"fetch_batch"`
+	// FetchWait is how long one pull waits for messages when idle.
+	FetchWait time.Duration `yaml:"fetch_wait"`
+	// AckWait is how long JetStream waits for an ack before redelivering.
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxAckPending bounds unacknowledged messages in flight.
+	MaxAckPending int `yaml:"max_ack_pending"`
+
+	// Metric label bounds: past them values become "other".
+	MaxServices  int  `yaml:"max_services"`
+	MaxEndpoints int  `yaml:"max_endpoints"` // per service
+	ClientLabel  bool `yaml:"client_label"`  // add client_id as label "client"
+	MaxClients   int  `yaml:"max_clients"`
+	// MaxRequestSeries bounds the number of label combinations of
+	// vigil_http_requests_total; past it new combinations are counted under
+	// endpoint, method and code "other".
+	MaxRequestSeries int `yaml:"max_request_series"`
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	l := event.DefaultLimits()
+	return Config{
+		MaxEventBytes:      l.MaxEventBytes,
+		MaxFutureSkew:      l.MaxFutureSkew,
+		StreamMaxAge:       7 * 24 * time.Hour,
+		StreamMaxBytes:     -1,
+		DuplicateWindow:    2 * time.Minute,
+		DeadLetterMaxAge:   30 * 24 * time.Hour,
+		DeadLetterMaxBytes: 1 << 30,
+		Consumer:           "vigil",
+		FetchBatch:         500,
+		FetchWait:          time.Second,
+		AckWait:            30 * time.Second,
+		MaxAckPending:      20000,
+		MaxServices:        100,
+		MaxEndpoints:       200,
+		MaxClients:         100,
+		MaxRequestSeries:   20000,
+	}
+}
+
+// Limits returns the event limits this config sets.
+func (c Config) Limits() event.Limits {
+	return event.Limits{MaxEventBytes: c.MaxEventBytes, MaxFutureSkew: c.MaxFutureSkew}
+}
+
+// Validate reports the first bad setting.
+func (c Config) Validate() error {
+	if err := c.Limits().Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	checks := []struct {
+		ok  bool
+		msg string
+	}{
+		{c.StreamMaxAge >= time.Minute, "ingest.stream_max_age must be at least 1m (default 168h)"},
+		{c.DuplicateWindow > 0 && c.DuplicateWindow <= c.StreamMaxAge, "ingest.duplicate_window must be positive and at most stream_max_age (default 2m)"},
+		{c.DeadLetterMaxAge >= time.Minute, "ingest.deadletter_max_age must be at least 1m (default 720h)"},
+		{c.StreamMaxBytes == -1 || c.StreamMaxBytes > 0, "ingest.stream_max_bytes must be -1 (unlimited) or positive"},
+		{c.DeadLetterMaxBytes == -1 || c.DeadLetterMaxBytes > 0, "ingest.deadletter_max_bytes must be -1 (unlimited) or positive"},
+		{c.Consumer != "", "ingest.consumer must name the durable consumer (default \"vigil\")"},
+		{c.FetchBatch >= 1 && c.FetchBatch <= 10000, "ingest.fetch_batch must be 1..10000 (default 500)"},
+		{c.FetchWait >= 10*time.Millisecond, "ingest.fetch_wait must be at least 10ms (default 1s)"},
+		{c.AckWait >= time.Second, "ingest.ack_wait must be at least 1s (default 30s)"},
+		{c.MaxAckPending >= c.FetchBatch, "ingest.max_ack_pending must be at least fetch_batch"},
+		{c.MaxServices >= 1, "ingest.max_services must be at least 1 (default 100)"},
+		{c.MaxEndpoints >= 1, "ingest.max_endpoints must be at least 1 (default 200)"},
+		{c.MaxClients >= 1, "ingest.max_clients must be at least 1 (default 100)"},
+		{c.MaxRequestSeries >= 1, "ingest.max_request_series must be at least 1 (default 20000)"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return errors.New(ch.msg)
+		}
+	}
+	return nil
+}
