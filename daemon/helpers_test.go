@@ -68,7 +68,10 @@ func startDaemon(t *testing.T, cfg config.Config) *running {
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // waitFor polls check until it returns nil or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, check func() error) {
