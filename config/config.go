@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -92,12 +93,30 @@ func Parse(name string, raw []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return Config{}, yamlError(name, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	return cfg, nil
+}
+
+var notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// yamlError rewrites a YAML decoding error so each problem reads
+// "file: line N: ..." in the words of the config, not of Go types.
+func yamlError(name string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		e = notFound.ReplaceAllString(e, "field $1 not found: unknown key (check its spelling and section in the configuration reference)")
+		e = strings.ReplaceAll(e, "cannot unmarshal", "cannot read")
+		msgs[i] = name + ": " + e
+	}
+	return errors.New(strings.Join(msgs, "\n"))
 }
 
 // Hash returns a short, stable hash of the raw config bytes, exported as a

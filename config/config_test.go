@@ -1,0 +1,79 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want string // substring of the error; "" for success
+		env  map[string]string
+	}{
+		{name: "empty file gives defaults", yaml: ""},
+		{name: "overrides", yaml: "listen: 127.0.0.1:9999\nnats:\n  listen: 127.0.0.1:5222\ningest:\n  max_services: 10\n  stream_max_age: 48h\n"},
+		{name: "unknown top-level key names file and line", yaml: "listen: 127.0.0.1:1\nlisten_addr: x\n", want: "vigil.yaml: line 2: field listen_addr not found"},
+		{name: "unknown nested key", yaml: "ingest:\n  max_service: 3\n", want: "line 2: field max_service not found"},
+		{name: "wrong type", yaml: "ingest:\n  max_services: many\n", want: "line 2"},
+		{name: "bad duration", yaml: "ingest:\n  stream_max_age: forever\n", want: "line 2"},
+		{name: "invalid value", yaml: "ingest:\n  fetch_batch: 0\n", want: "ingest.fetch_batch"},
+		{name: "bad log level", yaml: "log:\n  level: loud\n", want: "log.level"},
+		{name: "replicas with embedded", yaml: "nats:\n  replicas: 3\n", want: "nats.replicas must be 1 with the embedded server"},
+		{name: "replicas on a cluster", yaml: "nats:\n  url: nats://a:4222,nats://b:4222\n  replicas: 3\n"},
+		{name: "inline password refused", yaml: "nats:\n  url: nats://a:4222\n  user: vigil\n  password: hunter2\n", want: "allow_inline_secrets"},
+		{name: "inline password allowed", yaml: "allow_inline_secrets: true\nnats:\n  url: nats://a:4222\n  user: vigil\n  password: hunter2\n"},
+		{name: "env password", yaml: "nats:\n  url: nats://a:4222\n  user: vigil\n  password: ${VIGIL_TEST_PW}\n", env: map[string]string{"VIGIL_TEST_PW": "s3cret"}},
+		{name: "unset env password", yaml: "nats:\n  url: nats://a:4222\n  password: ${VIGIL_TEST_UNSET_PW}\n", want: "VIGIL_TEST_UNSET_PW is not set"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := Parse("vigil.yaml", []byte(tc.yaml))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse error = %v, want it to contain %q", err, tc.want)
+			}
+			_ = cfg
+		})
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	t.Setenv("VIGIL_TEST_PW", "canary-7f3a9c")
+	cfg, err := Parse("vigil.yaml", []byte("nats:\n  url: nats://a:4222\n  user: vigil\n  password: ${VIGIL_TEST_PW}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Password.Value() != "canary-7f3a9c" {
+		t.Fatalf("password not read from the environment")
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := sprintf(verb, cfg); strings.Contains(s, "canary-7f3a9c") {
+			t.Errorf("%s of the config prints the secret: %s", verb, s)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("listen: 127.0.0.1:9750\ningest:\n  max_services: 5\n"))
+	f.Add([]byte("nats:\n  url: nats://x\n  password: ${X}\n"))
+	f.Add([]byte("- a\n- b\n"))
+	f.Add([]byte("ingest: {fetch_batch: -1}"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := Parse("fuzz.yaml", raw)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config that Validate rejects: %v", verr)
+			}
+		}
+	})
+}
