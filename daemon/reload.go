@@ -1,9 +1,15 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/config"
 )
 
 // reloadMetrics export the outcome of the last config (re)load.
@@ -38,4 +44,61 @@ func (m *reloadMetrics) set(hash string, ok bool, now time.Time) {
 	m.timestamp.Set(float64(now.Unix()))
 	m.info.Reset()
 	m.info.WithLabelValues(hash).Set(1)
+}
+
+// Reload re-reads the configuration through Options.Load, validates all of
+// it, and applies it only if everything is valid and nothing changed that
+// needs a restart. On any error the running config stays in force, the error
+// says what to fix, and vigil_config_last_reload_successful drops to 0.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	err := d.reload(ctx)
+	now := d.opts.Now()
+	d.mu.Lock()
+	d.reloads.set(d.hash, err == nil, now)
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("config reload failed; keeping the running config", "err", err)
+		return err
+	}
+	d.log.Info("config reloaded", "hash", d.hash)
+	return nil
+}
+
+func (d *Daemon) reload(ctx context.Context) error {
+	if d.opts.Load == nil {
+		return fmt.Errorf("this daemon was started without a way to re-read its config")
+	}
+	cfg, raw, err := d.opts.Load()
+	if err != nil {
+		return err
+	}
+	if fixed := restartOnly(d.cfg, cfg); len(fixed) > 0 {
+		return fmt.Errorf("reload cannot change %s; restart Vigil to apply them (nothing was changed)", strings.Join(fixed, ", "))
+	}
+	if err := d.applyReload(ctx, cfg); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.cfg, d.hash = cfg, config.Hash(raw)
+	d.mu.Unlock()
+	return nil
+}
+
+// restartOnly names the settings that differ between old and new and can
+// only take effect at start.
+func restartOnly(old, cur config.Config) []string {
+	var fixed []string
+	check := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			fixed = append(fixed, name)
+		}
+	}
+	check("listen", old.Listen, cur.Listen)
+	check("data_dir", old.DataDir, cur.DataDir)
+	check("log", old.Log, cur.Log)
+	check("nats", old.NATS, cur.NATS)
+	check("ingest", old.Ingest, cur.Ingest)
+	return fixed
 }

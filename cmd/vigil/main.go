@@ -36,6 +36,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon (embedded NATS unless nats.url is set)", runDaemon},
 		{"simulate", "publish realistic traffic, optionally with attacks, to NATS", runSimulate},
+		{"config", "check or show the configuration", runConfig},
 		{"version", "print version and commit", runVersion},
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/daemon"
@@ -75,12 +78,14 @@ func runDaemon(ctx context.Context, s streams, args []string) int {
 	log := newLogger(s.stderr, cfg.Log)
 	d, err := daemon.New(cfg, daemon.Options{
 		Logger: log, Stdout: s.stdout, Version: version, Commit: buildCommit(),
-		ConfigPath: f.configPath, RawConfig: raw,
+		RawConfig: raw, Load: f.load,
 	})
 	if err != nil {
 		log.Error("vigil failed to start", "err", err)
 		return 1
 	}
+	stopHUP := reloadOnHangup(ctx, d)
+	defer stopHUP()
 	if err := d.Run(ctx); err != nil {
 		log.Error("vigil stopped with an error", "err", err)
 		return 1
@@ -96,4 +101,29 @@ func newLogger(w io.Writer, c config.LogConfig) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// reloadOnHangup reloads the daemon's config on each SIGHUP until the
+// returned function is called.
+func reloadOnHangup(ctx context.Context, d *daemon.Daemon) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.Reload(ctx) // logged and exported by Reload
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }
