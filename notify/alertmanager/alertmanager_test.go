@@ -1,0 +1,150 @@
+package alertmanager
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/receiver"
+)
+
+type am struct {
+	*httptest.Server
+	mu     sync.Mutex
+	posts  [][]Alert
+	status int
+}
+
+func newAM(t *testing.T, status int) *am {
+	a := &am{status: status}
+	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v2/alerts" {
+			http.NotFound(w, r)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		var alerts []Alert
+		_ = json.Unmarshal(b, &alerts)
+		a.mu.Lock()
+		a.posts = append(a.posts, alerts)
+		a.mu.Unlock()
+		w.WriteHeader(a.status)
+	}))
+	t.Cleanup(a.Close)
+	return a
+}
+
+func (a *am) received() [][]Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.posts
+}
+
+func TestFiringAndResolved(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC)
+	a1, a2 := newAM(t, http.StatusOK), newAM(t, http.StatusOK)
+	rcv, err := New(Config{URLs: []string{a1.URL + "/", a2.URL}, FiringTTL: time.Hour}, receiver.NewHTTP(nil, 0, nil), func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := detect.Alert{
+		Rule: "auth_bruteforce", Severity: "high", Category: "authentication", Transition: detect.TransitionFiring,
+		Labels: map[string]string{"user": "admin", "http.path": "/login"}, Value: 57, Threshold: 20,
+		Window: detect.Duration(5 * time.Minute), StartsAt: now.Add(-5 * time.Minute), Fingerprint: "fp", Summary: "57 failed logins",
+	}
+	if _, err := rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.KindFiring, Alerts: []detect.Alert{alert}}); err != nil {
+		t.Fatal(err)
+	}
+	resolved := alert
+	resolved.Transition, resolved.EndsAt = detect.TransitionResolved, now.Add(-time.Minute)
+	if _, err := rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.KindResolved, Alerts: []detect.Alert{resolved}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*am{a1, a2} {
+		posts := a.received()
+		if len(posts) != 2 {
+			t.Fatalf("%d posts, want firing and resolved at every Alertmanager", len(posts))
+		}
+		f, r := posts[0][0], posts[1][0]
+		wantLabels := map[string]string{"alertname": "auth_bruteforce", "severity": "high", "category": "authentication", "user": "admin", "http_path": "/login"}
+		for k, v := range wantLabels {
+			if f.Labels[k] != v {
+				t.Errorf("label %s = %q, want %q (labels %v)", k, f.Labels[k], v, f.Labels)
+			}
+		}
+		if f.Annotations["summary"] != "57 failed logins" || f.Annotations["value"] != "57" || f.Annotations["vigil_fingerprint"] != "fp" {
+			t.Errorf("annotations = %v", f.Annotations)
+		}
+		if !f.StartsAt.Equal(alert.StartsAt) || !f.EndsAt.Equal(now.Add(time.Hour)) {
+			t.Errorf("firing startsAt %s endsAt %s, want start and now+firing_ttl", f.StartsAt, f.EndsAt)
+		}
+		if !r.EndsAt.Equal(resolved.EndsAt) {
+			t.Errorf("resolved endsAt %s, want %s", r.EndsAt, resolved.EndsAt)
+		}
+	}
+}
+
+func TestSeveralURLs(t *testing.T) {
+	cases := []struct {
+		name      string
+		statuses  []int
+		wantErr   bool
+		retryable bool
+		disable   bool
+	}{
+		{"one of two accepts", []int{http.StatusServiceUnavailable, http.StatusOK}, false, false, false},
+		{"all fail, one retryable", []int{http.StatusServiceUnavailable, http.StatusBadRequest}, true, true, false},
+		{"all fail permanently", []int{http.StatusBadRequest, http.StatusBadRequest}, true, false, false},
+		{"all gone", []int{http.StatusGone, http.StatusGone}, true, false, true},
+		{"one gone, one retryable", []int{http.StatusGone, http.StatusBadGateway}, true, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var urls []string
+			for _, s := range tc.statuses {
+				urls = append(urls, newAM(t, s).URL)
+			}
+			rcv, err := New(Config{URLs: urls}, receiver.NewHTTP(nil, 0, nil), time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.KindFiring, Alerts: []detect.Alert{{Rule: "r"}}})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil {
+				return
+			}
+			c := receiver.Classify(err)
+			if c.Retryable != tc.retryable || c.Disable != tc.disable {
+				t.Errorf("class = %+v, want retryable %v disable %v", c, tc.retryable, tc.disable)
+			}
+			if !strings.Contains(err.Error(), "alertmanager 2 of 2") {
+				t.Errorf("err = %v, want each endpoint's failure", err)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"valid", Config{URLs: []string{"http://127.0.0.1:9093"}}, true},
+		{"none", Config{}, false},
+		{"relative", Config{URLs: []string{"am:9093"}}, false},
+		{"negative ttl", Config{URLs: []string{"http://a:9093"}, FiringTTL: -time.Second}, false},
+	} {
+		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v", tc.name, err)
+		}
+	}
+}

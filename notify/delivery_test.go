@@ -1,0 +1,330 @@
+package notify
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/notify/jsonlog"
+	"github.com/vigil-sec/vigil/notify/slack"
+	"github.com/vigil-sec/vigil/notify/webhook"
+)
+
+func newSigningSecret(t *testing.T) (string, []byte) {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return webhook.SecretPrefix + base64.StdEncoding.EncodeToString(key), key
+}
+
+func webhookConfig(name, url, signing string) ReceiverConfig {
+	return ReceiverConfig{Name: name, Webhook: &webhook.Config{URL: url, Secret: secret.New(signing, "test")}}
+}
+
+func oneRoute(receivers ...string) []RouteConfig {
+	return []RouteConfig{{Receivers: receivers}}
+}
+
+// verify checks a Standard Webhooks signature with its own HMAC, not the
+// package's Sign.
+func verify(t *testing.T, key []byte, r request) {
+	t.Helper()
+	id, ts := r.header.Get("webhook-id"), r.header.Get("webhook-timestamp")
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + ts + "." + string(r.body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	got := r.header.Get("webhook-signature")
+	if !hmac.Equal([]byte(got), []byte(want)) {
+		t.Errorf("webhook-signature %q, want %q", got, want)
+	}
+}
+
+func TestWebhookRetriedThroughFive503sArrivesOnce(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	signing, key := newSigningSecret(t)
+	ep := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
+		if n < 5 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", ep.URL, signing)}, Routes: oneRoute("siem"), Notify: testSettings()}
+	h := start(t, cfg, js)
+
+	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "six attempts and an empty outbox", func() bool {
+		d, err := h.n.QueueDepth(t.Context())
+		return err == nil && d == 0 && ep.count() >= 6
+	})
+	h.stop()
+
+	reqs := ep.requests()
+	if len(reqs) != 6 {
+		t.Fatalf("endpoint saw %d requests, want 5 failures and 1 success", len(reqs))
+	}
+	id := reqs[0].header.Get("webhook-id")
+	if !strings.HasPrefix(id, "msg_") {
+		t.Errorf("webhook-id %q lacks the msg_ prefix", id)
+	}
+	for i, r := range reqs {
+		if got := r.header.Get("webhook-id"); got != id {
+			t.Errorf("attempt %d: webhook-id %q, want %q on every attempt", i+1, got, id)
+		}
+		if string(r.body) != string(reqs[0].body) {
+			t.Errorf("attempt %d: body differs from the first attempt", i+1)
+		}
+		verify(t, key, r)
+	}
+	var p webhook.Payload
+	if err := json.Unmarshal(reqs[5].body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Type != "alert.firing" || p.Data.ID != id || len(p.Data.Alerts) != 1 || p.Data.Alerts[0].Fingerprint != "fp1" {
+		t.Errorf("payload = %+v", p)
+	}
+	if got := counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "siem", "outcome": "retried"}); got != 5 {
+		t.Errorf("retried = %v, want 5", got)
+	}
+	if got := counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "siem", "outcome": "delivered"}); got != 1 {
+		t.Errorf("delivered = %v, want 1", got)
+	}
+}
+
+func logConfig(name string) ReceiverConfig {
+	return ReceiverConfig{Name: name, Log: &jsonlog.Config{}}
+}
+
+// deadLetter returns the last dead letter for a receiver.
+func deadLetter(t *testing.T, js jetstream.JetStream, recv string) *jetstream.RawStreamMsg {
+	t.Helper()
+	s, err := js.Stream(t.Context(), DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(t.Context(), deadPrefix+recv)
+	if err != nil {
+		t.Fatalf("no dead letter for %s: %v", recv, err)
+	}
+	return m
+}
+
+func TestFailuresEndInDeadLetters(t *testing.T) {
+	cases := []struct {
+		name         string
+		status       int
+		maxElapsed   time.Duration
+		wantAttempts int // 0: at least 2
+		wantReason   string
+		wantDisabled float64
+		nextArrives  bool
+	}{
+		{name: "400 is permanent", status: http.StatusBadRequest, wantAttempts: 1, wantReason: "400 Bad Request", nextArrives: true},
+		{name: "410 disables the receiver", status: http.StatusGone, wantAttempts: 1, wantReason: "410 Gone", wantDisabled: 1},
+		{name: "503 until max_elapsed", status: http.StatusServiceUnavailable, maxElapsed: 300 * time.Millisecond, wantReason: "gave up after", nextArrives: false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := runServer(t)
+			_, js := connect(t, srv)
+			ep := newEndpoint(t, func(int, http.ResponseWriter) int { return tc.status })
+			s := testSettings()
+			if tc.maxElapsed > 0 {
+				s.MaxElapsed = tc.maxElapsed
+			}
+			cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", ep.URL, "")}, Routes: oneRoute("siem"), Notify: s}
+			h := start(t, cfg, js)
+			if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
+				t.Fatal(err)
+			}
+			labels := map[string]string{"receiver": "siem"}
+			eventually(t, 10*time.Second, "a dead letter", func() bool {
+				return counterValue(t, h.reg, "vigil_notifications_dead_total", labels) == 1
+			})
+			dl := deadLetter(t, js, "siem")
+			if r := dl.Header.Get(HeaderReason); !strings.Contains(r, tc.wantReason) {
+				t.Errorf("reason %q, want it to mention %q", r, tc.wantReason)
+			}
+			var d delivery
+			if err := json.Unmarshal(dl.Data, &d); err != nil || d.Alert.Fingerprint != "fp1" {
+				t.Errorf("dead letter body = %s (%v), want the delivery of fp1", dl.Data, err)
+			}
+			if tc.wantAttempts > 0 && ep.count() != tc.wantAttempts {
+				t.Errorf("%d attempts, want %d", ep.count(), tc.wantAttempts)
+			}
+			if tc.wantAttempts == 0 && ep.count() < 2 {
+				t.Errorf("%d attempts, want retries", ep.count())
+			}
+			if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", labels); got != tc.wantDisabled {
+				t.Errorf("disabled = %v, want %v", got, tc.wantDisabled)
+			}
+			if !tc.nextArrives && tc.wantDisabled == 1 {
+				// A disabled receiver leaves new deliveries queued for after reload.
+				before := ep.count()
+				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, 5*time.Second, "the delivery to wait in the outbox", func() bool {
+					d, err := h.n.QueueDepth(t.Context())
+					return err == nil && d == 1
+				})
+				if ep.count() != before {
+					t.Errorf("disabled receiver was called again")
+				}
+				if !strings.Contains(h.logs.String(), "receiver disabled until the configuration is reloaded") {
+					t.Errorf("no loud log line about the disabled receiver")
+				}
+			}
+			if tc.nextArrives {
+				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, 5*time.Second, "the next alert to be attempted", func() bool { return ep.count() == tc.wantAttempts+1 })
+			}
+		})
+	}
+}
+
+func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	release := make(chan struct{})
+	slow := newEndpoint(t, func(int, http.ResponseWriter) int {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		return http.StatusOK
+	})
+	fast := newEndpoint(t, nil)
+	s := testSettings()
+	s.AttemptTimeout, s.AckWait = 6*time.Second, 20*time.Second
+	cfg := Config{
+		Receivers: []ReceiverConfig{webhookConfig("slow", slow.URL, ""), webhookConfig("fast", fast.URL, "")},
+		Routes:    oneRoute("slow", "fast"),
+		Notify:    s,
+	}
+	h := start(t, cfg, js)
+	t.Cleanup(func() { close(release) }) // runs before the notifier stops
+	for _, fp := range []string{"a", "b", "c"} {
+		if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 2*time.Second, "the fast receiver to get all three alerts", func() bool { return fast.count() == 3 })
+	if n := slow.count(); n != 1 {
+		t.Errorf("slow receiver saw %d requests, want the first one still in progress", n)
+	}
+}
+
+func TestSecretsStayOutOfLogsAndDeadLetters(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "http://" + l.Addr().String() + "/services/T0/B0/WEBHOOK-SECRET-PART"
+	l.Close() // connection refused from now on
+	const token = "xoxb-TOKEN-SECRET-PART"
+	fs := newFakeSlack(t, func(string, int, http.ResponseWriter) bool { return false })
+	s := testSettings()
+	s.MaxElapsed = 200 * time.Millisecond
+	cfg := Config{
+		Receivers: []ReceiverConfig{
+			{Name: "hook", Slack: &slack.Config{WebhookURL: secret.New(deadURL, "test")}},
+			{Name: "bot", Slack: &slack.Config{Token: secret.New(token, "test"), Channel: "#a", APIURL: fs.GetAPIURL()}},
+		},
+		Routes: oneRoute("hook", "bot"),
+		Notify: s,
+	}
+	h := start(t, cfg, js)
+	if err := h.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the dead letter", func() bool {
+		return counterValue(t, h.reg, "vigil_notifications_dead_total", map[string]string{"receiver": "hook"}) == 1 &&
+			len(fs.seen()) == 1
+	})
+	h.stop()
+	logs := h.logs.String()
+	reason := deadLetter(t, js, "hook").Header.Get(HeaderReason)
+	if !strings.Contains(logs, "notification attempt failed; retrying") || !strings.Contains(reason, "connection refused") {
+		t.Fatalf("expected retries in the logs and the cause in the reason; reason %q", reason)
+	}
+	for _, leak := range []string{"WEBHOOK-SECRET-PART", token} {
+		if strings.Contains(logs, leak) || strings.Contains(reason, leak) {
+			t.Errorf("%q leaked into logs or the dead-letter reason", leak)
+		}
+	}
+	if stacks := goroutines(); strings.Contains(stacks, "notify.(*worker).run") || strings.Contains(stacks, "notify.(*Notifier).maintain") {
+		t.Errorf("notifier goroutines outlive Run:\n%s", stacks)
+	}
+}
+
+func goroutines() string {
+	var b strings.Builder
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
+}
+
+func TestReloadReenablesAGoneReceiver(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	gone := newEndpoint(t, func(int, http.ResponseWriter) int { return http.StatusGone })
+	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, "")}, Routes: oneRoute("siem"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	for _, fp := range []string{"first", "second"} {
+		if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	disabled := map[string]string{"receiver": "siem"}
+	eventually(t, 5*time.Second, "the receiver to be disabled", func() bool {
+		return counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled) == 1
+	})
+	h.stop()
+
+	// Reload: a new Notifier with the fixed URL, on the same registry.
+	fixed := newEndpoint(t, nil)
+	cfg.Receivers[0] = webhookConfig("siem", fixed.URL, "")
+	n, err := New(t.Context(), cfg, js, Options{Registerer: h.reg})
+	if err != nil {
+		t.Fatalf("New on reload: %v", err)
+	}
+	if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 0 {
+		t.Errorf("disabled = %v after reload, want 0", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	eventually(t, 5*time.Second, "the queued alert after reload", func() bool { return fixed.count() == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var p webhook.Payload
+	if err := json.Unmarshal(fixed.requests()[0].body, &p); err != nil || p.Data.Alerts[0].Fingerprint != "second" {
+		t.Errorf("after reload got %s, want the alert queued while disabled", fixed.requests()[0].body)
+	}
+	if gone.count() != 1 {
+		t.Errorf("the gone endpoint was called %d times, want once", gone.count())
+	}
+}

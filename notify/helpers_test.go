@@ -1,0 +1,207 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/detect"
+)
+
+// runServer starts an embedded NATS server with JetStream on a random
+// loopback port, storing in a temporary directory.
+func runServer(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// connect opens a connection; it is closed at cleanup unless closed before.
+func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js
+}
+
+// testSettings keeps retries fast.
+func testSettings() Settings {
+	s := DefaultSettings()
+	s.InitialBackoff = 10 * time.Millisecond
+	s.MaxBackoff = 40 * time.Millisecond
+	s.AttemptTimeout = time.Second
+	s.AckWait = 2 * time.Second
+	s.BreakerFailures = 50
+	s.BreakerOpenFor = 50 * time.Millisecond
+	s.MaxElapsed = 30 * time.Second
+	return s
+}
+
+// logBuffer is a concurrency-safe writer for logs and the log receiver.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type harness struct {
+	t    *testing.T
+	n    *Notifier
+	reg  *prometheus.Registry
+	logs *logBuffer
+	out  *logBuffer // log receiver output
+	stop func()
+}
+
+// start builds a Notifier on js and runs it until stop or cleanup.
+func start(t *testing.T, cfg Config, js jetstream.JetStream) *harness {
+	t.Helper()
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &logBuffer{}, out: &logBuffer{}}
+	n, err := New(t.Context(), cfg, js, Options{
+		Logger:     slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer: h.reg,
+		LogWriter:  h.out,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	h.n = n
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	var once sync.Once
+	h.stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testAlert(fp string, tr detect.Transition) detect.Alert {
+	a := detect.Alert{
+		Rule: "auth_bruteforce", Category: "authentication", Severity: "high",
+		State: detect.StateFiring, Transition: tr,
+		Labels: map[string]string{"service": "api", "user": "admin"},
+		Value:  57, Threshold: 20, Window: detect.Duration(5 * time.Minute),
+		StartsAt:    time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		Fingerprint: fp, Summary: "57 failed logins for admin",
+		Sample: []string{"req-1", "req-2"},
+	}
+	if tr == detect.TransitionResolved {
+		a.State = detect.StateResolved
+		a.EndsAt = a.StartsAt.Add(10 * time.Minute)
+	}
+	return a
+}
+
+// request is what a recording HTTP endpoint saw.
+type request struct {
+	at     time.Time
+	header http.Header
+	body   []byte
+}
+
+// endpoint is an httptest server that records requests and answers with
+// the status reply returns for the n-th request (0-based).
+type endpoint struct {
+	*httptest.Server
+	mu    sync.Mutex
+	reqs  []request
+	reply func(n int, w http.ResponseWriter) int
+}
+
+func newEndpoint(t *testing.T, reply func(n int, w http.ResponseWriter) int) *endpoint {
+	t.Helper()
+	e := &endpoint{reply: reply}
+	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		e.mu.Lock()
+		n := len(e.reqs)
+		e.reqs = append(e.reqs, request{at: time.Now(), header: r.Header.Clone(), body: body})
+		e.mu.Unlock()
+		status := http.StatusOK
+		if e.reply != nil {
+			status = e.reply(n, w)
+		}
+		w.WriteHeader(status)
+		fmt.Fprint(w, http.StatusText(status))
+	}))
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (e *endpoint) requests() []request {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]request(nil), e.reqs...)
+}
+
+func (e *endpoint) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.reqs)
+}

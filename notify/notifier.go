@@ -1,0 +1,259 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/detect"
+)
+
+// Options are the Notifier's dependencies.
+type Options struct {
+	Logger     *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // default: a private registry
+	Now        func() time.Time      // default: time.Now
+	// HTTPClient carries every receiver request; default: one that does not
+	// follow redirects. Per-attempt timeouts come from contexts.
+	HTTPClient *http.Client
+	// LogWriter is where the log receiver writes; default: os.Stdout.
+	LogWriter io.Writer
+}
+
+// Notifier routes, records and delivers alerts. Notify, the silence methods,
+// FiringAlerts and QueueDepth are safe for concurrent use; Run runs once.
+type Notifier struct {
+	cfg      Settings
+	js       jetstream.JetStream
+	res      *resources
+	state    *stateStore
+	silences *silenceStore
+	router   *router
+	workers  []*worker
+	names    map[string]bool
+	log      *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
+	running  atomic.Bool
+}
+
+// New validates cfg, creates or updates the JetStream streams, buckets and
+// consumers it needs, and builds the receivers. It starts nothing: call Run.
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) (*Notifier, error) {
+	if err := cfg.Validate(true); err != nil {
+		return nil, fmt.Errorf("notify config: %w", err)
+	}
+	opts = opts.withDefaults()
+	rt, err := newRouter(cfg.Routes)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	var list []string
+	for _, r := range cfg.Receivers {
+		names[r.Name] = true
+		list = append(list, r.Name)
+	}
+	m, err := newMetrics(opts.Registerer, list)
+	if err != nil {
+		return nil, err
+	}
+	res, err := ensureResources(ctx, js, cfg.Notify)
+	if err != nil {
+		return nil, err
+	}
+	n := &Notifier{
+		cfg: cfg.Notify, js: js, res: res, router: rt, names: names,
+		state:    &stateStore{kv: res.alerts},
+		silences: &silenceStore{kv: res.silences, now: opts.Now},
+		log:      opts.Logger, metrics: m, now: opts.Now,
+	}
+	if n.workers, err = n.buildWorkers(ctx, cfg.Receivers, opts); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.LogWriter == nil {
+		o.LogWriter = os.Stdout
+	}
+	return o
+}
+
+// maxNotifyConflicts bounds retries of Notify's read-modify-write when
+// another writer changes the same alert's state in between.
+const maxNotifyConflicts = 5
+
+// Notify durably takes one alert transition: it applies alert state (a
+// firing alert already announced is not announced again), silences and
+// routes, then writes one delivery per receiver to the outbox and records
+// the new state. It returns once JetStream has stored both; delivery happens
+// in Run. It is meant to be called synchronously by the detection engine.
+func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
+	if a.Fingerprint == "" {
+		return errors.New("notify: alert has no fingerprint")
+	}
+	switch a.Transition {
+	case detect.TransitionFiring, detect.TransitionRepeat, detect.TransitionResolved:
+	default:
+		return fmt.Errorf("notify: unknown transition %q", a.Transition)
+	}
+	for range maxNotifyConflicts {
+		p, err := n.notifyOnce(ctx, a)
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("notify %s: %w", a.Rule, err)
+		}
+		n.account(a, p)
+		return nil
+	}
+	return fmt.Errorf("notify %s: %w after %d tries", a.Rule, errConflict, maxNotifyConflicts)
+}
+
+func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert) (plan, error) {
+	prev, rev, err := n.state.alert(ctx, a.Fingerprint)
+	if err != nil {
+		return plan{}, err
+	}
+	labels := alertLabels(a)
+	in := planInput{
+		prev: prev, alert: a, now: n.now(),
+		routed:     n.router.receivers(labels),
+		configured: func(name string) bool { return n.names[name] },
+	}
+	if a.Transition != detect.TransitionResolved {
+		if in.silencedBy, err = n.silences.matching(ctx, labels); err != nil {
+			return plan{}, err
+		}
+	}
+	p := makePlan(in)
+	// Deliveries first: if we stop between the two writes, the state still
+	// says "not announced", the engine's next emit enqueues the same ids
+	// again and JetStream drops the duplicates.
+	if err := n.enqueue(ctx, p.deliveries); err != nil {
+		return plan{}, err
+	}
+	if p.record != nil {
+		if err := n.state.putAlert(ctx, a.Fingerprint, p.record, rev); err != nil {
+			return plan{}, err
+		}
+	}
+	return p, nil
+}
+
+// enqueue publishes deliveries concurrently and waits for JetStream to
+// acknowledge all of them.
+func (n *Notifier) enqueue(ctx context.Context, ds []delivery) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(ds))
+	for _, d := range ds {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("encode delivery: %w", err)
+		}
+		msg := &nats.Msg{Subject: deliverPrefix + d.Receiver, Data: b, Header: nats.Header{}}
+		f, err := n.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.ID), jetstream.WithExpectStream(OutboxStream))
+		if err != nil {
+			return fmt.Errorf("queue delivery for %s: %w", d.Receiver, err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("queue delivery for %s: %w", ds[i].Receiver, err)
+		case <-ctx.Done():
+			return fmt.Errorf("queue delivery for %s: %w", ds[i].Receiver, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (n *Notifier) account(a detect.Alert, p plan) {
+	n.metrics.transitions.WithLabelValues(string(a.Transition), p.outcome).Inc()
+	switch p.outcome {
+	case outcomeSilenced:
+		n.metrics.silenced.Inc()
+		n.log.Info("alert silenced", "rule", a.Rule, "fingerprint", a.Fingerprint,
+			"transition", string(a.Transition), "silences", p.record.SilencedBy)
+	case outcomeUnrouted:
+		n.log.Warn("alert matched no receiver", "rule", a.Rule, "fingerprint", a.Fingerprint,
+			"transition", string(a.Transition))
+	case outcomeDuplicate:
+		n.log.Debug("alert transition already handled", "rule", a.Rule, "fingerprint", a.Fingerprint,
+			"transition", string(a.Transition))
+	}
+}
+
+// FiringAlerts returns the alerts the state says are firing, with the
+// StartsAt of their episode, so the engine can be re-seeded after a restart
+// and resolve them later.
+func (n *Notifier) FiringAlerts(ctx context.Context) ([]detect.Alert, error) {
+	recs, err := n.state.alerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []detect.Alert
+	for _, r := range recs {
+		if r.Firing {
+			a := r.Alert
+			a.State, a.Transition = detect.StateFiring, detect.TransitionFiring
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b detect.Alert) int { return a.StartsAt.Compare(b.StartsAt) })
+	return out, nil
+}
+
+// ListSilences returns every silence (pending, active, and expired within
+// silence_retention), newest first.
+func (n *Notifier) ListSilences(ctx context.Context) ([]Silence, error) {
+	return n.silences.all(ctx)
+}
+
+// CreateSilence validates s (a *ValidationError says what is wrong),
+// assigns its id and stores it. It applies to alert transitions from then
+// on.
+func (n *Notifier) CreateSilence(ctx context.Context, s Silence) (Silence, error) {
+	return n.silences.create(ctx, s)
+}
+
+// ExpireSilence ends silence id now; ErrSilenceNotFound when there is none.
+func (n *Notifier) ExpireSilence(ctx context.Context, id string) error {
+	return n.silences.expire(ctx, id)
+}
+
+// QueueDepth returns how many deliveries wait in the outbox (for every
+// receiver) and updates the vigil_notify_queue_depth gauge.
+func (n *Notifier) QueueDepth(ctx context.Context) (uint64, error) {
+	info, err := n.res.outbox.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("outbox info: %w", err)
+	}
+	n.metrics.queueDepth.Set(float64(info.State.Msgs))
+	return info.State.Msgs, nil
+}

@@ -1,0 +1,242 @@
+package notify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/jsonlog"
+)
+
+// records decodes the log receiver's output.
+func records(t *testing.T, out string) []jsonlog.Record {
+	t.Helper()
+	var rs []jsonlog.Record
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var r jsonlog.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log receiver line %q: %v", line, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func TestNotifyAppliesAlertState(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	steps := []struct {
+		alert detect.Alert
+	}{
+		{testAlert("never-fired", detect.TransitionResolved)}, // nothing to resolve
+		{testAlert("fp", detect.TransitionFiring)},
+		{testAlert("fp", detect.TransitionFiring)}, // already announced
+		{testAlert("fp", detect.TransitionRepeat)},
+		{testAlert("fp", detect.TransitionRepeat)},
+		{testAlert("fp", detect.TransitionResolved)},
+		{testAlert("fp", detect.TransitionResolved)}, // already resolved
+		{testAlert("fp", detect.TransitionFiring)},   // a new episode
+	}
+	for _, s := range steps {
+		if err := h.n.Notify(t.Context(), s.alert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"firing", "repeat", "repeat", "resolved", "firing"}
+	eventually(t, 5*time.Second, "five notifications", func() bool { return len(records(t, h.out.String())) == len(want) })
+	eventually(t, 2*time.Second, "an empty outbox", func() bool {
+		d, err := h.n.QueueDepth(t.Context())
+		return err == nil && d == 0
+	})
+	rs := records(t, h.out.String())
+	ids := map[string]bool{}
+	for i, r := range rs {
+		if string(r.Kind) != want[i] {
+			t.Errorf("notification %d is %s, want %s", i, r.Kind, want[i])
+		}
+		ids[r.ID] = true
+	}
+	if len(ids) != len(want) {
+		t.Errorf("%d distinct delivery ids for %d notifications", len(ids), len(want))
+	}
+	for _, c := range []struct {
+		transition, outcome string
+		want                float64
+	}{
+		{"firing", "notified", 2}, {"firing", "duplicate", 1},
+		{"repeat", "notified", 2}, {"resolved", "notified", 1}, {"resolved", "duplicate", 2},
+	} {
+		got := counterValue(t, h.reg, "vigil_alert_transitions_total", map[string]string{"transition": c.transition, "outcome": c.outcome})
+		if got != c.want {
+			t.Errorf("transitions{%s,%s} = %v, want %v", c.transition, c.outcome, got, c.want)
+		}
+	}
+}
+
+func TestSilences(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	ctx := t.Context()
+
+	if _, err := h.n.CreateSilence(ctx, Silence{Matchers: []Matcher{{Name: "user", Op: OpRegex, Value: ".*"}}, EndsAt: time.Now().Add(time.Hour), CreatedBy: "a", Comment: "b"}); !errors.As(err, new(*ValidationError)) {
+		t.Errorf("silence matching everything: err = %v, want a ValidationError", err)
+	}
+	sil, err := h.n.CreateSilence(ctx, Silence{
+		Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}, {Name: "user", Op: OpEqual, Value: "admin"}},
+		EndsAt:    time.Now().Add(time.Hour),
+		CreatedBy: "alice", Comment: "pentest, TICKET-42",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sil.ID == "" || sil.Status != SilenceActive {
+		t.Fatalf("created silence = %+v, want an id and active", sil)
+	}
+	if err := h.n.Notify(ctx, testAlert("muted", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	other := testAlert("heard", detect.TransitionFiring)
+	other.Labels = map[string]string{"user": "bob"}
+	if err := h.n.Notify(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the unsilenced alert", func() bool { return len(records(t, h.out.String())) == 1 })
+	if got := counterValue(t, h.reg, "vigil_alerts_silenced_total", map[string]string{}); got != 1 {
+		t.Errorf("silenced = %v, want 1", got)
+	}
+	// A silenced episode is recorded: it is firing, and its resolve is not
+	// sent to receivers that never heard of it.
+	if fa, _ := h.n.FiringAlerts(ctx); len(fa) != 2 {
+		t.Errorf("FiringAlerts = %d alerts, want both the silenced and the delivered one", len(fa))
+	}
+	list, err := h.n.ListSilences(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != sil.ID {
+		t.Fatalf("ListSilences = %+v, %v", list, err)
+	}
+	if err := h.n.ExpireSilence(ctx, sil.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.ExpireSilence(ctx, "0123456789abcdef0123456789abcdef"); !errors.Is(err, ErrSilenceNotFound) {
+		t.Errorf("expire unknown: err = %v, want ErrSilenceNotFound", err)
+	}
+	if err := h.n.ExpireSilence(ctx, "alert.>"); !errors.Is(err, ErrSilenceNotFound) {
+		t.Errorf("expire malformed id: err = %v, want ErrSilenceNotFound", err)
+	}
+	if list, _ := h.n.ListSilences(ctx); len(list) != 1 || list[0].Status != SilenceExpired {
+		t.Errorf("after expiry: %+v, want one expired silence", list)
+	}
+	// The silence is over: the next repeat announces the alert as firing.
+	if err := h.n.Notify(ctx, testAlert("muted", detect.TransitionRepeat)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the alert after the silence", func() bool { return len(records(t, h.out.String())) == 2 })
+	if r := records(t, h.out.String())[1]; r.Kind != "firing" || r.Alerts[0].Fingerprint != "muted" {
+		t.Errorf("after the silence: %+v, want a firing announcement", r)
+	}
+}
+
+func TestFloodRollsIntoDigest(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	s := testSettings()
+	s.FloodLimit, s.FloodWindow = 3, 500*time.Millisecond
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: s}
+	h := start(t, cfg, js)
+	for i := range 10 {
+		a := testAlert(fmt.Sprintf("fp%d", i), detect.TransitionFiring)
+		if i%2 == 1 {
+			a.Rule = "error_spike"
+		}
+		if err := h.n.Notify(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "three alerts and a digest", func() bool { return len(records(t, h.out.String())) == 4 })
+	rs := records(t, h.out.String())
+	for i := range 3 {
+		if rs[i].Kind != "firing" || len(rs[i].Alerts) != 1 {
+			t.Errorf("notification %d = %s with %d alerts, want a single firing", i, rs[i].Kind, len(rs[i].Alerts))
+		}
+	}
+	d := rs[3]
+	if d.Kind != "digest" || len(d.Alerts) != 7 {
+		t.Fatalf("fourth notification = %s with %d alerts, want a digest of 7", d.Kind, len(d.Alerts))
+	}
+	if want := "7 more alerts: 4 × error_spike, 3 × auth_bruteforce"; d.Summary != want {
+		t.Errorf("digest summary %q, want %q", d.Summary, want)
+	}
+	eventually(t, 2*time.Second, "digested = 7", func() bool {
+		return counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "console", "outcome": "digested"}) == 7
+	})
+}
+
+func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	s := testSettings()
+	s.FloodLimit, s.FloodWindow, s.DigestMax = 2, 400*time.Millisecond, 3
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: s}
+	h := start(t, cfg, js)
+	for i := range 10 {
+		if err := h.n.Notify(t.Context(), testAlert(fmt.Sprintf("fp%d", i), detect.TransitionFiring)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int{1, 1, 3, 3, 2} // two alone, then full digests one window apart
+	eventually(t, 5*time.Second, "all ten alerts", func() bool { return len(records(t, h.out.String())) == len(want) })
+	rs := records(t, h.out.String())
+	for i, r := range rs {
+		if len(r.Alerts) != want[i] {
+			t.Errorf("notification %d has %d alerts, want %d", i, len(r.Alerts), want[i])
+		}
+	}
+	for i := 3; i < len(rs); i++ {
+		if gap := rs[i].Time.Sub(rs[i-1].Time); gap < s.FloodWindow-50*time.Millisecond {
+			t.Errorf("digest %d came %s after the previous one, want about a flood window", i, gap)
+		}
+	}
+}
+
+func TestReconcileAfterRestart(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	for _, fp := range []string{"gone", "still"} {
+		if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watermark := time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)
+	// After a restart the engine, rebuilt from the stream, fires "still" and "new".
+	err := h.n.Reconcile(t.Context(), []detect.Alert{testAlert("still", detect.TransitionFiring), testAlert("new", detect.TransitionFiring)}, watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "four notifications", func() bool { return len(records(t, h.out.String())) == 4 })
+	got := map[string]string{}
+	for _, r := range records(t, h.out.String())[2:] {
+		got[r.Alerts[0].Fingerprint] = string(r.Kind)
+		if r.Kind == "resolved" && !r.Alerts[0].EndsAt.Equal(watermark) {
+			t.Errorf("resolved at %s, want the watermark %s", r.Alerts[0].EndsAt, watermark)
+		}
+	}
+	if got["gone"] != "resolved" || got["new"] != "firing" || len(got) != 2 {
+		t.Errorf("after reconcile: %v, want gone resolved and new firing only", got)
+	}
+	firing, _ := h.n.FiringAlerts(t.Context())
+	if len(firing) != 2 {
+		t.Errorf("%d alerts firing, want still and new", len(firing))
+	}
+}

@@ -1,0 +1,109 @@
+package notify
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+)
+
+func TestMakePlan(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC)
+	firingRec := func(notified ...string) *alertRecord {
+		return &alertRecord{Alert: testAlert("fp", detect.TransitionFiring), Firing: true, Episode: 3, Notified: notified}
+	}
+	resolvedRec := &alertRecord{Alert: testAlert("fp", detect.TransitionResolved), Episode: 3, Notified: []string{"a"}}
+	type want struct {
+		outcome       string
+		kinds         []string // "<receiver>:<transition>"
+		firing        bool
+		episode       int
+		notified      []string
+		noRecord      bool
+		startsAtShift time.Duration
+	}
+	cases := []struct {
+		name     string
+		prev     *alertRecord
+		alert    detect.Alert
+		routed   []string
+		silenced []string
+		want     want
+	}{
+		{"first firing", nil, testAlert("fp", detect.TransitionFiring), []string{"a", "b"}, nil,
+			want{outcome: outcomeNotified, kinds: []string{"a:firing", "b:firing"}, firing: true, episode: 1, notified: []string{"a", "b"}}},
+		{"firing already announced", firingRec("a"), testAlert("fp", detect.TransitionFiring), []string{"a"}, nil,
+			want{outcome: outcomeDuplicate, noRecord: true}},
+		{"repeat tells new receivers it fires", firingRec("a"), testAlert("fp", detect.TransitionRepeat), []string{"a", "b"}, nil,
+			want{outcome: outcomeNotified, kinds: []string{"a:repeat", "b:firing"}, firing: true, episode: 3, notified: []string{"a", "b"}}},
+		{"repeat of unknown alert starts an episode", resolvedRec, testAlert("fp", detect.TransitionRepeat), []string{"a"}, nil,
+			want{outcome: outcomeNotified, kinds: []string{"a:firing"}, firing: true, episode: 4, notified: []string{"a"}}},
+		{"silenced firing is recorded, not delivered", nil, testAlert("fp", detect.TransitionFiring), []string{"a"}, []string{"s1"},
+			want{outcome: outcomeSilenced, firing: true, episode: 1}},
+		{"unrouted", nil, testAlert("fp", detect.TransitionFiring), nil, nil,
+			want{outcome: outcomeUnrouted, firing: true, episode: 1}},
+		{"resolve goes to those told, configured ones only", firingRec("a", "gone"), testAlert("fp", detect.TransitionResolved), []string{"b"}, nil,
+			want{outcome: outcomeNotified, kinds: []string{"a:resolved"}, episode: 3, notified: []string{"a", "gone"}}},
+		{"resolve of a silenced episode reaches nobody", firingRec(), testAlert("fp", detect.TransitionResolved), []string{"a"}, nil,
+			want{outcome: outcomeUnrouted, episode: 3}},
+		{"resolve of a resolved alert", resolvedRec, testAlert("fp", detect.TransitionResolved), []string{"a"}, nil,
+			want{outcome: outcomeDuplicate, noRecord: true}},
+		{"resolve of an unknown alert", nil, testAlert("fp", detect.TransitionResolved), []string{"a"}, nil,
+			want{outcome: outcomeDuplicate, noRecord: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := makePlan(planInput{
+				prev: tc.prev, alert: tc.alert, now: now, routed: tc.routed, silencedBy: tc.silenced,
+				configured: func(n string) bool { return n != "gone" },
+			})
+			if p.outcome != tc.want.outcome {
+				t.Errorf("outcome = %s, want %s", p.outcome, tc.want.outcome)
+			}
+			var kinds []string
+			for _, d := range p.deliveries {
+				kinds = append(kinds, d.Receiver+":"+string(d.Alert.Transition))
+				if d.Episode != tc.want.episode || d.Created != now || d.ID == "" {
+					t.Errorf("delivery %+v: want episode %d, created now, an id", d, tc.want.episode)
+				}
+			}
+			if !slices.Equal(kinds, tc.want.kinds) {
+				t.Errorf("deliveries = %v, want %v", kinds, tc.want.kinds)
+			}
+			if tc.want.noRecord {
+				if p.record != nil {
+					t.Errorf("record = %+v, want state left alone", p.record)
+				}
+				return
+			}
+			if p.record.Firing != tc.want.firing || p.record.Episode != tc.want.episode || !slices.Equal(p.record.Notified, tc.want.notified) {
+				t.Errorf("record = firing %v episode %d notified %v; want %v %d %v",
+					p.record.Firing, p.record.Episode, p.record.Notified, tc.want.firing, tc.want.episode, tc.want.notified)
+			}
+			if tc.prev != nil && !p.record.Alert.StartsAt.Equal(tc.prev.Alert.StartsAt) {
+				t.Errorf("starts_at = %s, want the episode's %s", p.record.Alert.StartsAt, tc.prev.Alert.StartsAt)
+			}
+		})
+	}
+}
+
+func TestDeliveryIDs(t *testing.T) {
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	base := deliveryID("fp", 1, start, detect.TransitionFiring, 0, "a")
+	if again := deliveryID("fp", 1, start, detect.TransitionFiring, 0, "a"); again != base {
+		t.Errorf("same inputs give %s and %s", base, again)
+	}
+	for name, other := range map[string]string{
+		"fingerprint": deliveryID("fp2", 1, start, detect.TransitionFiring, 0, "a"),
+		"episode":     deliveryID("fp", 2, start, detect.TransitionFiring, 0, "a"),
+		"start":       deliveryID("fp", 1, start.Add(time.Second), detect.TransitionFiring, 0, "a"),
+		"transition":  deliveryID("fp", 1, start, detect.TransitionResolved, 0, "a"),
+		"repeat seq":  deliveryID("fp", 1, start, detect.TransitionFiring, 1, "a"),
+		"receiver":    deliveryID("fp", 1, start, detect.TransitionFiring, 0, "b"),
+	} {
+		if other == base {
+			t.Errorf("changing the %s does not change the id", name)
+		}
+	}
+}

@@ -1,0 +1,130 @@
+// Package receiver is the contract between Vigil's notifier and the
+// integrations that deliver alerts (Slack, webhooks, Alertmanager, log): what a
+// notification carries, and how a receiver reports a failure so the notifier
+// can decide whether to retry it, when, and whether the endpoint is gone.
+//
+// Receivers are single-purpose: they send one notification once. Retries,
+// rate limits, circuit breaking, flood control and dead letters belong to the
+// notifier.
+package receiver
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+)
+
+// Kind says what a notification announces.
+type Kind string
+
+// Notification kinds. A digest rolls several alerts into one message when a
+// receiver is past its flood limit.
+const (
+	KindFiring   Kind = "firing"
+	KindRepeat   Kind = "repeat"
+	KindResolved Kind = "resolved"
+	KindDigest   Kind = "digest"
+)
+
+// Ref identifies a message a receiver created (a Slack channel and message
+// timestamp), so a later notification about the same alert can update it or
+// reply in its thread.
+type Ref struct {
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+}
+
+// IsZero reports whether r refers to no message.
+func (r Ref) IsZero() bool { return r.Channel == "" || r.TS == "" }
+
+// Notification is one delivery to one receiver.
+type Notification struct {
+	// ID is stable across every attempt of this delivery (and across
+	// restarts), so receivers can deduplicate on it.
+	ID string
+	// Receiver is the configured receiver name.
+	Receiver string
+	// Kind is firing, repeat or resolved for a single alert, or digest.
+	Kind Kind
+	// Alerts holds one alert, or several for a digest. Each alert's
+	// Transition says what this receiver is told about it.
+	Alerts []detect.Alert
+	// Ref is the message this receiver created when it announced the alert,
+	// if any (single-alert notifications only).
+	Ref Ref
+	// Created is when the notification was queued; it does not change
+	// between attempts.
+	Created time.Time
+	// Attempt counts attempts of this delivery, starting at 1.
+	Attempt int
+}
+
+// Alert returns the notification's first alert, the only one unless Kind is
+// KindDigest.
+func (n *Notification) Alert() detect.Alert {
+	if len(n.Alerts) == 0 {
+		return detect.Alert{}
+	}
+	return n.Alerts[0]
+}
+
+// Result is what a receiver reports after a successful send.
+type Result struct {
+	// Ref is the message that now represents the alert at this receiver,
+	// kept in alert state for later updates. Zero when not applicable.
+	Ref Ref
+}
+
+// Receiver sends notifications to one destination. Send makes exactly one
+// attempt, bounded by ctx, and returns an error that Classify understands.
+type Receiver interface {
+	Send(ctx context.Context, n *Notification) (Result, error)
+}
+
+// DigestSummary returns the one-line text of a digest: "37 more alerts:
+// 30 × auth_bruteforce, 7 × error_spike". Rule names are returned as they
+// are; receivers escape them for their own format.
+func DigestSummary(alerts []detect.Alert) string {
+	counts := map[string]int{}
+	for _, a := range alerts {
+		counts[a.Rule]++
+	}
+	rules := make([]string, 0, len(counts))
+	for r := range counts {
+		rules = append(rules, r)
+	}
+	sort.Slice(rules, func(i, j int) bool {
+		if counts[rules[i]] != counts[rules[j]] {
+			return counts[rules[i]] > counts[rules[j]]
+		}
+		return rules[i] < rules[j]
+	})
+	parts := make([]string, 0, len(rules))
+	for _, r := range rules {
+		parts = append(parts, fmt.Sprintf("%d × %s", counts[r], r))
+	}
+	noun := "alerts"
+	if len(alerts) == 1 {
+		noun = "alert"
+	}
+	return fmt.Sprintf("%d more %s: %s", len(alerts), noun, strings.Join(parts, ", "))
+}
+
+// Headline returns a one-line description of an alert and its transition:
+// "FIRING [high] auth_bruteforce: 57 failed logins for admin". Text is
+// returned unescaped.
+func Headline(a detect.Alert) string {
+	state := strings.ToUpper(string(a.Transition))
+	if a.Transition == detect.TransitionRepeat {
+		state = "STILL FIRING"
+	}
+	s := fmt.Sprintf("%s [%s] %s", state, a.Severity, a.Rule)
+	if a.Summary != "" {
+		s += ": " + a.Summary
+	}
+	return s
+}

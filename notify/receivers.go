@@ -1,0 +1,123 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/vigil-sec/vigil/notify/alertmanager"
+	"github.com/vigil-sec/vigil/notify/jsonlog"
+	"github.com/vigil-sec/vigil/notify/receiver"
+	"github.com/vigil-sec/vigil/notify/slack"
+	"github.com/vigil-sec/vigil/notify/webhook"
+)
+
+// buildWorkers builds each receiver, its consumer and its worker. Slack
+// receivers posting to the same channel share one rate limiter.
+func (n *Notifier) buildWorkers(ctx context.Context, rcs []ReceiverConfig, opts Options) ([]*worker, error) {
+	h := receiver.NewHTTP(opts.HTTPClient, n.cfg.MaxResponseBytes, opts.Now)
+	limiters := map[string]*rate.Limiter{}
+	var workers []*worker
+	for _, rc := range rcs {
+		recv, shareKey, rl, err := buildReceiver(rc, h, opts)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %s: %w", rc.Name, err)
+		}
+		if rc.RateLimit != nil {
+			rl = *rc.RateLimit
+		}
+		key := fmt.Sprintf("%s|%g|%d", shareKey, rl.PerSecond, rl.Burst)
+		lim, ok := limiters[key]
+		if !ok {
+			lim = newLimiter(rl)
+			limiters[key] = lim
+		}
+		cons, err := ensureConsumer(ctx, n.res.outbox, rc.Name, n.cfg)
+		if err != nil {
+			return nil, err
+		}
+		floodLimit := n.cfg.FloodLimit
+		if rc.FloodLimit > 0 {
+			floodLimit = rc.FloodLimit
+		}
+		workers = append(workers, newWorker(n, rc.Name, recv, cons, lim, floodLimit))
+	}
+	return workers, nil
+}
+
+// buildReceiver returns the receiver for rc, the key under which receivers
+// share a rate limiter, and the kind's default rate: Slack allows about one
+// message per second per channel; HTTP endpoints get 10 per second; the log
+// is unlimited.
+func buildReceiver(rc ReceiverConfig, h *receiver.HTTP, opts Options) (receiver.Receiver, string, RateLimit, error) {
+	slackRate := RateLimit{PerSecond: 1, Burst: 3}
+	httpRate := RateLimit{PerSecond: 10, Burst: 10}
+	switch rc.Kind() {
+	case KindSlack:
+		s, err := slack.New(*rc.Slack, h, opts.Now)
+		key := "receiver|" + rc.Name
+		if rc.Slack.Channel != "" && rc.Slack.WebhookURL.IsZero() && rc.Slack.WebhookURLFile == "" {
+			key = "slack|" + rc.Slack.APIURL + "|" + rc.Slack.Channel
+		}
+		return s, key, slackRate, err
+	case KindWebhook:
+		w, err := webhook.New(*rc.Webhook, h, opts.Now)
+		return w, "receiver|" + rc.Name, httpRate, err
+	case KindAlertmanager:
+		am, err := alertmanager.New(*rc.Alertmanager, h, opts.Now)
+		return am, "receiver|" + rc.Name, httpRate, err
+	case KindLog:
+		return jsonlog.New(opts.LogWriter, opts.Now), "receiver|" + rc.Name, RateLimit{}, nil
+	}
+	return nil, "", RateLimit{}, errors.New("no receiver kind set")
+}
+
+// newLimiter returns a token bucket for rl; a zero RateLimit is unlimited.
+func newLimiter(rl RateLimit) *rate.Limiter {
+	if rl.PerSecond <= 0 {
+		return rate.NewLimiter(rate.Inf, 1)
+	}
+	return rate.NewLimiter(rate.Limit(rl.PerSecond), rl.Burst)
+}
+
+// heartbeat keeps held deliveries from being handed out again: JetStream
+// restarts a message's ack timer on each InProgress.
+type heartbeat struct {
+	msgs  []inbound
+	every time.Duration
+	last  time.Time
+}
+
+func (h *heartbeat) beat() {
+	for _, in := range h.msgs {
+		_ = in.msg.InProgress() // a failed heartbeat only risks a redelivery, which is deduplicated
+	}
+	h.last = time.Now()
+}
+
+func (h *heartbeat) maybe() {
+	if time.Since(h.last) >= h.every {
+		h.beat()
+	}
+}
+
+// sleep waits d or until ctx is done, beating hb meanwhile.
+func sleep(ctx context.Context, d time.Duration, hb *heartbeat) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(hb.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case <-tick.C:
+			hb.beat()
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package notify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/notify/slack"
+)
+
+// slackCall is one Web API call the fake Slack saw.
+type slackCall struct {
+	method string
+	at     time.Time
+	form   url.Values
+}
+
+// fakeSlack is slack-go's slacktest server with chat.postMessage and
+// chat.update recorded, answered with unique timestamps, or with what
+// reply writes (reply returns false to let the call succeed).
+type fakeSlack struct {
+	*slacktest.Server
+	mu    sync.Mutex
+	calls []slackCall
+	seq   int
+	reply func(method string, n int, w http.ResponseWriter) bool
+}
+
+const slackChannelID = "C0VIGIL01"
+
+func newFakeSlack(t *testing.T, reply func(method string, n int, w http.ResponseWriter) bool) *fakeSlack {
+	t.Helper()
+	f := &fakeSlack{reply: reply}
+	f.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", f.handler("chat.postMessage"))
+		c.Handle("/chat.update", f.handler("chat.update"))
+	})
+	f.Start()
+	t.Cleanup(f.Stop)
+	return f
+}
+
+func (f *fakeSlack) handler(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		f.mu.Lock()
+		n := len(f.calls)
+		f.calls = append(f.calls, slackCall{method: method, at: time.Now(), form: form})
+		f.seq++
+		ts := fmt.Sprintf("1700000000.%06d", f.seq)
+		f.mu.Unlock()
+		if f.reply != nil && f.reply(method, n, w) {
+			return
+		}
+		if method == "chat.update" {
+			ts = form.Get("ts")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": slackChannelID, "ts": ts})
+	}
+}
+
+func (f *fakeSlack) seen() []slackCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]slackCall(nil), f.calls...)
+}
+
+func slackReceiver(name string, f *fakeSlack) ReceiverConfig {
+	return ReceiverConfig{Name: name, Slack: &slack.Config{
+		Token: secret.New("xoxb-test-token", "test"), Channel: "#security-alerts", APIURL: f.GetAPIURL(),
+	}}
+}
+
+func TestSlackRetryAfterIsHonoured(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	fs := newFakeSlack(t, func(method string, n int, w http.ResponseWriter) bool {
+		if n == 0 {
+			w.Header().Set("Retry-After", "2")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	cfg := Config{Receivers: []ReceiverConfig{slackReceiver("oncall", fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 6*time.Second, "the retried post", func() bool { return len(fs.seen()) == 2 })
+	eventually(t, 2*time.Second, "an empty outbox", func() bool {
+		d, err := h.n.QueueDepth(t.Context())
+		return err == nil && d == 0
+	})
+	h.stop()
+	calls := fs.seen()
+	if gap := calls[1].at.Sub(calls[0].at); gap < 2*time.Second {
+		t.Errorf("second attempt %s after the 429, want at least the 2s Retry-After", gap)
+	}
+	if len(calls) != 2 || calls[1].method != "chat.postMessage" || !strings.Contains(calls[1].form.Get("text"), "auth_bruteforce") {
+		t.Errorf("calls = %+v, want the alert posted after the 429", calls)
+	}
+	if got := counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "oncall", "outcome": "delivered"}); got != 1 {
+		t.Errorf("delivered = %v, want 1", got)
+	}
+}
+
+// textValues walks decoded Block Kit JSON and returns every "text" string.
+func textValues(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if s, ok := e.(string); ok && k == "text" {
+				out = append(out, s)
+			}
+			out = append(out, textValues(e)...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, textValues(e)...)
+		}
+	}
+	return out
+}
+
+func TestHostileTextArrivesInertInSlack(t *testing.T) {
+	srv := runServer(t)
+	_, js := connect(t, srv)
+	fs := newFakeSlack(t, nil)
+	cfg := Config{Receivers: []ReceiverConfig{slackReceiver("oncall", fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	a := testAlert("fp-hostile", detect.TransitionFiring)
+	a.Labels = map[string]string{
+		"user":       "<!channel> <https://evil.example/login|click to re-authenticate>",
+		"path":       "/login?next=<@U0ADMIN>&x=<!subteam^S123>",
+		"user_agent": "curl\u202e<!here>\n*bold*",
+	}
+	a.Summary = "Failed logins for <!everyone> & friends"
+	if err := h.n.Notify(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the post", func() bool { return len(fs.seen()) == 1 })
+	form := fs.seen()[0].form
+	var blocks any
+	if err := json.Unmarshal([]byte(form.Get("blocks")), &blocks); err != nil {
+		t.Fatalf("blocks: %v", err)
+	}
+	texts := append(textValues(blocks), form.Get("text"))
+	joined := strings.Join(texts, "\n")
+	for _, s := range texts {
+		if strings.ContainsAny(s, "<>") {
+			t.Errorf("text reaches Slack with a raw < or >: %q", s)
+		}
+		if strings.ContainsRune(s, '\u202e') {
+			t.Errorf("text keeps a bidi override: %q", s)
+		}
+	}
+	for _, want := range []string{"&lt;!channel&gt;", "&lt;https://evil.example/login|click to re-authenticate&gt;", "&lt;@U0ADMIN&gt;&amp;x=", "&lt;!everyone&gt; &amp; friends"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("escaped text %q missing from the message", want)
+		}
+	}
+	if form.Get("unfurl_links") != "false" || form.Get("unfurl_media") != "false" {
+		t.Errorf("link unfurling not disabled: unfurl_links=%q unfurl_media=%q", form.Get("unfurl_links"), form.Get("unfurl_media"))
+	}
+}

@@ -1,0 +1,279 @@
+package notify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/receiver"
+)
+
+// fetchWait bounds one pull from the consumer, and so how long shutdown
+// waits for an idle worker.
+const fetchWait = 2 * time.Second
+
+// inbound is a delivery taken from the outbox and not yet acknowledged.
+type inbound struct {
+	msg jetstream.Msg
+	d   delivery
+}
+
+// worker delivers one receiver's queue, in order, one notification at a
+// time (or one digest). It runs in one goroutine and owns all its fields.
+type worker struct {
+	n         *Notifier
+	name      string
+	recv      receiver.Receiver
+	cons      jetstream.Consumer
+	limiter   *rate.Limiter
+	breaker   *gobreaker.CircuitBreaker[receiver.Result]
+	openUntil time.Time
+	flood     *flood
+	log       *slog.Logger
+	disabled  bool
+
+	held       []inbound // deliveries waiting for the next digest
+	hb         heartbeat // keeps held deliveries alive
+	digestDue  time.Time
+	lastDigest time.Time
+}
+
+func newWorker(n *Notifier, name string, recv receiver.Receiver, cons jetstream.Consumer, lim *rate.Limiter, floodLimit int) *worker {
+	w := &worker{
+		n: n, name: name, recv: recv, cons: cons, limiter: lim,
+		flood: newFlood(floodLimit, n.cfg.FloodWindow),
+		log:   n.log.With("receiver", name),
+		hb:    heartbeat{every: n.cfg.heartbeatEvery()},
+	}
+	w.breaker = gobreaker.NewCircuitBreaker[receiver.Result](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     n.cfg.BreakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= n.cfg.BreakerFailures },
+		// A permanent failure (a 400 for one payload) says nothing about
+		// the receiver's health.
+		IsSuccessful:  func(err error) bool { return err == nil || !receiver.Classify(err).Retryable },
+		IsExcluded:    func(err error) bool { return errors.Is(err, context.Canceled) },
+		OnStateChange: w.breakerChanged,
+	})
+	return w
+}
+
+func (w *worker) breakerChanged(_ string, from, to gobreaker.State) {
+	open := 0.0
+	if to != gobreaker.StateClosed {
+		open = 1
+	}
+	if to == gobreaker.StateOpen {
+		w.openUntil = time.Now().Add(w.n.cfg.BreakerOpenFor)
+	}
+	w.n.metrics.breakerOpen.WithLabelValues(w.name).Set(open)
+	w.log.Warn("receiver circuit breaker changed state", "from", from.String(), "to", to.String())
+}
+
+// run delivers until ctx is done or the receiver is disabled. Deliveries it
+// still holds are handed back to JetStream.
+func (w *worker) run(ctx context.Context) {
+	defer w.release()
+	for ctx.Err() == nil && !w.disabled {
+		switch {
+		case len(w.held) > 0 && !w.n.now().Before(w.digestDue):
+			w.deliverDigest(ctx)
+		case len(w.held) >= w.n.cfg.DigestMax:
+			// The digest is full: leave the rest in the stream for the
+			// next one rather than send digests faster than one a window.
+			_ = sleep(ctx, w.digestDue.Sub(w.n.now()), &w.hb)
+		default:
+			if in, ok := w.fetch(ctx); ok {
+				w.accept(ctx, in)
+			}
+		}
+	}
+}
+
+// release naks held deliveries so they are handed out again at once.
+func (w *worker) release() {
+	for _, in := range w.held {
+		_ = in.msg.Nak()
+	}
+	w.held, w.hb.msgs = nil, nil
+}
+
+// fetch takes the next delivery, waiting at most fetchWait (less while a
+// digest is due).
+func (w *worker) fetch(ctx context.Context) (inbound, bool) {
+	wait := fetchWait
+	if len(w.held) > 0 {
+		wait = min(wait, w.digestDue.Sub(w.n.now()), w.hb.every)
+	}
+	fctx, cancel := context.WithTimeout(ctx, max(wait, 50*time.Millisecond))
+	msg, err := w.cons.Next(jetstream.FetchContext(fctx))
+	cancel()
+	w.hb.maybe()
+	if err != nil {
+		if ctx.Err() == nil && fctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) {
+			w.log.Warn("fetch from outbox failed", "err", err)
+			_ = sleep(ctx, time.Second, &w.hb)
+		}
+		return inbound{}, false
+	}
+	var d delivery
+	if err := json.Unmarshal(msg.Data(), &d); err != nil || d.ID == "" {
+		w.log.Error("undecodable delivery in outbox", "err", err)
+		w.settle(ctx, []inbound{{msg: msg}}, "", 0, receiver.Permanent(errors.New("undecodable delivery")))
+		return inbound{}, false
+	}
+	return inbound{msg: msg, d: d}, true
+}
+
+// accept sends a delivery at once, or holds it for a digest when the
+// receiver is past its flood limit.
+func (w *worker) accept(ctx context.Context, in inbound) {
+	now := w.n.now()
+	w.flood.arrive(now)
+	if len(w.held) == 0 && !w.flood.over(now) && !w.backlogAfterDigest(in.msg, now) {
+		w.deliverOne(ctx, in)
+		return
+	}
+	if len(w.held) == 0 {
+		w.digestDue = w.flood.digestDue(now, w.lastDigest)
+		w.log.Warn("receiver past its flood limit; rolling alerts into a digest",
+			"flood_limit", w.flood.limit, "flood_window", w.flood.window, "digest_in", w.digestDue.Sub(now))
+	}
+	w.held = append(w.held, in)
+	w.hb.msgs = w.held
+	_ = in.msg.InProgress()
+}
+
+// backlogAfterDigest reports whether a digest went out within the last
+// window and deliveries are still queued behind m: the flood goes on, even
+// though the worker, holding back, has not taken it from the queue yet.
+func (w *worker) backlogAfterDigest(m jetstream.Msg, now time.Time) bool {
+	if w.lastDigest.IsZero() || now.Sub(w.lastDigest) >= w.flood.window {
+		return false
+	}
+	md, err := m.Metadata()
+	return err == nil && md.NumPending > 0
+}
+
+// deliverOne sends one alert notification, skipping a redelivery of one the
+// receiver already accepted, and records what the receiver now shows.
+func (w *worker) deliverOne(ctx context.Context, in inbound) {
+	d := in.d
+	fp := d.Alert.Fingerprint
+	rec, err := w.n.state.receiver(ctx, fp, w.name)
+	if err != nil && ctx.Err() == nil {
+		w.log.Warn("read receiver state failed; delivering without it", "err", err)
+	}
+	if rec != nil && rec.Episode != d.Episode {
+		rec = nil
+	}
+	if rec != nil && (rec.LastID == d.ID || (rec.Resolved && d.Alert.Transition != detect.TransitionResolved)) {
+		w.ack(ctx, []inbound{in})
+		w.n.metrics.notifications.WithLabelValues(w.name, deliverySkipped).Inc()
+		w.log.Info("skipped delivery already superseded at the receiver", "id", d.ID, "transition", string(d.Alert.Transition))
+		return
+	}
+	note := &receiver.Notification{
+		ID: d.ID, Receiver: w.name, Kind: receiver.Kind(d.Alert.Transition),
+		Alerts: []detect.Alert{d.Alert}, Created: d.Created,
+	}
+	if rec != nil {
+		note.Ref = rec.Ref
+	}
+	res, attempts, err := w.send(ctx, note, []inbound{in})
+	if err == nil {
+		nr := &receiverRecord{Episode: d.Episode, Ref: res.Ref, LastID: d.ID,
+			Resolved: d.Alert.Transition == detect.TransitionResolved, UpdatedAt: w.n.now()}
+		if nr.Ref.IsZero() {
+			nr.Ref = note.Ref
+		}
+		if err := w.n.state.putReceiver(context.WithoutCancel(ctx), fp, w.name, nr); err != nil {
+			w.log.Warn("write receiver state failed", "err", err)
+		}
+	}
+	w.settle(ctx, []inbound{in}, d.ID, attempts, err)
+}
+
+// deliverDigest sends every held delivery as one digest (a lone one as
+// itself).
+func (w *worker) deliverDigest(ctx context.Context) {
+	held := w.held
+	w.held, w.hb.msgs = nil, nil
+	w.lastDigest = w.n.now()
+	if len(held) == 1 {
+		w.deliverOne(ctx, held[0])
+		return
+	}
+	h := sha256.New()
+	note := &receiver.Notification{Receiver: w.name, Kind: receiver.KindDigest, Created: held[0].d.Created}
+	for _, in := range held {
+		h.Write([]byte(in.d.ID))
+		note.Alerts = append(note.Alerts, in.d.Alert)
+		if in.d.Created.Before(note.Created) {
+			note.Created = in.d.Created
+		}
+	}
+	note.ID = "digest-" + hex.EncodeToString(h.Sum(nil)[:16])
+	_, attempts, err := w.send(ctx, note, held)
+	w.settle(ctx, held, note.ID, attempts, err)
+}
+
+// settle acknowledges deliveries after success or after writing them to the
+// dead-letter stream, and hands them back when the notifier is stopping.
+func (w *worker) settle(ctx context.Context, ins []inbound, id string, attempts int, err error) {
+	outcome := deliveryDelivered
+	if len(ins) > 1 {
+		outcome = deliveryDigested
+	}
+	switch {
+	case err == nil:
+		w.ack(ctx, ins)
+		w.n.metrics.notifications.WithLabelValues(w.name, outcome).Add(float64(len(ins)))
+		w.log.Debug("notification delivered", "id", id, "alerts", len(ins), "attempts", attempts)
+		return
+	case errors.Is(err, errStopping):
+		for _, in := range ins {
+			_ = in.msg.Nak()
+		}
+		return
+	}
+	if dlErr := w.deadLetter(ctx, ins, err, attempts); dlErr != nil {
+		w.log.Error("write to dead-letter stream failed; delivery kept in the outbox", "id", id, "err", dlErr)
+		for _, in := range ins {
+			_ = in.msg.NakWithDelay(w.n.cfg.InitialBackoff)
+		}
+		return
+	}
+	w.ack(ctx, ins)
+	w.n.metrics.notifications.WithLabelValues(w.name, deliveryDead).Add(float64(len(ins)))
+	w.n.metrics.dead.WithLabelValues(w.name).Add(float64(len(ins)))
+	w.log.Error("notification failed; written to the dead-letter stream", "id", id, "alerts", len(ins), "attempts", attempts, "err", err)
+	if receiver.Classify(err).Disable {
+		w.disabled = true
+		w.n.metrics.disabled.WithLabelValues(w.name).Set(1)
+		w.log.Error("receiver disabled until the configuration is reloaded; its deliveries stay queued", "err", err)
+	}
+}
+
+// ack acknowledges deliveries and waits for JetStream to confirm, so an
+// acknowledged delivery is not handed out again.
+func (w *worker) ack(ctx context.Context, ins []inbound) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, in := range ins {
+		if err := in.msg.DoubleAck(actx); err != nil {
+			w.log.Warn("acknowledge delivery failed; it may be delivered again", "id", in.d.ID, "err", err)
+		}
+	}
+}
