@@ -17,8 +17,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/jsonlog"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 // Config is the whole daemon configuration.
@@ -33,6 +38,12 @@ type Config struct {
 	Log    LogConfig       `yaml:"log"`
 	NATS   natsconn.Config `yaml:"nats"`
 	Ingest ingest.Config   `yaml:"ingest"`
+	Detect detect.Config   `yaml:"detect"`
+	// Notify holds the top-level `receivers:` and `routes:` keys and the
+	// `notify:` delivery settings.
+	Notify  notify.Config  `yaml:",inline"`
+	Admin   admin.Config   `yaml:"admin"`
+	Privacy privacy.Config `yaml:"privacy"`
 }
 
 // LogConfig selects the log format and level.
@@ -49,6 +60,22 @@ func Default() Config {
 		Log:     LogConfig{Level: "info", Format: "json"},
 		NATS:    natsconn.DefaultConfig(),
 		Ingest:  ingest.DefaultConfig(),
+		Detect:  detect.DefaultConfig(),
+		Notify:  notify.DefaultConfig(),
+		Admin:   admin.DefaultConfig(),
+	}
+}
+
+// consoleReceiver is the receiver used when the config names none: alerts
+// go to standard output as JSON lines.
+const consoleReceiver = "console"
+
+// withDefaultReceiver gives a config without receivers and routes the
+// console receiver and a default route to it.
+func (c *Config) withDefaultReceiver() {
+	if len(c.Notify.Receivers) == 0 && len(c.Notify.Routes) == 0 {
+		c.Notify.Receivers = []notify.ReceiverConfig{{Name: consoleReceiver, Log: &jsonlog.Config{}}}
+		c.Notify.Routes = []notify.RouteConfig{{Receivers: []string{consoleReceiver}}}
 	}
 }
 
@@ -73,7 +100,23 @@ func (c *Config) Validate() error {
 	if err := c.NATS.Validate(c.AllowInlineSecrets); err != nil {
 		return err
 	}
-	return c.Ingest.Validate()
+	if err := c.Ingest.Validate(); err != nil {
+		return err
+	}
+	if err := c.Detect.Validate(); err != nil {
+		return err
+	}
+	c.withDefaultReceiver()
+	if err := c.Notify.Validate(c.AllowInlineSecrets); err != nil {
+		return err
+	}
+	if err := c.Admin.Validate(); err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if err := c.Privacy.Validate(); err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	return nil
 }
 
 // Load reads path over the defaults and validates the result. Errors name

@@ -1,17 +1,15 @@
 // Package daemon wires Vigil's parts into one lifecycle (New, Run, Reload,
-// Close): the embedded or external NATS connection, ingest, metrics and the
-// admin HTTP server. cmd/vigil parses flags and signals and calls it; tests
-// start the whole daemon in-process through it.
+// Close): the embedded or external NATS connection, ingest, detection,
+// notification delivery and the admin HTTP server. cmd/vigil parses flags and
+// signals and calls it; tests start the whole daemon in-process through it.
 package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"sync"
@@ -19,18 +17,21 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 // Options are the daemon's collaborators and build facts.
 type Options struct {
 	Logger    *slog.Logger
-	Stdout    io.Writer        // alert output of the log receiver; os.Stdout when nil
+	Stdout    io.Writer        // where the log receiver writes; os.Stdout when nil
 	Now       func() time.Time // wall clock; time.Now when nil
 	Version   string
 	Commit    string
@@ -41,40 +42,38 @@ type Options struct {
 
 // Daemon is one running Vigil.
 type Daemon struct {
-	cfg      config.Config
-	opts     Options
-	log      *slog.Logger
-	started  time.Time
-	reg      *prometheus.Registry
-	ns       *server.Server // nil with an external NATS
-	nc       *nats.Conn
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	reg     *prometheus.Registry
+	ns      *server.Server // nil with an external NATS
+	nc      *nats.Conn
+	js      jetstream.JetStream
+
 	consumer *ingest.Consumer
+	detector *detector
+	notifier *notifierRunner
+	privacy  *privacy.Pseudonymizer
+	admin    *admin.Server
 	ln       net.Listener
-	http     *http.Server
 
 	reloadMu sync.Mutex // serialises Reload
-	mu       sync.Mutex
+	mu       sync.Mutex // guards cfg, hash, closed
+	cfg      config.Config
 	hash     string
 	reloads  *reloadMetrics
 	closed   bool
 }
 
 // New starts the embedded NATS server (unless nats.url is set), connects,
-// and opens the admin listener, so that Addr and NATSURL are known when it
-// returns. Nothing is consumed until Run.
+// declares the streams, compiles the rules and opens the admin listener, so
+// that Addr and NATSURL are known when it returns. Nothing is consumed until
+// Run.
 func New(cfg config.Config, opts Options) (d *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Stdout == nil {
-		opts.Stdout = os.Stdout
-	}
+	opts = opts.withDefaults()
 	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Now(), hash: config.Hash(opts.RawConfig)}
 	defer func() {
 		if err != nil {
@@ -86,18 +85,40 @@ func New(cfg config.Config, opts Options) (d *Daemon, err error) {
 	if err := d.connect(); err != nil {
 		return nil, err
 	}
+	if d.privacy, err = privacy.New(cfg.Privacy); err != nil {
+		return nil, fmt.Errorf("privacy: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if d.notifier, err = newNotifierRunner(ctx, d, cfg.Notify); err != nil {
+		return nil, err
+	}
+	if d.detector, err = newDetector(d, cfg.Detect); err != nil {
+		return nil, err
+	}
 	d.consumer, err = ingest.New(cfg.Ingest, d.nc, ingest.Options{
 		Logger: d.log, Registerer: d.reg, Now: opts.Now, Replicas: cfg.NATS.Replicas,
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("admin listener on %s: %w; choose another address with --listen", cfg.Listen, err)
+	if err := d.newAdmin(cfg); err != nil {
+		return nil, err
 	}
-	d.http = d.newHTTPServer()
 	return d, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	return o
 }
 
 func (d *Daemon) connect() error {
@@ -119,6 +140,9 @@ func (d *Daemon) connect() error {
 		return err
 	}
 	d.nc = nc
+	if d.js, err = jetstream.New(nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
 	return nil
 }
 
@@ -147,24 +171,36 @@ func (d *Daemon) NATSURL() string {
 	return d.nc.ConnectedUrlRedacted()
 }
 
-// Registry is the daemon's metric registry.
+// Registry is the daemon's metric registry (without the engine's metrics;
+// see Gatherer).
 func (d *Daemon) Registry() *prometheus.Registry { return d.reg }
 
 // Ready returns nil when the daemon can do its job, or the reason it cannot.
 func (d *Daemon) Ready() error { return d.consumer.Ready() }
 
-// Run consumes events and serves HTTP until ctx is done, then drains in
-// order: stop intake, then close the HTTP server and NATS.
+// Run rebuilds detection state from the stream, then consumes events,
+// delivers notifications and serves HTTP until ctx is done. It then drains
+// in order: stop intake, stop detection, let deliveries in flight finish,
+// close the HTTP server, and close NATS.
 func (d *Daemon) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	if err := d.warmUp(ctx); err != nil {
+		d.Close()
+		return err
+	}
 	httpErr := make(chan error, 1)
-	wg.Go(func() {
-		if err := d.http.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	var httpWG sync.WaitGroup
+	httpWG.Go(func() {
+		if err := d.admin.Serve(httpCtx, d.ln); err != nil {
 			httpErr <- err
 		}
 	})
-	runCtx, cancel := context.WithCancel(ctx)
-	wg.Go(func() { _ = d.consumer.Run(runCtx) })
+	var wg sync.WaitGroup
+	intakeCtx, stopIntake := context.WithCancel(ctx)
+	wg.Go(func() { _ = d.consumer.Run(intakeCtx) })
+	wg.Go(func() { d.detector.tick(intakeCtx) })
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	d.notifier.start(notifyCtx)
 	d.log.Info("vigil running", "listen", d.ln.Addr().String(), "nats", d.NATSURL(), "version", d.opts.Version)
 
 	var err error
@@ -174,18 +210,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = fmt.Errorf("admin http server: %w", err)
 	}
 	d.log.Info("vigil stopping")
-	cancel() // stop intake; the consumer finishes and acks its batch
-	shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	_ = d.http.Shutdown(shutdownCtx)
-	stop()
+	stopIntake() // the consumer finishes and acks its batch
 	wg.Wait()
+	stopNotify() // attempts in flight finish; the rest stays queued in JetStream
+	d.notifier.wait()
+	stopHTTP()
+	httpWG.Wait()
 	d.Close()
 	d.log.Info("vigil stopped")
 	return err
 }
 
-// Close releases NATS and the listener. Run calls it; call it directly only
-// when Run was never called.
+// Close releases the engine, NATS and the listener. Run calls it; call it
+// directly only when Run was never called.
 func (d *Daemon) Close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -195,6 +232,9 @@ func (d *Daemon) Close() {
 	d.closed = true
 	if d.ln != nil {
 		_ = d.ln.Close()
+	}
+	if d.detector != nil {
+		d.detector.close()
 	}
 	if d.nc != nil {
 		_ = d.nc.Drain()
@@ -206,7 +246,12 @@ func (d *Daemon) Close() {
 	}
 }
 
-// applyReload puts a validated new config into force.
-func (d *Daemon) applyReload(_ context.Context, _ config.Config) error {
+// warmUp rebuilds detection windows and alert state before live intake.
+func (d *Daemon) warmUp(ctx context.Context) error {
+	st := d.detector.state.Load()
+	if err := d.detector.rebuild(ctx, st); err != nil {
+		return fmt.Errorf("rebuild detection state: %w", err)
+	}
+	d.consumer.SetSink(st.engine)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 // reloadMetrics export the outcome of the last config (re)load.
@@ -101,4 +102,39 @@ func restartOnly(old, cur config.Config) []string {
 	check("nats", old.NATS, cur.NATS)
 	check("ingest", old.Ingest, cur.Ingest)
 	return fixed
+}
+
+// applyReload puts a validated config into force. Everything that can fail
+// is built first; only then are the parts swapped.
+func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) error {
+	if _, err := privacy.New(cfg.Privacy); err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	eng, err := d.detector.prepare(cfg.Detect)
+	if err != nil {
+		return err
+	}
+	n, err := d.notifier.prepare(ctx, cfg.Notify)
+	if err != nil {
+		if eng != nil {
+			eng.engine.Close()
+		}
+		return err
+	}
+	if err := d.admin.Reload(cfg.Admin); err != nil {
+		if eng != nil {
+			eng.engine.Close()
+		}
+		return fmt.Errorf("admin: %w", err)
+	}
+	if err := d.privacy.Reload(cfg.Privacy); err != nil {
+		return fmt.Errorf("privacy: %w", err)
+	}
+	if n != nil {
+		d.notifier.swap(n, cfg.Notify)
+	}
+	if eng != nil {
+		return d.detector.swap(ctx, eng)
+	}
+	return nil
 }

@@ -45,12 +45,13 @@ type Consumer struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	log     *slog.Logger
-	sink    Sink
+	sink    atomic.Pointer[Sink]
 	now     func() time.Time
 	metrics *Metrics
 	dec     *event.Decoder
 	repl    int
 
+	batchMu      sync.Mutex // held while a batch is processed; see Paused
 	bound        atomic.Bool
 	pending      prometheus.Gauge
 	ackPending   prometheus.Gauge
@@ -72,11 +73,14 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
-		log: opts.Logger, sink: opts.Sink, now: opts.Now, repl: max(opts.Replicas, 1),
+		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
 		dec: event.NewDecoder(cfg.Limits()),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Sink != nil {
+		c.SetSink(opts.Sink)
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -186,11 +190,28 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	return nil
 }
 
+// SetSink replaces the sink that receives valid events.
+func (c *Consumer) SetSink(s Sink) { c.sink.Store(&s) }
+
+// Paused runs fn while no batch is being processed, so that fn can swap the
+// sink consistently (e.g. on a rule reload).
+func (c *Consumer) Paused(fn func()) {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	fn()
+}
+
 // processBatch applies every message of batch, then acknowledges them.
 func (c *Consumer) processBatch(batch jetstream.MessageBatch) (int, error) {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	var sink Sink
+	if p := c.sink.Load(); p != nil {
+		sink = *p
+	}
 	var msgs []jetstream.Msg
 	for msg := range batch.Messages() {
-		c.processMessage(msg)
+		c.processMessage(msg, sink)
 		msgs = append(msgs, msg)
 	}
 	if c.deadPending > 0 {
@@ -208,7 +229,7 @@ func (c *Consumer) processBatch(batch jetstream.MessageBatch) (int, error) {
 	return len(msgs), nil
 }
 
-func (c *Consumer) processMessage(msg jetstream.Msg) {
+func (c *Consumer) processMessage(msg jetstream.Msg, sink Sink) {
 	subject := msg.Subject()
 	service := strings.TrimPrefix(subject, SubjectPrefix)
 	if i := strings.LastIndexByte(service, '.'); i >= 0 {
@@ -218,8 +239,8 @@ func (c *Consumer) processMessage(msg jetstream.Msg) {
 	c.curSubject = subject
 	c.dec.DecodeMessage(msg.Data(), service, now, func(ev *event.Event) {
 		c.metrics.Observe(ev, now)
-		if c.sink != nil {
-			c.sink.Process(ev)
+		if sink != nil {
+			sink.Process(ev)
 		}
 	}, c.reject)
 }

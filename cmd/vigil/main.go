@@ -36,7 +36,10 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon (embedded NATS unless nats.url is set)", runDaemon},
 		{"simulate", "publish realistic traffic, optionally with attacks, to NATS", runSimulate},
+		{"replay", "run the rules over files of events and print alert transitions", runReplay},
+		{"rules", "check rule files or run rule tests", runRules},
 		{"config", "check or show the configuration", runConfig},
+		{"token", "make an admin API token", runToken},
 		{"version", "print version and commit", runVersion},
 	}
 }

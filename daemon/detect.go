@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/rules"
+)
+
+// detector owns the detection engine. A rule reload builds a new engine
+// (with its own metric registry, so old and new never collide), rebuilds its
+// windows from the stream and swaps it in while intake is paused.
+type detector struct {
+	d     *Daemon
+	state atomic.Pointer[engineState]
+}
+
+type engineState struct {
+	engine *detect.Engine
+	reg    *prometheus.Registry
+	cfg    detect.Config
+	digest string // of the compiled rule set, to skip no-op reloads
+}
+
+func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
+	x := &detector{d: d}
+	st, err := x.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	x.state.Store(st)
+	return x, nil
+}
+
+// build loads the rules named by cfg and creates a live engine for them.
+func (x *detector) build(cfg detect.Config) (*engineState, error) {
+	rs, err := rules.Load(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(rs)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	sum := sha256.Sum256(append(raw, fmt.Sprint(cfg)...))
+	reg := prometheus.NewRegistry()
+	eng, err := detect.New(rs, detect.Options{
+		StateMemory: int(cfg.StateMemory),
+		Lateness:    cfg.Lateness,
+		Live:        true,
+		Now:         x.d.opts.Now,
+		Logger:      x.d.log,
+		Registerer:  reg,
+		Emit:        x.emit,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum)}, nil
+}
+
+func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
+
+// emit pseudonymises an alert transition as configured and queues it in the
+// durable outbox. It runs with the engine's lock held, so it only publishes.
+func (x *detector) emit(a detect.Alert) {
+	a = x.d.privacy.Alert(a)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := x.d.notifier.Notify(ctx, a); err != nil {
+		x.d.log.Error("alert not queued for delivery", "err", err, "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
+	}
+}
+
+// lookback is how much event time the windows of st's rules span.
+func lookback(st *engineState) time.Duration {
+	longest := time.Duration(0)
+	for _, r := range st.engine.Rules() {
+		w := r.Window()
+		if r.Spike != nil {
+			w += r.Spike.Baseline.D()
+		}
+		longest = max(longest, w)
+	}
+	return longest + st.cfg.Lateness
+}
+
+// rebuild replays the stream's recent events into st's muted engine, then
+// reconciles alert state with what fires: alerts announced before a restart
+// that no longer fire are resolved, and none is announced twice.
+func (x *detector) rebuild(ctx context.Context, st *engineState) error {
+	eng := st.engine
+	eng.SetMuted(true)
+	since := x.d.opts.Now().Add(-lookback(st))
+	n, err := x.d.consumer.Rebuild(ctx, since, eng)
+	if err != nil {
+		eng.SetMuted(false)
+		return err
+	}
+	firing, wm := eng.Firing(), eng.Watermark()
+	if wm.IsZero() {
+		wm = x.d.opts.Now()
+	}
+	eng.SetMuted(false)
+	x.d.log.Info("detection windows rebuilt", "events", n, "since", since, "firing", len(firing))
+	return x.d.notifier.Reconcile(ctx, firing, wm)
+}
+
+// prepare builds an engine for cfg, or returns nil when neither the rules
+// nor the settings changed.
+func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
+	st, err := x.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if st.digest == x.state.Load().digest {
+		st.engine.Close()
+		return nil, nil
+	}
+	return st, nil
+}
+
+// swap rebuilds st's windows from the stream and puts it in force, with
+// intake paused so no event is missed or counted twice.
+func (x *detector) swap(ctx context.Context, st *engineState) error {
+	var err error
+	x.d.consumer.Paused(func() {
+		if err = x.rebuild(ctx, st); err != nil {
+			return
+		}
+		old := x.state.Swap(st)
+		x.d.consumer.SetSink(st.engine)
+		old.engine.Close()
+	})
+	if err != nil {
+		st.engine.Close()
+		return fmt.Errorf("rebuild windows for the new rules: %w", err)
+	}
+	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()))
+	return nil
+}
+
+// tick advances the live watermark every second until ctx is done.
+func (x *detector) tick(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			x.engine().Tick(x.d.opts.Now())
+		}
+	}
+}
+
+func (x *detector) close() { x.engine().Close() }
+
+// Gather implements prometheus.Gatherer over the current engine's metrics.
+func (x *detector) Gather() ([]*dto.MetricFamily, error) { return x.state.Load().reg.Gather() }

@@ -1,0 +1,118 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify"
+)
+
+// notifierRunner owns the notifier and its delivery workers. A reload that
+// changes receivers, routes or delivery settings stops the workers (attempts
+// in flight finish; queued deliveries stay in JetStream), builds a new
+// notifier and starts it.
+type notifierRunner struct {
+	d   *Daemon
+	cur atomic.Pointer[notify.Notifier]
+
+	mu     sync.Mutex
+	cfg    notify.Config
+	parent context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*notifierRunner, error) {
+	r := &notifierRunner{d: d, cfg: cfg}
+	n, err := r.build(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.cur.Store(n)
+	return r, nil
+}
+
+func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
+	n, err := notify.New(ctx, cfg, r.d.js, notify.Options{
+		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.opts.Now, LogWriter: r.d.opts.Stdout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return n, nil
+}
+
+// start runs the delivery workers until ctx is done.
+func (r *notifierRunner) start(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parent = ctx
+	r.runLocked()
+}
+
+func (r *notifierRunner) runLocked() {
+	ctx, cancel := context.WithCancel(r.parent)
+	done := make(chan struct{})
+	r.cancel, r.done = cancel, done
+	n := r.cur.Load()
+	go func() {
+		defer close(done)
+		if err := n.Run(ctx); err != nil {
+			r.d.log.Error("notification delivery stopped", "err", err)
+		}
+	}()
+}
+
+// wait blocks until the workers started by start have returned.
+func (r *notifierRunner) wait() {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// prepare builds a notifier for cfg, or returns nil when cfg is the
+// running config.
+func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
+	r.mu.Lock()
+	same := reflect.DeepEqual(cfg, r.cfg)
+	r.mu.Unlock()
+	if same {
+		return nil, nil
+	}
+	return r.build(ctx, cfg)
+}
+
+// swap stops the running workers (attempts in flight finish) and starts n's.
+func (r *notifierRunner) swap(n *notify.Notifier, cfg notify.Config) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+	}
+	r.cur.Store(n)
+	r.cfg = cfg
+	if r.parent != nil {
+		r.runLocked()
+	}
+}
+
+func (r *notifierRunner) n() *notify.Notifier { return r.cur.Load() }
+
+// Notify queues a for delivery.
+func (r *notifierRunner) Notify(ctx context.Context, a detect.Alert) error {
+	return r.n().Notify(ctx, a)
+}
+
+// Reconcile brings alert state in line with what the engine fires.
+func (r *notifierRunner) Reconcile(ctx context.Context, firing []detect.Alert, endsAt time.Time) error {
+	return r.n().Reconcile(ctx, firing, endsAt)
+}
