@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/rules"
+)
+
+// replayOptions are vigil replay's flags.
+type replayOptions struct {
+	rules       string
+	lateness    time.Duration
+	stateMemory detect.ByteSize
+	files       []string
+}
+
+func parseReplayFlags(s streams, args []string) (replayOptions, int) {
+	def := detect.DefaultConfig()
+	o := replayOptions{lateness: def.Lateness, stateMemory: def.StateMemory}
+	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
+	fs.SetOutput(s.stderr)
+	fs.StringVar(&o.rules, "rules", "", "rule directory (default: the embedded rule set)")
+	fs.DurationVar(&o.lateness, "lateness", o.lateness, "allowed lateness of out-of-order events")
+	fs.TextVar(&o.stateMemory, "state-memory", &o.stateMemory, "window state budget, e.g. 256MiB")
+	fs.Usage = func() {
+		fmt.Fprintln(s.stderr, "Usage: vigil replay [flags] FILE...\n\nRuns the rules over events (JSON lines; - is stdin; .gz accepted) on event\ntime and prints each alert transition as one JSON object per line.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, 0
+		}
+		return o, 2
+	}
+	o.files = fs.Args()
+	if len(o.files) == 0 {
+		fmt.Fprintln(s.stderr, "vigil replay: name at least one input file (- for stdin)")
+		return o, 2
+	}
+	cfg := detect.Config{StateMemory: o.stateMemory, Lateness: o.lateness}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
+		return o, 2
+	}
+	return o, -1
+}
+
+// runReplay implements vigil replay.
+func runReplay(ctx context.Context, s streams, args []string) int {
+	o, code := parseReplayFlags(s, args)
+	if code >= 0 {
+		return code
+	}
+	rs, err := rules.Load(o.rules)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
+		return 1
+	}
+	out := bufio.NewWriterSize(s.stdout, 64<<10)
+	var emitErr error
+	var transitions [3]int
+	eng, err := detect.New(rs, detect.Options{
+		StateMemory: int(o.stateMemory), Lateness: o.lateness,
+		Emit: func(a detect.Alert) {
+			b, err := json.Marshal(a)
+			if err == nil {
+				b = append(b, '\n')
+				_, err = out.Write(b)
+			}
+			if err != nil && emitErr == nil {
+				emitErr = err
+			}
+			transitions[transitionSlot(a.Transition)]++
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
+		return 1
+	}
+	defer eng.Close()
+	start := time.Now()
+	rep := newReplayer(ctx, s, eng)
+	readErr := rep.run(o.files)
+	eng.Flush()
+	if err := out.Flush(); err != nil && emitErr == nil {
+		emitErr = err
+	}
+	rep.summary(time.Since(start), transitions)
+	switch {
+	case readErr != nil:
+		fmt.Fprintf(s.stderr, "vigil replay: %v\n", readErr)
+		return 1
+	case emitErr != nil:
+		fmt.Fprintf(s.stderr, "vigil replay: write alerts: %v\n", emitErr)
+		return 1
+	}
+	return 0
+}
+
+func transitionSlot(t detect.Transition) int {
+	switch t {
+	case detect.TransitionRepeat:
+		return 1
+	case detect.TransitionResolved:
+		return 2
+	}
+	return 0
+}
+
+// openInput opens a file, or stdin for "-", decompressing gzip (by magic
+// bytes, whatever the name) on the fly.
+func openInput(name string, stdin io.Reader) (*bufio.Reader, func() error, int64, error) {
+	var r io.Reader = stdin
+	closeFn := func() error { return nil }
+	size := int64(-1)
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("open input: %w", err)
+		}
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		r, closeFn = f, f.Close
+	}
+	br := bufio.NewReaderSize(r, 256<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			closeFn()
+			return nil, nil, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		zr.Multistream(true)
+		return bufio.NewReaderSize(zr, 256<<10), closeFn, -1, nil
+	}
+	return br, closeFn, size, nil
+}
+
+// displayName is how a file is named in messages.
+func displayName(name string) string {
+	if name == "-" {
+		return "stdin"
+	}
+	return strings.TrimPrefix(name, "./")
+}
+
+// replayer reads and decodes input in the calling goroutine and applies the
+// events on a second one, so decoding and detection use both cores. Events
+// travel in batches that are recycled, in order, so output is deterministic.
+type replayer struct {
+	ctx      context.Context
+	s        streams
+	eng      *detect.Engine
+	dec      *event.Decoder
+	read     uint64 // non-blank lines
+	rejected uint64
+	reasons  map[event.Reason]int
+	shown    int
+	files    int
+	prog     *progress
+}
+
+const (
+	replayBatch    = 512
+	replayBatches  = 4
+	maxShownReject = 10
+)
+
+type replayBatchBuf struct {
+	evs []event.Event
+	n   int
+}
+
+func newReplayer(ctx context.Context, s streams, eng *detect.Engine) *replayer {
+	return &replayer{ctx: ctx, s: s, eng: eng, dec: event.NewDecoder(event.DefaultLimits()),
+		reasons: map[event.Reason]int{}, prog: newProgress(s.stderr)}
+}
+
+func (r *replayer) run(files []string) error {
+	full := make(chan *replayBatchBuf, replayBatches)
+	free := make(chan *replayBatchBuf, replayBatches)
+	for range replayBatches {
+		free <- &replayBatchBuf{evs: make([]event.Event, replayBatch)}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for b := range full {
+			for i := range b.n {
+				r.eng.Process(&b.evs[i])
+			}
+			b.n = 0
+			free <- b
+		}
+	}()
+	cur := <-free
+	var err error
+	for _, name := range files {
+		if cur, err = r.readFile(name, cur, full, free); err != nil {
+			break
+		}
+	}
+	if cur != nil && cur.n > 0 {
+		full <- cur
+	}
+	close(full)
+	<-done
+	r.prog.finish()
+	return err
+}
+
+// readFile decodes one input into batches; it returns the batch being filled.
+func (r *replayer) readFile(name string, cur *replayBatchBuf, full, free chan *replayBatchBuf) (*replayBatchBuf, error) {
+	in, closeFn, size, err := openInput(name, r.s.stdin)
+	if err != nil {
+		return cur, err
+	}
+	defer closeFn()
+	r.files++
+	r.prog.start(displayName(name), size)
+	for lineNo := 1; ; lineNo++ {
+		line, err := in.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			r.reject(name, lineNo, &event.RejectError{Reason: event.ReasonTooLarge, Detail: "line longer than the read buffer"})
+			if err = skipLine(in); err != nil && !errors.Is(err, io.EOF) {
+				return cur, fmt.Errorf("read %s: %w", displayName(name), err)
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return cur, fmt.Errorf("read %s: %w", displayName(name), err)
+		}
+		r.prog.advance(len(line))
+		if text := trimLine(line); len(text) > 0 {
+			r.read++
+			ev := &cur.evs[cur.n]
+			if derr := r.dec.Decode(text, "", time.Time{}, ev); derr != nil {
+				var re *event.RejectError
+				if !errors.As(derr, &re) {
+					re = &event.RejectError{Reason: event.ReasonMalformedJSON, Detail: derr.Error()}
+				}
+				r.reject(name, lineNo, re)
+			} else if cur.n++; cur.n == len(cur.evs) {
+				full <- cur
+				select {
+				case cur = <-free:
+				case <-r.ctx.Done():
+					return nil, r.ctx.Err()
+				}
+			}
+		}
+		if err != nil { // io.EOF
+			return cur, nil
+		}
+	}
+}
+
+func skipLine(in *bufio.Reader) error {
+	for {
+		_, err := in.ReadSlice('\n')
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return err
+		}
+	}
+}
+
+// trimLine drops the line ending and reports blank lines as empty.
+func trimLine(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	for _, c := range b {
+		if c != ' ' && c != '\t' {
+			return b
+		}
+	}
+	return nil
+}
+
+func (r *replayer) reject(name string, line int, re *event.RejectError) {
+	r.rejected++
+	r.reasons[re.Reason]++
+	if r.shown < maxShownReject {
+		r.prog.clear()
+		fmt.Fprintf(r.s.stderr, "vigil replay: %s:%d: rejected: %v\n", displayName(name), line, re)
+		r.shown++
+	}
+}
+
+// summary writes the run's figures to stderr.
+func (r *replayer) summary(elapsed time.Duration, tr [3]int) {
+	st := r.eng.Stats()
+	w := r.s.stderr
+	valid := r.read - r.rejected
+	fmt.Fprintf(w, "vigil replay: %d events read from %d input(s): %d valid, %d rejected, %d late\n",
+		r.read, r.files, valid, r.rejected, st.Late)
+	if len(r.reasons) > 0 {
+		fmt.Fprintf(w, "vigil replay: rejected by reason:%s\n", formatCounts(r.reasons))
+	}
+	fmt.Fprintf(w, "vigil replay: alert transitions: %d firing, %d repeat, %d resolved\n", tr[0], tr[1], tr[2])
+	byRule := map[string]int{}
+	for _, rs := range r.eng.RuleStats() {
+		if n := st.AlertsByRule[rs.Name]; n > 0 {
+			byRule[rs.Name] = int(n)
+		}
+	}
+	if len(byRule) > 0 {
+		fmt.Fprintf(w, "vigil replay: alerts by rule:%s\n", formatCounts(byRule))
+	}
+	rate := float64(r.read) / max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(w, "vigil replay: %s, %.0f events/s, window state %d groups in %.1f MiB\n",
+		elapsed.Round(time.Millisecond), rate, st.StateGroups, float64(st.StateBytes)/(1<<20))
+}
+
+// formatCounts formats counts as " key=n" pairs in key order.
+func formatCounts[K ~string](m map[K]int) string {
+	keys := slices.Sorted(maps.Keys(m))
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%d", k, m[k])
+	}
+	return b.String()
+}
+
+// progress draws a one-line progress report on a terminal; a nil *progress
+// draws nothing.
+type progress struct {
+	w          io.Writer
+	name       string
+	size, done int64
+	lines      int
+	began      time.Time
+	last       time.Time
+	shown      bool
+}
+
+func newProgress(w io.Writer) *progress {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return &progress{w: w, began: time.Now()}
+}
+
+func (p *progress) start(name string, size int64) {
+	if p != nil {
+		p.name, p.size, p.done = name, size, 0
+	}
+}
+
+func (p *progress) advance(n int) {
+	if p == nil {
+		return
+	}
+	p.done += int64(n)
+	if p.lines++; p.lines%65536 != 0 {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = now
+	rate := float64(p.lines) / max(now.Sub(p.began).Seconds(), 1e-9)
+	pct := ""
+	if p.size > 0 {
+		pct = fmt.Sprintf(" %3.0f%%", 100*float64(p.done)/float64(p.size))
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s%s  %d lines  %.0f lines/s", p.name, pct, p.lines, rate)
+	p.shown = true
+}
+
+func (p *progress) clear() {
+	if p != nil && p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+func (p *progress) finish() { p.clear() }

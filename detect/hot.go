@@ -1,0 +1,118 @@
+package detect
+
+import (
+	"container/list"
+)
+
+// The hot set keeps the decoded window state of the busiest groups (those
+// whose encoded state has grown past hotAdmitBytes: per-service ratio and
+// spike rules, a sustained attack) in memory, under a fixed byte budget
+// carved out of state_memory. Busy groups are then updated without a cache
+// read, a decode, an encode and a cache write per event, and, as important,
+// without rewriting a kilobyte-sized value into fastcache's log for every
+// event, which would evict the quiet groups that share its cache bucket.
+// Least recently used groups go back to fastcache when the budget is full.
+
+const (
+	hotAdmitBytes = 512
+	hotOverhead   = 256 // map entry, list element, struct, slice headers
+	maxHotBudget  = 32 << 20
+)
+
+type hotEntry struct {
+	key  string
+	st   groupState
+	size int
+	elem *list.Element
+}
+
+type hotSet struct {
+	m      map[string]*hotEntry
+	lru    list.List // front: most recently used
+	bytes  int
+	budget int
+}
+
+func newHotSet(budget int) *hotSet {
+	h := &hotSet{m: make(map[string]*hotEntry), budget: budget}
+	h.lru.Init()
+	return h
+}
+
+func (h *hotSet) get(key []byte) *hotEntry {
+	e := h.m[string(key)]
+	if e != nil {
+		h.lru.MoveToFront(e.elem)
+	}
+	return e
+}
+
+// admit copies st into a new hot entry; it returns the entries evicted to make
+// room, which the caller writes back to the cache.
+func (h *hotSet) admit(key []byte, st *groupState, size int, evicted []*hotEntry) []*hotEntry {
+	e := &hotEntry{key: string(key)}
+	st.copyTo(&e.st)
+	e.size = size + len(key) + hotOverhead
+	e.elem = h.lru.PushFront(e)
+	h.m[e.key] = e
+	h.bytes += e.size
+	return h.evict(evicted)
+}
+
+// resize records that e's state has grown or shrunk to about size bytes.
+func (h *hotSet) resize(e *hotEntry, size int, evicted []*hotEntry) []*hotEntry {
+	size += len(e.key) + hotOverhead
+	h.bytes += size - e.size
+	e.size = size
+	return h.evict(evicted)
+}
+
+func (h *hotSet) evict(evicted []*hotEntry) []*hotEntry {
+	for h.bytes > h.budget && h.lru.Len() > 1 {
+		e := h.lru.Remove(h.lru.Back()).(*hotEntry)
+		delete(h.m, e.key)
+		h.bytes -= e.size
+		evicted = append(evicted, e)
+	}
+	return evicted
+}
+
+// size estimates the encoded size of s.
+func (s *groupState) size() int {
+	n := 16 + len(s.fine)*fineSize + len(s.coarse)*coarseSize + len(s.set)*setSize
+	for _, id := range s.sample {
+		n += 1 + len(id)
+	}
+	return n
+}
+
+// copyTo deep-copies s into dst, reusing dst's storage; sample ids get
+// storage of their own (maxSampleID bytes each, so later pushes reuse it).
+func (s *groupState) copyTo(dst *groupState) {
+	dst.first = s.first
+	dst.fine = append(dst.fine[:0], s.fine...)
+	dst.coarse = append(dst.coarse[:0], s.coarse...)
+	dst.set = append(dst.set[:0], s.set...)
+	dst.sample = dst.sample[:0]
+	for _, id := range s.sample {
+		dst.sample = append(dst.sample, append(make([]byte, 0, maxSampleID), id...))
+	}
+}
+
+// pushOwnedSample is pushSample for a state that owns its sample storage:
+// the id is copied, into the storage of the id it displaces when there is one.
+func (s *groupState) pushOwnedSample(id []byte) {
+	if len(id) > maxSampleID {
+		id = id[:maxSampleID]
+	}
+	var buf []byte
+	if len(s.sample) == sampleSize {
+		buf = s.sample[0]
+		copy(s.sample, s.sample[1:])
+		s.sample = s.sample[:sampleSize-1]
+	}
+	if cap(buf) < maxSampleID {
+		buf = make([]byte, 0, maxSampleID)
+	}
+	s.sample = append(s.sample, append(buf[:0], id...))
+}

@@ -1,0 +1,160 @@
+package detect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxRuleFile bounds one rule file.
+const maxRuleFile = 4 << 20
+
+// ruleFile is the top level of a rule file.
+type ruleFile struct {
+	Rules []*Rule `yaml:"rules"`
+}
+
+// ParseRules parses and compiles the rules in one YAML file. name is used in
+// errors, which read "name:line: ...". Unknown keys are errors.
+func ParseRules(name string, data []byte) ([]*Rule, error) {
+	if len(data) > maxRuleFile {
+		return nil, fmt.Errorf("%s: file is %d bytes; split it (at most %d)", name, len(data), maxRuleFile)
+	}
+	var f ruleFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(name, err)
+	}
+	lines := ruleLines(data)
+	var errs []error
+	for i, r := range f.Rules {
+		if r == nil {
+			errs = append(errs, fmt.Errorf("%s: rule %d is empty", name, i+1))
+			continue
+		}
+		r.File = name
+		if i < len(lines) {
+			r.Line = lines[i]
+		}
+		if err := r.Compile(); err != nil {
+			errs = append(errs, ruleError(r, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return f.Rules, nil
+}
+
+// ruleError prefixes each of err's lines with the rule's location and name.
+func ruleError(r *Rule, err error) error {
+	var errs []error
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		errs = append(errs, fmt.Errorf("%s:%d: rule %q: %s", r.File, r.Line, r.Name, msg))
+	}
+	return errors.Join(errs...)
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlError rewrites the YAML library's "line N: msg" errors as "name:N: msg".
+func yamlError(name string, err error) error {
+	var lines []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		lines = te.Errors
+	} else {
+		lines = []string{err.Error()}
+	}
+	var errs []error
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if m := lineRE.FindStringSubmatch(l); m != nil {
+			errs = append(errs, fmt.Errorf("%s:%s: %s", name, m[1], m[2]))
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: %s", name, strings.TrimPrefix(l, "yaml: ")))
+	}
+	return errors.Join(errs...)
+}
+
+// ruleLines returns the line of each entry of the top-level rules list.
+func ruleLines(data []byte) []int {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		if top.Content[i].Value == "rules" && top.Content[i+1].Kind == yaml.SequenceNode {
+			var out []int
+			for _, n := range top.Content[i+1].Content {
+				out = append(out, n.Line)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// LoadFS parses every *.yaml and *.yml file directly in dir of fsys, in name
+// order, and checks that rule names are unique across files. display is
+// prepended to file names in errors and in Rule.File.
+func LoadFS(fsys fs.FS, dir, display string) ([]*Rule, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read rules directory %s: %w", display, err)
+	}
+	var all []*Rule
+	var errs []error
+	for _, ent := range entries {
+		ext := path.Ext(ent.Name())
+		if ent.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		data, err := fs.ReadFile(fsys, path.Join(dir, ent.Name()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read rule file: %w", err))
+			continue
+		}
+		rs, err := ParseRules(path.Join(display, ent.Name()), data)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		all = append(all, rs...)
+	}
+	errs = append(errs, duplicateNames(all)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("no rules in %s: add *.yaml files with a top-level rules: list", display)
+	}
+	return all, nil
+}
+
+func duplicateNames(rules []*Rule) []error {
+	first := map[string]*Rule{}
+	var errs []error
+	for _, r := range rules {
+		if p, ok := first[r.Name]; ok {
+			errs = append(errs, fmt.Errorf("%s:%d: rule %q is already defined at %s:%d; rule names must be unique",
+				r.File, r.Line, r.Name, p.File, p.Line))
+			continue
+		}
+		first[r.Name] = r
+	}
+	return errs
+}

@@ -1,0 +1,126 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/event"
+)
+
+// benchEvents is realistic traffic over groups distinct source addresses and
+// users: 4 services, 90% successes, 8% failed logins, 2% server errors.
+func benchEvents(n, groups int) []event.Event {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	services := []string{"auth", "billing", "catalog", "orders"}
+	evs := make([]event.Event, n)
+	for i := range evs {
+		g := (i * 7919) % groups
+		ev := event.Event{
+			Time: t0.Add(time.Duration(i) * time.Millisecond), Service: services[i%4],
+			RequestID: "req-" + strconv.Itoa(i), Method: "GET", Endpoint: "/v1/catalog/items/{id}", Status: 200,
+			SourceIP: netip.AddrFrom4([4]byte{10, byte(g >> 16), byte(g >> 8), byte(g)}),
+			User:     "user" + strconv.Itoa(g), UserAgent: "Mozilla/5.0", Attrs: map[string]string{},
+		}
+		switch r := i % 100; {
+		case r < 8:
+			ev.Service, ev.Method, ev.Endpoint, ev.Status = "auth", "POST", "/v1/auth/login", 401
+		case r < 10:
+			ev.Status = 503
+		case r < 20:
+			ev.Service, ev.Method, ev.Endpoint = "auth", "POST", "/v1/auth/login"
+		}
+		evs[i] = ev
+	}
+	return evs
+}
+
+// BenchmarkEngine measures one event through the default rules with 100,000
+// distinct groups (source addresses and users).
+func BenchmarkEngine(b *testing.B) {
+	rs, err := Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := benchEvents(200_000, 100_000)
+	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	// Event time must not go backwards across b.N loops: shift each pass.
+	span := evs[len(evs)-1].Time.Sub(evs[0].Time) + time.Second
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ev := &evs[i%len(evs)]
+		if i > 0 && i%len(evs) == 0 {
+			for j := range evs {
+				evs[j].Time = evs[j].Time.Add(span)
+			}
+		}
+		e.Process(ev)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+}
+
+// BenchmarkStateMemory sprays 5 million distinct source addresses (a failed
+// login each) through the default rules with the default 256 MiB state
+// budget and reports the process's resident memory. Run it with
+// -benchtime=1x; see docs/performance.md.
+func BenchmarkStateMemory(b *testing.B) {
+	rs, err := Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	budget := int(detect.DefaultConfig().StateMemory)
+	const n = 5_000_000
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range b.N {
+		debug.FreeOSMemory()
+		before := rssBytes(b)
+		e, err := detect.New(rs, detect.Options{StateMemory: budget, Lateness: 5 * time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ev := event.Event{Service: "auth", Method: "POST", Endpoint: "/v1/auth/login", Status: 401, RequestID: "r"}
+		for i := range n {
+			ev.Time = t0.Add(time.Duration(i) * 50 * time.Microsecond)
+			ev.SourceIP = netip.AddrFrom4([4]byte{byte(1 + i>>24), byte(i >> 16), byte(i >> 8), byte(i)})
+			ev.User = "u" + strconv.Itoa(i)
+			e.Process(&ev)
+		}
+		debug.FreeOSMemory()
+		after := rssBytes(b)
+		st := e.Stats()
+		b.ReportMetric(float64(after-before)/(1<<20), "rss_growth_MiB")
+		b.ReportMetric(float64(budget)/(1<<20), "budget_MiB")
+		b.ReportMetric(float64(st.StateBytes)/(1<<20), "state_MiB")
+		b.ReportMetric(float64(st.StateGroups), "groups")
+		e.Close()
+	}
+}
+
+// rssBytes reads the process's resident set size from /proc.
+func rssBytes(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status on this system")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	b.Fatal("VmRSS not found")
+	return 0
+}
