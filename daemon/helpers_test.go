@@ -42,7 +42,13 @@ func startDaemon(t *testing.T, cfg config.Config) *running {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	d, err := New(cfg, Options{Logger: log, Stdout: io.Discard, Version: "test"})
+	return startDaemonWith(t, cfg, Options{Logger: log, Stdout: io.Discard})
+}
+
+func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
+	t.Helper()
+	opts.Version = "test"
+	d, err := New(cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -15,7 +15,7 @@ func TestDefaultRulesLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"brute_force_source_ip", "brute_force_user", "credential_stuffing", "distributed_brute_force",
-		"success_after_failures", "error_spike", "service_outage"}
+		"success_after_failures", "admin_api_brute_force", "error_spike", "service_outage"}
 	var got []string
 	for _, r := range rs {
 		got = append(got, r.Name)

@@ -29,8 +29,8 @@ func TestRulesCommand(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"check embedded", []string{"check"}, 0, "ok: 7 rules in the embedded rule set", ""},
-		{"check repo dir", []string{"check", "../../rules"}, 0, "ok: 7 rules in ../../rules: distinct=2 ratio=1 sequence=1 spike=1 threshold=2", ""},
+		{"check embedded", []string{"check"}, 0, "ok: 8 rules in the embedded rule set", ""},
+		{"check repo dir", []string{"check", "../../rules"}, 0, "ok: 8 rules in ../../rules: distinct=2 ratio=1 sequence=1 spike=1 threshold=3", ""},
 		{"check bad expr", []string{"check", badDir}, 1, "", "bad.yaml:2: rule \"x\": match:"},
 		{"check unknown key", []string{"check", unknownKey}, 1, "", "a.yaml:4: field colour not found"},
 		{"test default rules", append([]string{"test"}, tests...), 0, " passed, 0 failed", ""},
