@@ -1,6 +1,3 @@
-// Package event owns Vigil's wire schema (v1): the Event type that services
-// publish to NATS, its strict decoder and validator, and the limits that keep
-// attacker-written input bounded. It depends on nothing else in Vigil.
 package event
 
 import (
