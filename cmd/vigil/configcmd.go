@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-sec/vigil/rules"
 )
 
 // runConfig implements `vigil config check|show`.
@@ -29,7 +31,12 @@ func runConfig(_ context.Context, s streams, args []string) int {
 		return 1
 	}
 	if args[0] == "check" {
-		fmt.Fprintln(s.stdout, "config ok")
+		rs, err := rules.Load(cfg.Detect.Rules)
+		if err != nil {
+			fmt.Fprintf(s.stderr, "vigil config check: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(s.stdout, "config ok: %d rules, %d receivers, %d routes\n", len(rs), len(cfg.Notify.Receivers), len(cfg.Notify.Routes))
 		return 0
 	}
 	out, err := yaml.Marshal(cfg)

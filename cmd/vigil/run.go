@@ -24,6 +24,7 @@ type daemonFlags struct {
 	natsListen string
 	dataDir    string
 	logLevel   string
+	rulesDir   string
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.natsListen, "nats-listen", "", "embedded NATS client `address` (config: nats.listen; default 127.0.0.1:4222)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "`directory` for the embedded NATS store and state (config: data_dir; default ./vigil-data)")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (config: log.level; default info)")
+	fs.StringVar(&f.rulesDir, "rules", "", "rule `directory` replacing the built-in rules (config: detect.rules)")
 }
 
 // load reads the config file (or the defaults) and applies the flags given.
@@ -54,8 +56,9 @@ func (f *daemonFlags) load() (config.Config, []byte, error) {
 	set(&cfg.NATS.Listen, f.natsListen)
 	set(&cfg.DataDir, f.dataDir)
 	set(&cfg.Log.Level, f.logLevel)
+	set(&cfg.Detect.Rules, f.rulesDir)
 	// The hash covers the flags too: they change what runs.
-	raw = append(raw, fmt.Sprintf("\n#flags %s %s %s %s", f.listen, f.natsURL, f.natsListen, f.dataDir)...)
+	raw = append(raw, fmt.Sprintf("\n#flags %s %s %s %s %s", f.listen, f.natsURL, f.natsListen, f.dataDir, f.rulesDir)...)
 	if err := cfg.Validate(); err != nil {
 		return config.Config{}, nil, err
 	}
