@@ -38,7 +38,8 @@ func (g *Generator) Attack(a Attack, ts time.Time, ev *event.Event) {
 		n := g.rng.IntN(60000)
 		ev.SourceIP = netip.AddrFrom4([4]byte{198, 18 + byte(n>>16), byte(n >> 8), byte(n)})
 	case ErrorSpike:
-		// The billing service failing most requests.
+		// Extra billing traffic, most of it failing (Normal also fails most
+		// billing requests while this attack runs).
 		svc := &g.services[1]
 		ep := svc.endpoints[g.rng.IntN(len(svc.endpoints))]
 		status := 503

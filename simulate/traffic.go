@@ -117,16 +117,24 @@ type Generator struct {
 	seq      uint64
 	prefix   string
 	bfCount  int
+	spiking  bool // ErrorSpike is among the attacks
 }
+
+// spikeService is the service the error-spike attack makes fail.
+const spikeService = "billing"
 
 // NewGenerator returns a generator for the given attacks, seeded by seed.
 func NewGenerator(seed uint64, attacks []Attack) *Generator {
-	return &Generator{
+	g := &Generator{
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		services: defaultServices(),
 		attacks:  attacks,
 		prefix:   fmt.Sprintf("sim-%x-", seed),
 	}
+	for _, a := range attacks {
+		g.spiking = g.spiking || a == ErrorSpike
+	}
+	return g
 }
 
 // Normal fills ev with one ordinary request at time ts.
@@ -141,7 +149,11 @@ func (g *Generator) Normal(ts time.Time, ev *event.Event) {
 		n -= ep.weight
 		w++
 	}
-	g.fill(ev, ts, svc.name, ep, g.normalStatus(ep))
+	status := g.normalStatus(ep)
+	if g.spiking && svc.name == spikeService && g.rng.IntN(10) < 8 {
+		status = 503 // the error-spike attack: billing fails most requests
+	}
+	g.fill(ev, ts, svc.name, ep, status)
 	user := g.rng.IntN(5000)
 	ev.User = "user" + strconv.Itoa(user) + "@example.com"
 	ev.SourceIP = userIP(user)
