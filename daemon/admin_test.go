@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 // TestFailedAdminLoginsRaiseAnAlert checks that a burst of requests with
@@ -36,5 +39,35 @@ func TestFailedAdminLoginsRaiseAnAlert(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "vigil_guess") {
 		t.Errorf("the presented token appears in the alert output")
+	}
+}
+
+// TestPseudonymisedAlerts checks that with privacy.pseudonymize set, the
+// alert that reaches a receiver carries a stable pseudonym, not the address.
+func TestPseudonymisedAlerts(t *testing.T) {
+	cfg := testConfig(t)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	writeFile(t, keyFile, "0123456789abcdef0123456789abcdef-test-key")
+	cfg.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldSourceIP, privacy.FieldUser}, KeyFile: keyFile}
+	var out syncBuffer
+	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out})
+	publishAttack(t, r.d.NATSURL(), 60) // brute force from 203.0.113.7 against alice@example.com
+	waitFor(t, 15*time.Second, "brute-force alert delivered", func() error {
+		if !strings.Contains(out.String(), `"rule":"brute_force_source_ip"`) {
+			return fmt.Errorf("no brute_force_source_ip alert yet")
+		}
+		return nil
+	})
+	for _, personal := range []string{"203.0.113.7", "alice@example.com"} {
+		if strings.Contains(out.String(), personal) {
+			t.Errorf("delivered alerts contain %q despite pseudonymisation:\n%s", personal, out.String())
+		}
+	}
+	p, err := privacy.New(cfg.Privacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := p.Addr(netip.MustParseAddr("203.0.113.7")).String(); !strings.Contains(out.String(), want) {
+		t.Errorf("delivered alerts lack the pseudonym %s of the attacking address", want)
 	}
 }

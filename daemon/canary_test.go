@@ -173,7 +173,7 @@ func publishAttack(t *testing.T, natsURL string, n int) {
 	var ev event.Event
 	now := time.Now()
 	for i := range n {
-		gen.Attack(simulate.BruteForce, now.Add(time.Duration(i-n)*100*time.Millisecond), &ev)
+		gen.Attack(simulate.BruteForce, now.Add(time.Duration(i-n)*10*time.Millisecond), &ev) // within the 5 s lateness
 		publish(t, js, "vigil.events."+ev.Service, ev.RequestID, ev.AppendJSON(nil))
 	}
 }
