@@ -148,7 +148,10 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 	return nil
 }
 
-// tick advances the live watermark every second until ctx is done.
+// tick advances the watermark with the wall clock every second, so alerts
+// resolve when traffic stops, but only while ingest has caught up with the
+// stream: a backlog (after a restart or an outage) is judged on event time,
+// and its events must not become late because the clock moved on.
 func (x *detector) tick(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -157,9 +160,21 @@ func (x *detector) tick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			x.engine().Tick(x.d.opts.Now())
+			if x.caughtUp(ctx) {
+				x.engine().Tick(x.d.opts.Now())
+			}
 		}
 	}
+}
+
+// caughtUp reports whether the durable consumer has no undelivered events.
+// Unknown (NATS unreachable) counts as not caught up: without data, alerts
+// neither fire nor resolve.
+func (x *detector) caughtUp(ctx context.Context) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, ci, err := x.d.consumer.Info(ictx)
+	return err == nil && ci.NumPending == 0
 }
 
 func (x *detector) close() { x.engine().Close() }

@@ -191,9 +191,11 @@ func (e *Engine) Process(ev *event.Event) {
 	}
 	t := ev.Time.UnixNano()
 	if e.opts.Live {
-		now := e.opts.Now().UnixNano()
-		e.advance(now - int64(e.opts.Lateness))
-		t = min(t, now) // a clock running ahead must not drag the watermark
+		// A publisher whose clock runs ahead must not drag the watermark.
+		// The wall clock itself moves the watermark only through Tick, which
+		// the daemon calls once it has caught up with the stream, so that a
+		// backlog (after a restart or an outage) is judged on event time.
+		t = min(t, e.opts.Now().UnixNano())
 	}
 	if e.hasTime && ev.Time.UnixNano() < e.wm {
 		e.counts.late++

@@ -167,3 +167,25 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("stats = %+v", st)
 	}
 }
+
+// TestLiveBacklogIsJudgedOnEventTime checks that a live engine working
+// through a backlog (events an hour old, as after a restart or an outage)
+// counts them and fires, because only Tick moves the watermark by the wall
+// clock, and the daemon ticks only once it has caught up.
+func TestLiveBacklogIsJudgedOnEventTime(t *testing.T) {
+	clock := func() time.Time { return t0.Add(time.Hour) }
+	e, rec := newEngine(t, mustRules(t, thresholdRule), Options{Live: true, Now: clock, Lateness: 5 * time.Second})
+	for i := range 5 {
+		e.Process(ev(time.Duration(i)*time.Second, 401, "192.0.2.1", "alice"))
+	}
+	if late := e.Stats().Late; late != 0 {
+		t.Fatalf("late = %d for a backlog an hour old; want it judged on event time", late)
+	}
+	if got := rec.transitions(); len(got) != 1 || got[0] != "fail_ip/firing" {
+		t.Fatalf("transitions = %v, want the backlog's alert to fire", got)
+	}
+	e.Tick(clock()) // caught up: the wall clock resolves it
+	if got := rec.transitions(); len(got) != 2 || got[1] != "fail_ip/resolved" {
+		t.Fatalf("transitions after Tick = %v", got)
+	}
+}
