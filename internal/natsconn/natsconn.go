@@ -115,6 +115,15 @@ func StartEmbedded(c Config, dataDir string, log *slog.Logger) (*server.Server, 
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats listen address %q: %w", c.Listen, err)
 	}
+	if port > 0 {
+		// Fail fast with a clear message instead of waiting for a server
+		// that cannot bind.
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats cannot listen on %s: %w; stop what uses it or set --nats-listen", c.Listen, err)
+		}
+		_ = ln.Close()
+	}
 	opts := &server.Options{
 		ServerName: "vigil-embedded",
 		Host:       host,

@@ -1,0 +1,72 @@
+package natsconn
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vigil-sec/vigil/internal/secret"
+)
+
+func TestValidate(t *testing.T) {
+	pw, _ := secret.FromString("hunter2", func(string) (string, bool) { return "", false })
+	cases := []struct {
+		name   string
+		tune   func(*Config)
+		inline bool
+		want   string
+	}{
+		{"defaults", func(*Config) {}, false, ""},
+		{"bad listen", func(c *Config) { c.Listen = "4222" }, false, "nats.listen"},
+		{"cluster replicas", func(c *Config) { c.URL, c.Replicas = "nats://a:4222", 3 }, false, ""},
+		{"replicas with embedded", func(c *Config) { c.Replicas = 3 }, false, "embedded"},
+		{"too many replicas", func(c *Config) { c.URL, c.Replicas = "nats://a", 7 }, false, "at most 5"},
+		{"creds and nkey", func(c *Config) { c.URL, c.CredsFile, c.NKeySeedFile = "nats://a", "a", "b" }, false, "keep one"},
+		{"inline password refused", func(c *Config) { c.URL, c.User, c.Password = "nats://a", "u", pw }, false, "allow_inline_secrets"},
+		{"inline password allowed", func(c *Config) { c.URL, c.User, c.Password = "nats://a", "u", pw }, true, ""},
+		{"cert without key", func(c *Config) { c.URL, c.TLS.CertFile = "nats://a", "c.pem" }, false, "go together"},
+		{"missing creds file", func(c *Config) { c.URL, c.CredsFile = "nats://a", "/nonexistent/vigil.creds" }, false, "vigil.creds"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.tune(&c)
+			err := c.Validate(tc.inline)
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate = %v, want %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error reveals the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestEmbeddedServerAndConnect(t *testing.T) {
+	c := DefaultConfig()
+	c.Listen = "127.0.0.1:-1"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ns, err := StartEmbedded(c, t.TempDir(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	if !ns.JetStreamEnabled() || !strings.HasPrefix(ns.StoreDir(), filepath.Clean(ns.StoreDir())) {
+		t.Fatal("embedded server without JetStream")
+	}
+	nc, err := Connect(c, ns.ClientURL(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if !nc.IsConnected() {
+		t.Fatal("not connected")
+	}
+	busy := c
+	busy.Listen = strings.TrimPrefix(ns.ClientURL(), "nats://")
+	if _, err := StartEmbedded(busy, t.TempDir(), log); err == nil || !strings.Contains(err.Error(), "--nats-listen") {
+		t.Fatalf("a second server on the same address: err = %v, want a clear error", err)
+	}
+}
