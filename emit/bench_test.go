@@ -14,7 +14,7 @@ import (
 // measures the middleware.
 func benchHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/login", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
 		SetUser(r.Context(), "alice")
 		w.WriteHeader(http.StatusUnauthorized)
 	})
@@ -43,7 +43,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			h, e := benchSetup(b, c.mode)
-			r := httptest.NewRequest(http.MethodPost, "/v1/login", nil)
+			r := httptest.NewRequest(http.MethodPost, "/v1/auth/login", nil)
 			r.RemoteAddr = "203.0.113.7:51234"
 			r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64)")
 			b.ReportAllocs()

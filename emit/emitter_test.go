@@ -17,7 +17,7 @@ func testEvent(i int) event.Event {
 		Time:      time.Now().Add(-time.Second),
 		RequestID: fmt.Sprintf("req-%06d", i),
 		Method:    "POST",
-		Endpoint:  "/v1/login",
+		Endpoint:  "/v1/auth/login",
 		Status:    401,
 		User:      fmt.Sprintf("user%d", i%7),
 	}

@@ -90,7 +90,7 @@ func middlewareCases() []mwCase {
 	loopback := netip.MustParseAddr("127.0.0.1")
 	return []mwCase{
 		{
-			name: "login failure with user, client and attrs", pattern: "POST /v1/login",
+			name: "login failure with user, client and attrs", pattern: "POST /v1/auth/login",
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				SetUser(r.Context(), "alice")
 				SetClientID(r.Context(), "web-app")
@@ -98,12 +98,12 @@ func middlewareCases() []mwCase {
 				http.Error(w, "bad credentials, request "+RequestID(r.Context()), http.StatusUnauthorized)
 			},
 			request: func(base string) *http.Request {
-				r, _ := http.NewRequest(http.MethodPost, base+"/v1/login", strings.NewReader("user=alice"))
+				r, _ := http.NewRequest(http.MethodPost, base+"/v1/auth/login", strings.NewReader("user=alice"))
 				r.Header.Set("User-Agent", "curl/8.0")
 				return r
 			},
 			want: func(t *testing.T, ev event.Event) {
-				want := event.Event{Method: "POST", Endpoint: "/v1/login", Status: 401, Path: "/v1/login",
+				want := event.Event{Method: "POST", Endpoint: "/v1/auth/login", Status: 401, Path: "/v1/auth/login",
 					SourceIP: loopback, User: "alice", ClientID: "web-app", UserAgent: "curl/8.0"}
 				checkFields(t, ev, want)
 				if !maps.Equal(ev.Attrs, map[string]string{"mfa": "false"}) {

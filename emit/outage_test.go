@@ -20,12 +20,12 @@ func TestMiddlewareSurvivesNATSOutage(t *testing.T) {
 	e := newEmitter(t, nc, WithBufferSize(buffer), WithAckTimeout(time.Second),
 		WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond))
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/login", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
 		SetUser(r.Context(), "alice")
 		w.WriteHeader(http.StatusUnauthorized)
 	})
 	h := Middleware(e)(mux)
-	r := httptest.NewRequest(http.MethodPost, "/v1/login", nil)
+	r := httptest.NewRequest(http.MethodPost, "/v1/auth/login", nil)
 	serve := func(n int) {
 		w := &statusWriter{header: http.Header{}}
 		for range n {

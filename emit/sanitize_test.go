@@ -66,7 +66,7 @@ func TestPatternPath(t *testing.T) {
 		{"/", "/"},
 		{"/{$}", "/"},
 		{"GET /v1/items/{id}", "/v1/items/{id}"},
-		{"POST  /v1/login", "/v1/login"},
+		{"POST  /v1/auth/login", "/v1/auth/login"},
 		{"example.com/v1/", "/v1/"},
 		{"GET example.com/files/{path...}", "/files/{path...}"},
 	}

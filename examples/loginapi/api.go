@@ -25,7 +25,7 @@ const (
 // endpoints ("/v1/invoices/{id}"), so Vigil's labels stay bounded.
 func newMux(reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/login", login)
+	mux.HandleFunc("POST /v1/auth/login", login)
 	mux.HandleFunc("GET /v1/invoices/{id}", invoice)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -4,7 +4,7 @@
 //
 //	vigil run &                                # Vigil with its embedded NATS on 127.0.0.1:4222
 //	go run ./examples/loginapi --listen 127.0.0.1:8080
-//	curl -i -X POST 127.0.0.1:8080/v1/login -d 'user=alice&password=guess'
+//	curl -i -X POST 127.0.0.1:8080/v1/auth/login -d 'user=alice&password=guess'
 //
 // Log in with user "demo", password "demo" to get the token "demo-token" for
 // GET /v1/invoices/{id}. The emitter's own metrics (vigil_emit_*) are on

@@ -61,9 +61,9 @@ func TestLoginAPIReportsRequests(t *testing.T) {
 		method, path, body, token string
 		want                      int
 	}{
-		{"POST", "/v1/login", "user=alice&password=guess1", "", 401},
-		{"POST", "/v1/login", "user=bob&password=guess2", "", 401},
-		{"POST", "/v1/login", "user=demo&password=demo", "", 200},
+		{"POST", "/v1/auth/login", "user=alice&password=guess1", "", 401},
+		{"POST", "/v1/auth/login", "user=bob&password=guess2", "", 401},
+		{"POST", "/v1/auth/login", "user=demo&password=demo", "", 200},
 		{"GET", "/v1/invoices/7", "", "demo-token", 200},
 		{"GET", "/v1/invoices/7", "", "stolen", 401},
 	}
@@ -107,9 +107,9 @@ func TestLoginAPIReportsRequests(t *testing.T) {
 			func(err *event.RejectError, line []byte) { t.Errorf("rejected: %v: %s", err, line) })
 	}
 	want := []string{
-		"/v1/login|Unauthorized|alice|",
-		"/v1/login|Unauthorized|bob|",
-		"/v1/login|OK|demo|demo-app",
+		"/v1/auth/login|Unauthorized|alice|",
+		"/v1/auth/login|Unauthorized|bob|",
+		"/v1/auth/login|OK|demo|demo-app",
 		"/v1/invoices/{id}|OK|demo|demo-app",
 		"/v1/invoices/{id}|Unauthorized||",
 	}

@@ -1,7 +1,7 @@
 // A small login API in plain node:http that reports every request to Vigil.
 //
 //   NATS_URL=nats://127.0.0.1:4222 PORT=8081 node server.js
-//   curl -i -X POST localhost:8081/v1/login -d 'user=alice&password=wrong'
+//   curl -i -X POST localhost:8081/v1/auth/login -d 'user=alice&password=wrong'
 //
 // Every failed login becomes an event with status 401 and the attempted user,
 // which Vigil's brute-force and credential-stuffing rules watch.
@@ -28,8 +28,8 @@ function readForm(req) {
 
 async function handler(req, res) {
   const path = req.url.split("?")[0];
-  if (req.method === "POST" && path === "/v1/login") {
-    setEndpoint(req, "/v1/login");
+  if (req.method === "POST" && path === "/v1/auth/login") {
+    setEndpoint(req, "/v1/auth/login");
     const form = await readForm(req);
     const user = form.get("user") ?? "";
     setUser(req, user); // the attempted user name, whether or not it succeeds

@@ -47,8 +47,8 @@ async function serve(em, handler, options) {
 
 function loginApi(req, res) {
   const path = req.url.split("?")[0];
-  if (path === "/v1/login") {
-    setEndpoint(req, "/v1/login");
+  if (path === "/v1/auth/login") {
+    setEndpoint(req, "/v1/auth/login");
     setUser(req, "alice");
     setAttr(req, "mfa", "false");
     res.writeHead(401).end();
@@ -82,7 +82,7 @@ describe("middleware", { timeout: 60_000 }, () => {
     const em = emitter("node-mw");
     const base = await serve(em, loginApi);
     const statuses = [];
-    for (const [method, path] of [["POST", "/v1/login"], ["GET", "/v1/items/42"], ["GET", "/wp-login.php"]]) {
+    for (const [method, path] of [["POST", "/v1/auth/login"], ["GET", "/v1/items/42"], ["GET", "/wp-login.php"]]) {
       const res = await fetch(base + path, {
         method,
         headers: { "x-forwarded-for": "203.0.113.9", "x-request-id": "chosen-by-client", "user-agent": "test-agent" },
@@ -94,7 +94,7 @@ describe("middleware", { timeout: 60_000 }, () => {
     await nats.waitFor(() => validCount("node-mw") === 3, { what: "3 events" });
     const evs = storedEvents("node-mw");
     assert.deepEqual(evs.map((e) => [e.method, e.endpoint, e.status, e.path]), [
-      ["POST", "/v1/login", 401, "/v1/login"],
+      ["POST", "/v1/auth/login", 401, "/v1/auth/login"],
       ["GET", "/v1/items/{id}", 200, "/v1/items/42"],
       ["GET", UNMATCHED_ENDPOINT, 404, "/wp-login.php"],
     ]);
@@ -114,7 +114,7 @@ describe("middleware", { timeout: 60_000 }, () => {
   it("believes X-Forwarded-For and X-Request-Id from trusted proxies", async () => {
     const em = emitter("node-proxy");
     const base = await serve(em, loginApi, { trustedProxies: ["127.0.0.0/8", "::1", "10.0.0.0/8"] });
-    const res = await fetch(base + "/v1/login", {
+    const res = await fetch(base + "/v1/auth/login", {
       method: "POST",
       headers: { "x-forwarded-for": "198.51.100.1, 203.0.113.9, 10.1.2.3", "x-request-id": "edge-123" },
     });
@@ -132,7 +132,7 @@ describe("emitter", { timeout: 60_000 }, () => {
   it("batches events into NDJSON messages with deterministic ids", async () => {
     const em = emitter("node-batch", { maxBatch: 50, lingerMs: 50 });
     for (let i = 0; i < 500; i++) {
-      assert.equal(em.emit({ request_id: `req-${i}`, method: "POST", endpoint: "/v1/login", status: 401 }), true);
+      assert.equal(em.emit({ request_id: `req-${i}`, method: "POST", endpoint: "/v1/auth/login", status: 401 }), true);
     }
     await nats.waitFor(() => validCount("node-batch") === 500, { what: "500 events" });
     const msgs = nats.messagesFor("node-batch");
@@ -162,7 +162,7 @@ describe("emitter", { timeout: 60_000 }, () => {
     await nats.stopNats();
     await nats.waitFor(() => !em.stats().connected, { what: "emitter to see NATS gone" });
     for (let i = 0; i < 300; i++) {
-      const res = await fetch(base + "/v1/login", { method: "POST" });
+      const res = await fetch(base + "/v1/auth/login", { method: "POST" });
       await res.arrayBuffer();
       assert.equal(res.status, 401);
     }
