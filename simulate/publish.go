@@ -2,8 +2,6 @@ package simulate
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/emit"
 	"github.com/vigil-sec/vigil/event"
 )
 
@@ -57,7 +56,7 @@ type pending struct {
 
 // Publish sends traffic through JetStream until cfg.Duration has passed or
 // ctx is done, calling progress about once a second. Each message carries
-// Nats-Msg-Id: the event's request id, or for a batch a hash of its ids.
+// Nats-Msg-Id: the event's request id, or for a batch emit.BatchID of its ids.
 func Publish(ctx context.Context, js jetstream.JetStream, cfg Config, progress func(Stats)) (Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return Stats{}, err
@@ -142,27 +141,13 @@ func flush(js jetstream.JetStream, p *pending, st *Stats) {
 	}
 	m := nats.NewMsg(p.subject)
 	m.Data = p.data
-	m.Header.Set(jetstream.MsgIDHeader, BatchID(p.ids))
+	m.Header.Set(jetstream.MsgIDHeader, emit.BatchID(p.ids...)) // the emitter's ids, so both deduplicate alike
 	if _, err := js.PublishMsgAsync(m); err != nil {
 		st.Errors++
 	} else {
 		st.Messages++
 	}
 	p.ids, p.data = p.ids[:0], nil
-}
-
-// BatchID is the Nats-Msg-Id of a message holding the events with these
-// request ids: the id itself for one event, else "b-" and a hash of the ids.
-func BatchID(ids []string) string {
-	if len(ids) == 1 {
-		return ids[0]
-	}
-	h := sha256.New()
-	for _, id := range ids {
-		h.Write([]byte(id))
-		h.Write([]byte{'\n'})
-	}
-	return "b-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func waitAcks(js jetstream.JetStream) error {

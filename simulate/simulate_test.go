@@ -110,13 +110,3 @@ func TestPublishDeliversEveryEventOnce(t *testing.T) {
 		})
 	}
 }
-
-func TestBatchID(t *testing.T) {
-	if got := BatchID([]string{"r1"}); got != "r1" {
-		t.Errorf("one event: id %q, want its request id", got)
-	}
-	a, b := BatchID([]string{"r1", "r2"}), BatchID([]string{"r2", "r1"})
-	if a == b || !strings.HasPrefix(a, "b-") || a != BatchID([]string{"r1", "r2"}) {
-		t.Errorf("batch ids %q, %q: want stable, order-sensitive, prefixed b-", a, b)
-	}
-}
