@@ -3,6 +3,8 @@ package emit
 import (
 	"context"
 	"sync"
+
+	"github.com/vigil-sec/vigil/event"
 )
 
 type infoKey struct{}
@@ -66,7 +68,7 @@ func SetAttr(ctx context.Context, key, value string) {
 		if info.attrs == nil {
 			info.attrs = make(map[string]string, 4)
 		}
-		if _, ok := info.attrs[key]; ok || len(info.attrs) < maxAttrs {
+		if _, ok := info.attrs[key]; ok || len(info.attrs) < event.MaxAttrs {
 			info.attrs[key] = value
 		}
 		info.mu.Unlock()

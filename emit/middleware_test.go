@@ -159,7 +159,7 @@ func middlewareCases() []mwCase {
 			},
 			request: get("/a%00b%C2%85c%FF?token=secret", "User-Agent", "\xff\xfeagent\t"+strings.Repeat("x", 600)),
 			want: func(t *testing.T, ev event.Event) {
-				if len(ev.UserAgent) > maxUserAgent || len(ev.User) > maxUser ||
+				if len(ev.UserAgent) > event.MaxUserAgent || len(ev.User) > event.MaxUser ||
 					!strings.HasPrefix(ev.UserAgent, "\ufffd\ufffdagent\ufffd") ||
 					!strings.HasPrefix(ev.User, "\ufffdroot\ufffd") || ev.Path != "/a%00b%C2%85c%FF" {
 					t.Errorf("user %q path %q user agent %q: want cleaned and cut", ev.User, ev.Path, ev.UserAgent)
@@ -271,8 +271,8 @@ func TestSamplesPassThrough(t *testing.T) {
 			t.Fatalf("sample %q: %v", s.Name, err)
 		}
 		ev.RequestID = fmt.Sprintf("%s-%d", ev.RequestID, len(want)) // one message each
-		if len(ev.RequestID) > maxRequestID {
-			ev.RequestID = ev.RequestID[len(ev.RequestID)-maxRequestID:]
+		if len(ev.RequestID) > event.MaxRequestID {
+			ev.RequestID = ev.RequestID[len(ev.RequestID)-event.MaxRequestID:]
 		}
 		want = append(want, ev)
 		e.Emit(ev)

@@ -14,25 +14,9 @@ import (
 	"github.com/vigil-sec/vigil/event"
 )
 
-// Field limits of Vigil's wire schema v1, in bytes of UTF-8
-// (docs/event-schema.json).
-const (
-	maxService   = 64
-	maxRequestID = 128
-	maxMethod    = 32
-	maxEndpoint  = 256
-	maxPath      = 2048
-	maxUser      = 256
-	maxClientID  = 128
-	maxUserAgent = 512
-	maxAttrs     = 32
-	maxAttrKey   = 64
-	maxAttrValue = 256
-)
-
 // validService reports whether s matches ^[a-z0-9][a-z0-9_.-]{0,63}$.
 func validService(s string) bool {
-	if len(s) == 0 || len(s) > maxService || !isLowerAlnum(s[0]) {
+	if len(s) == 0 || len(s) > event.MaxService || !isLowerAlnum(s[0]) {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
@@ -47,7 +31,7 @@ func isLowerAlnum(c byte) bool { return ('a' <= c && c <= 'z') || ('0' <= c && c
 
 // validRequestID reports whether s is 1-128 visible ASCII characters.
 func validRequestID(s string) bool {
-	if len(s) == 0 || len(s) > maxRequestID {
+	if len(s) == 0 || len(s) > event.MaxRequestID {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -75,7 +59,7 @@ func cleanMethod(m string) string {
 }
 
 func validMethod(s string) bool {
-	if len(s) == 0 || len(s) > maxMethod || s[0] < 'A' || s[0] > 'Z' {
+	if len(s) == 0 || len(s) > event.MaxMethod || s[0] < 'A' || s[0] > 'Z' {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
@@ -105,13 +89,13 @@ func cleanText(s string, limit int) string {
 // cleanEndpoint makes a route template valid: it starts with '/', white
 // space and control characters become '_', and it is at most 256 bytes.
 func cleanEndpoint(s string) string {
-	if len(s) > 0 && s[0] == '/' && len(s) <= maxEndpoint && plainASCII(s) && !strings.ContainsRune(s, ' ') {
+	if len(s) > 0 && s[0] == '/' && len(s) <= event.MaxEndpoint && plainASCII(s) && !strings.ContainsRune(s, ' ') {
 		return s
 	}
 	if len(s) == 0 || s[0] != '/' {
 		s = "/" + s
 	}
-	return rebuild(s, maxEndpoint, func(r rune) rune {
+	return rebuild(s, event.MaxEndpoint, func(r rune) rune {
 		if unicode.IsControl(r) || unicode.IsSpace(r) || r == utf8.RuneError {
 			return '_'
 		}
@@ -169,10 +153,10 @@ func normalize(ev *event.Event, defaultService string, now func() time.Time) boo
 		ev.Endpoint = UnmatchedEndpoint
 	}
 	ev.Endpoint = cleanEndpoint(ev.Endpoint)
-	ev.Path = cleanText(ev.Path, maxPath)
-	ev.User = cleanText(ev.User, maxUser)
-	ev.ClientID = cleanText(ev.ClientID, maxClientID)
-	ev.UserAgent = cleanText(ev.UserAgent, maxUserAgent)
+	ev.Path = cleanText(ev.Path, event.MaxPath)
+	ev.User = cleanText(ev.User, event.MaxUser)
+	ev.ClientID = cleanText(ev.ClientID, event.MaxClientID)
+	ev.UserAgent = cleanText(ev.UserAgent, event.MaxUserAgent)
 	if ev.HasLatency && !(ev.LatencyMS >= 0 && ev.LatencyMS <= math.MaxFloat64) {
 		ev.HasLatency, ev.LatencyMS = false, 0
 	}
@@ -188,28 +172,28 @@ func normalize(ev *event.Event, defaultService string, now func() time.Time) boo
 // of at most 256 bytes, without control characters. attrs is returned as is
 // when it is already valid.
 func cleanAttrs(attrs map[string]string) map[string]string {
-	if len(attrs) <= maxAttrs && attrsValid(attrs) {
+	if len(attrs) <= event.MaxAttrs && attrsValid(attrs) {
 		return attrs
 	}
 	keys := slices.Sorted(maps.Keys(attrs))
-	out := make(map[string]string, min(len(keys), maxAttrs))
+	out := make(map[string]string, min(len(keys), event.MaxAttrs))
 	for _, k := range keys {
-		if len(out) == maxAttrs {
+		if len(out) == event.MaxAttrs {
 			break
 		}
-		ck := cleanText(k, maxAttrKey)
+		ck := cleanText(k, event.MaxAttrKey)
 		if _, dup := out[ck]; ck == "" || dup {
 			continue
 		}
-		out[ck] = cleanText(attrs[k], maxAttrValue)
+		out[ck] = cleanText(attrs[k], event.MaxAttrValue)
 	}
 	return out
 }
 
 func attrsValid(attrs map[string]string) bool {
 	for k, v := range attrs {
-		if k == "" || len(k) > maxAttrKey || len(v) > maxAttrValue || !plainASCII(k) || !plainASCII(v) {
-			if k == "" || cleanText(k, maxAttrKey) != k || cleanText(v, maxAttrValue) != v {
+		if k == "" || len(k) > event.MaxAttrKey || len(v) > event.MaxAttrValue || !plainASCII(k) || !plainASCII(v) {
+			if k == "" || cleanText(k, event.MaxAttrKey) != k || cleanText(v, event.MaxAttrValue) != v {
 				return false
 			}
 		}

@@ -30,19 +30,20 @@ const (
 		1<<fPath | 1<<fSourceIP | 1<<fUser | 1<<fClientID | 1<<fUserAgent
 )
 
-// Size limits of fields, in bytes of UTF-8.
+// Size limits of fields in wire schema v1, in bytes of UTF-8 (MaxAttrs is
+// a count of entries). Emitters use them to trim what they send.
 const (
-	maxService   = 64
-	maxRequestID = 128
-	maxMethod    = 32
-	maxEndpoint  = 256
-	maxPath      = 2048
-	maxUser      = 256
-	maxClientID  = 128
-	maxUserAgent = 512
-	maxAttrs     = 32
-	maxAttrKey   = 64
-	maxAttrValue = 256
+	MaxService   = 64
+	MaxRequestID = 128
+	MaxMethod    = 32
+	MaxEndpoint  = 256
+	MaxPath      = 2048
+	MaxUser      = 256
+	MaxClientID  = 128
+	MaxUserAgent = 512
+	MaxAttrs     = 32
+	MaxAttrKey   = 64
+	MaxAttrValue = 256
 )
 
 // Messages for invalid values; they never include the value itself.
@@ -181,18 +182,18 @@ func checkText(f int, s []byte, info strInfo) (Reason, string) {
 	case fMethod:
 		return orInvalid(validMethod(s), msgMethod)
 	case fEndpoint:
-		if len(s) > maxEndpoint {
-			return ReasonInvalidValue, tooLong(maxEndpoint)
+		if len(s) > MaxEndpoint {
+			return ReasonInvalidValue, tooLong(MaxEndpoint)
 		}
 		return orInvalid(validEndpoint(s), msgEndpoint)
 	case fPath:
-		return checkFree(s, info, maxPath)
+		return checkFree(s, info, MaxPath)
 	case fUser:
-		return checkFree(s, info, maxUser)
+		return checkFree(s, info, MaxUser)
 	case fClientID:
-		return checkFree(s, info, maxClientID)
+		return checkFree(s, info, MaxClientID)
 	default: // fUserAgent
-		return checkFree(s, info, maxUserAgent)
+		return checkFree(s, info, MaxUserAgent)
 	}
 }
 
@@ -232,7 +233,7 @@ func hasControl(s []byte) bool {
 }
 
 func validService(s []byte) bool {
-	if len(s) == 0 || len(s) > maxService || !isLowerAlnum(s[0]) {
+	if len(s) == 0 || len(s) > MaxService || !isLowerAlnum(s[0]) {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
@@ -246,7 +247,7 @@ func validService(s []byte) bool {
 func isLowerAlnum(c byte) bool { return ('a' <= c && c <= 'z') || isDigit(c) }
 
 func validRequestID(s []byte) bool {
-	if len(s) == 0 || len(s) > maxRequestID {
+	if len(s) == 0 || len(s) > MaxRequestID {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -258,7 +259,7 @@ func validRequestID(s []byte) bool {
 }
 
 func validMethod(s []byte) bool {
-	if len(s) == 0 || len(s) > maxMethod || s[0] < 'A' || s[0] > 'Z' {
+	if len(s) == 0 || len(s) > MaxMethod || s[0] < 'A' || s[0] > 'Z' {
 		return false
 	}
 	for i := 1; i < len(s); i++ {

@@ -50,7 +50,7 @@ func (d *Decoder) latency(ev *Event) *RejectError {
 	return nil
 }
 
-// attrsField decodes "attrs": an object of at most maxAttrs string values.
+// attrsField decodes "attrs": an object of at most MaxAttrs string values.
 func (d *Decoder) attrsField() *RejectError {
 	if parse, err := d.expectKind(fAttrs, kindObject); !parse {
 		return err
@@ -102,17 +102,17 @@ func (d *Decoder) attr(keyStart, keyEnd int, keyInfo strInfo) *RejectError {
 	}
 	value, valueSpan := d.stringValue(start, end, info)
 	switch {
-	case len(key) == 0 || len(key) > maxAttrKey:
+	case len(key) == 0 || len(key) > MaxAttrKey:
 		d.fail(ReasonInvalidValue, "attrs", "keys must be 1 to 64 bytes of UTF-8")
 	case keyInfo.mayHoldControl() && hasControl(key):
 		d.fail(ReasonInvalidValue, "attrs", "keys "+msgControl)
-	case len(value) > maxAttrValue:
-		d.fail(ReasonInvalidValue, "attrs", "value of key "+quote(string(key))+" "+tooLong(maxAttrValue))
+	case len(value) > MaxAttrValue:
+		d.fail(ReasonInvalidValue, "attrs", "value of key "+quote(string(key))+" "+tooLong(MaxAttrValue))
 	case info.mayHoldControl() && hasControl(value):
 		d.fail(ReasonInvalidValue, "attrs", "value of key "+quote(string(key))+" "+msgControl)
 	case d.hasAttr(key):
 		d.fail(ReasonDuplicateField, "attrs", "key "+quote(string(key))+" appears more than once")
-	case len(d.attrs) == maxAttrs:
+	case len(d.attrs) == MaxAttrs:
 		d.fail(ReasonInvalidValue, "attrs", "must have at most 32 entries")
 	default:
 		d.attrs = append(d.attrs, attrSpan{keySpan, valueSpan})
