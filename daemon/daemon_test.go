@@ -64,10 +64,7 @@ func TestEndToEndCountsEventsDuplicatesAndRejects(t *testing.T) {
 	for i := range valid {
 		ev := validEvent(i, now.Add(-time.Minute))
 		buf = ev.AppendJSON(buf[:0])
-		m := newMsg("vigil.events."+ev.Service, ev.RequestID, buf)
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			t.Fatalf("publish: %v", err)
-		}
+		publishAsync(t, js, newMsg("vigil.events."+ev.Service, ev.RequestID, buf))
 	}
 	<-js.PublishAsyncComplete()
 	for i := range 100 { // republished with the same Nats-Msg-Id: JetStream drops them
@@ -150,9 +147,7 @@ func TestRestartResumesWithoutLosingEvents(t *testing.T) {
 	for i := range total {
 		ev := validEvent(i, now.Add(-time.Minute))
 		buf = ev.AppendJSON(buf[:0])
-		if _, err := js.PublishMsgAsync(newMsg("vigil.events."+ev.Service, ev.RequestID, buf)); err != nil {
-			t.Fatal(err)
-		}
+		publishAsync(t, js, newMsg("vigil.events."+ev.Service, ev.RequestID, buf))
 	}
 	<-js.PublishAsyncComplete()
 	waitFor(t, 20*time.Second, "about half applied", func() error {

@@ -202,3 +202,20 @@ func freePort(t *testing.T) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
 }
+
+// publishAsync publishes m without waiting for its ack, but waits for the
+// outstanding acks whenever many are pending, so a slow (race-detector)
+// run never stalls the publisher.
+func publishAsync(t *testing.T, js jetstream.JetStream, m *nats.Msg) {
+	t.Helper()
+	if js.PublishAsyncPending() >= 500 {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(30 * time.Second):
+			t.Fatal("JetStream did not acknowledge published events within 30s")
+		}
+	}
+	if _, err := js.PublishMsgAsync(m); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
