@@ -53,7 +53,8 @@ func NewDecoder(l Limits) *Decoder {
 }
 
 // Decode decodes one JSON object into ev (ev.Reset() first). wantService,
-// when non-empty, is the subject's last token that ev.Service must equal. now
+// when non-empty, is the service the subject names (everything after
+// vigil.events.) that ev.Service must equal. now
 // is used for the future-skew check; a zero now skips it. Returns nil or a
 // *RejectError; after an error ev holds partial data.
 //

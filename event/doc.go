@@ -13,7 +13,7 @@
 //
 //	ts          required  RFC 3339, optional fraction, zone Z or ±hh:mm; 1970-9999 in UTC,
 //	                      not more than Limits.MaxFutureSkew (default 5m) ahead
-//	service     required  ^[a-z0-9][a-z0-9_.-]{0,63}$; equals the subject's last token
+//	service     required  ^[a-z0-9][a-z0-9_.-]{0,63}$; equals the subject after vigil.events.
 //	request_id  required  1-128 visible ASCII (0x21-0x7E): it becomes the Nats-Msg-Id header
 //	method      required  1-32 of A-Z 0-9 - _, starting with a letter
 //	endpoint    required  route template: starts with '/', <= 256 bytes, no whitespace or controls

@@ -9,7 +9,7 @@ import (
 // JSON key of the wire schema; docs/event-schema.json is the normative form.
 type Event struct {
 	Time      time.Time  // "ts": event time, RFC 3339
-	Service   string     // "service": must equal the NATS subject's last token
+	Service   string     // "service": must equal the subject after "vigil.events."
 	RequestID string     // "request_id": the dedup key (Nats-Msg-Id)
 	Method    string     // "method": upper-case HTTP method token
 	Endpoint  string     // "endpoint": route template, e.g. /v1/invoices/{id}

@@ -29,9 +29,11 @@ type Config struct {
 
 	// Consumer is the durable consumer's name.
 	Consumer string `yaml:"consumer"`
-	// FetchBatch is how many messages one pull asks for.
+	// FetchBatch is how many messages the consumer keeps requested ahead
+	// of processing (the client's buffer, refilled as messages are used).
 	FetchBatch int `yaml:"fetch_batch"`
-	// FetchWait is how long one pull waits for messages when idle.
+	// FetchWait is how long one pull request waits for messages when idle
+	// before it is renewed; below 1s it counts as 1s.
 	FetchWait time.Duration `yaml:"fetch_wait"`
 	// AckWait is how long JetStream waits for an ack before redelivering.
 	AckWait time.Duration `yaml:"ack_wait"`
@@ -61,7 +63,7 @@ func DefaultConfig() Config {
 		DeadLetterMaxAge:   30 * 24 * time.Hour,
 		DeadLetterMaxBytes: 1 << 30,
 		Consumer:           "vigil",
-		FetchBatch:         500,
+		FetchBatch:         1000,
 		FetchWait:          time.Second,
 		AckWait:            30 * time.Second,
 		MaxAckPending:      20000,
@@ -92,7 +94,7 @@ func (c Config) Validate() error {
 		{c.StreamMaxBytes == -1 || c.StreamMaxBytes > 0, "ingest.stream_max_bytes must be -1 (unlimited) or positive"},
 		{c.DeadLetterMaxBytes == -1 || c.DeadLetterMaxBytes > 0, "ingest.deadletter_max_bytes must be -1 (unlimited) or positive"},
 		{c.Consumer != "", "ingest.consumer must name the durable consumer (default \"vigil\")"},
-		{c.FetchBatch >= 1 && c.FetchBatch <= 10000, "ingest.fetch_batch must be 1..10000 (default 500)"},
+		{c.FetchBatch >= 1 && c.FetchBatch <= 10000, "ingest.fetch_batch must be 1..10000 (default 1000)"},
 		{c.FetchWait >= 10*time.Millisecond, "ingest.fetch_wait must be at least 10ms (default 1s)"},
 		{c.AckWait >= time.Second, "ingest.ack_wait must be at least 1s (default 30s)"},
 		{c.MaxAckPending >= c.FetchBatch, "ingest.max_ack_pending must be at least fetch_batch"},

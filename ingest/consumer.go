@@ -4,6 +4,13 @@
 // as the detection engine) and acknowledges a message only after all of its
 // events were applied. Rejected events are counted by reason and copied with
 // the reason to the dead-letter stream; a bad message never stops the rest.
+//
+// Consumption is a pipeline of two goroutines, so that decoding and
+// detection use two cores: the first receives messages (the client keeps
+// fetch_batch of them requested ahead) and decodes each as it arrives,
+// handing the events on in chunks; the second applies them to the Sink, in
+// order, then settles their messages (dead letters stored, messages
+// acknowledged). docs/performance.md has the measurements behind it.
 package ingest
 
 import (
@@ -11,7 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +46,18 @@ type Options struct {
 	Replicas   int              // stream replicas; 1 when zero
 }
 
+// Pipeline sizes: events per chunk handed from decoding to applying, and
+// chunks waiting between the two. They bound the memory in flight (about
+// 1,000 events of a few hundred bytes per chunk) independently of how many
+// events a message holds.
+const (
+	chunkEvents = 1024
+	chunkQueue  = 2
+	// flushDelay is the longest a decoded event waits for more to join its
+	// chunk: the added detection latency when traffic is light.
+	flushDelay = time.Millisecond
+)
+
 // Consumer pulls events from JetStream and applies them. Create it with New,
 // then call Run once.
 type Consumer struct {
@@ -51,15 +71,39 @@ type Consumer struct {
 	dec     *event.Decoder
 	repl    int
 
-	batchMu      sync.Mutex // held while a batch is processed; see Paused
-	bound        atomic.Bool
-	pending      prometheus.Gauge
-	ackPending   prometheus.Gauge
-	cons         jetstream.Consumer
-	consMu       sync.Mutex
-	deadPending  int
-	batchApplied int
-	curSubject   string
+	batchMu     sync.Mutex     // held while a message is decoded; see Paused
+	inflight    sync.WaitGroup // chunks decoded and not yet applied
+	bound       atomic.Bool
+	progress    progress      // see CaughtUp
+	settled     seqSet        // messages applied and acknowledged; see handle
+	skipUpTo    atomic.Uint64 // see Rebuild: redelivered messages already replayed
+	pending     prometheus.Gauge
+	ackPending  prometheus.Gauge
+	redelivered prometheus.Counter
+	cons        jetstream.Consumer
+	consMu      sync.Mutex
+
+	// Owned by the decoding side (under batchMu).
+	out        chan<- *chunk // to the applier; nil while not consuming
+	cur        *chunk        // being filled
+	flush      *time.Timer   // hands cur on when no message follows soon
+	curSubject string
+	curNow     time.Time
+	curSkip    bool
+	applyFn    func(*event.Event)
+	rejectFn   func(*event.RejectError, []byte)
+	free       chan *chunk // applied chunks, for reuse
+}
+
+// chunk is a run of messages on their way to the Sink: their decoded
+// events, and their dead letters; the applier settles the messages once the
+// events are applied and the dead letters stored.
+type chunk struct {
+	events  []event.Event
+	msgs    []jetstream.Msg
+	seqs    []uint64 // msgs' stream sequences
+	dead    []jetstream.PubAckFuture
+	deadErr error // a dead letter could not be published
 }
 
 // New creates a consumer. It does not touch NATS until Run.
@@ -74,11 +118,13 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
-		dec: event.NewDecoder(cfg.Limits()),
+		dec:  event.NewDecoder(cfg.Limits()),
+		free: make(chan *chunk, chunkQueue+2),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.applyFn, c.rejectFn = c.collect, c.reject // bound once, not per message
 	if opts.Sink != nil {
 		c.SetSink(opts.Sink)
 	}
@@ -90,41 +136,12 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		reg = prometheus.NewRegistry()
 	}
 	c.metrics = NewMetrics(reg, cfg)
-	c.pending = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "vigil_consumer_pending_messages", Help: "Messages in the event stream not yet delivered to Vigil.",
-	})
-	c.ackPending = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "vigil_ingest_ack_pending_messages", Help: "Messages delivered to Vigil and not yet acknowledged.",
-	})
-	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vigil_nats_connected", Help: "1 while the NATS connection is up.",
-	}, func() float64 {
-		if nc.IsConnected() {
-			return 1
-		}
-		return 0
-	})
-	reg.MustRegister(c.pending, c.ackPending, connected)
+	c.registerGauges(reg)
 	return c, nil
 }
 
-// JetStream returns the JetStream context the consumer uses.
-func (c *Consumer) JetStream() jetstream.JetStream { return c.js }
-
-// Ready returns nil while NATS is connected and the durable consumer is bound,
-// or an error saying which is not.
-func (c *Consumer) Ready() error {
-	if !c.nc.IsConnected() {
-		return fmt.Errorf("nats %s", strings.ToLower(c.nc.Status().String()))
-	}
-	if !c.bound.Load() {
-		return errors.New("event consumer not bound")
-	}
-	return nil
-}
-
-// Run consumes until ctx is done. The batch in progress is finished and
-// acknowledged before Run returns. Errors from NATS are retried with backoff;
+// Run consumes until ctx is done. Messages already received are finished
+// and acknowledged before Run returns. Errors from NATS are retried with backoff;
 // Run returns only ctx's error.
 func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
@@ -150,174 +167,208 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// bind declares the streams and the durable consumer.
-func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := EnsureStreams(sctx, c.js, c.cfg, c.repl); err != nil {
-		return nil, err
-	}
-	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg))
-	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Consumer, err)
-	}
-	c.consMu.Lock()
-	c.cons = cons
-	c.consMu.Unlock()
-	c.bound.Store(true)
-	c.log.Info("event consumer bound", "stream", EventsStream, "consumer", c.cfg.Consumer)
-	return cons, nil
+// CaughtUp reports whether every event stored in the stream so far has
+// been applied to the sink: the consumer is bound, every message it
+// received was applied, and nothing waited in the stream after the last one
+// when it was delivered. (A message stored since then may sit in the
+// client's buffer; it is newer than everything applied.) A live detection
+// engine should let the wall clock move its watermark only then; while
+// Vigil works through a backlog, event time must rule.
+func (c *Consumer) CaughtUp() bool { return c.bound.Load() && c.progress.caughtUp() }
+
+// progress counts messages received and applied in the current consume
+// session, for CaughtUp.
+type progress struct {
+	mu       sync.Mutex
+	received uint64
+	applied  uint64
+	idle     bool // nothing was pending in the stream after the last received message
 }
 
-// consume pulls batches until ctx is done or a pull fails.
-func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(c.cfg.FetchWait))
-		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		n, err := c.processBatch(batch)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			c.metrics.Batch()
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("fetch: %w", err)
-		}
-	}
-	return nil
+func (p *progress) reset(idle bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.received, p.applied, p.idle = 0, 0, idle
+}
+
+func (p *progress) receive(idle bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.received++
+	p.idle = idle
+}
+
+func (p *progress) apply(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.applied += uint64(n)
+}
+
+func (p *progress) caughtUp() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle && p.applied == p.received
 }
 
 // SetSink replaces the sink that receives valid events.
 func (c *Consumer) SetSink(s Sink) { c.sink.Store(&s) }
 
-// Paused runs fn while no batch is being processed, so that fn can swap the
-// sink consistently (e.g. on a rule reload).
+// Paused runs fn while no message is being decoded or applied, so that fn
+// can swap the sink consistently (e.g. on a rule reload).
 func (c *Consumer) Paused(fn func()) {
 	c.batchMu.Lock()
 	defer c.batchMu.Unlock()
+	c.sendLocked()
+	c.inflight.Wait()
 	fn()
 }
 
-// processBatch applies every message of batch, then acknowledges them.
-func (c *Consumer) processBatch(batch jetstream.MessageBatch) (int, error) {
+// consume receives messages until ctx is done or the consumer fails. The
+// client keeps up to fetch_batch messages requested ahead (one pull request
+// refilled as they are used, so their order is the stream's); the handler
+// decodes each as it arrives and hands the events on in chunks to the
+// applier, which applies them and acknowledges their messages. When ctx is
+// done, messages already received are processed and settled.
+func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
+	ap := newApplier(c)
 	c.batchMu.Lock()
-	defer c.batchMu.Unlock()
-	var sink Sink
-	if p := c.sink.Load(); p != nil {
-		sink = *p
-	}
-	var msgs []jetstream.Msg
-	for msg := range batch.Messages() {
-		c.processMessage(msg, sink)
-		msgs = append(msgs, msg)
-	}
-	if c.deadPending > 0 {
-		if err := c.waitDeadLetters(); err != nil {
-			// Not acked: JetStream redelivers them after ack_wait, so no
-			// rejected event is lost on its way to the dead-letter stream.
-			return len(msgs), err
-		}
-	}
-	for _, msg := range msgs {
-		if err := msg.Ack(); err != nil {
-			return len(msgs), fmt.Errorf("ack: %w", err)
-		}
-	}
-	return len(msgs), nil
-}
+	c.out, c.cur = ap.in, c.newChunk()
+	c.flush = time.AfterFunc(time.Hour, c.flushIdle)
+	c.flush.Stop()
+	c.batchMu.Unlock()
+	c.progress.reset(cons.CachedInfo().NumPending == 0)
 
-func (c *Consumer) processMessage(msg jetstream.Msg, sink Sink) {
-	subject := msg.Subject()
-	service := strings.TrimPrefix(subject, SubjectPrefix)
-	if i := strings.LastIndexByte(service, '.'); i >= 0 {
-		service = service[i+1:]
-	}
-	now := c.now()
-	c.curSubject = subject
-	c.dec.DecodeMessage(msg.Data(), service, now, func(ev *event.Event) {
-		c.metrics.Observe(ev, now)
-		if sink != nil {
-			sink.Process(ev)
-		}
-	}, c.reject)
-}
-
-func (c *Consumer) reject(rerr *event.RejectError, line []byte) {
-	c.metrics.Rejected(rerr.Reason)
-	m := nats.NewMsg(DeadLetterSubject)
-	m.Header.Set(HeaderRejectCode, string(rerr.Reason))
-	m.Header.Set(HeaderRejectReason, rerr.Error())
-	m.Header.Set(HeaderSubject, c.curSubject)
-	m.Data = append([]byte(nil), line...)
-	if _, err := c.js.PublishMsgAsync(m); err != nil {
-		c.log.Error("dead-letter publish failed", "err", err, "reason", string(rerr.Reason))
-		return
-	}
-	c.deadPending++
-}
-
-// waitDeadLetters waits until JetStream stored every dead letter published
-// for the current batch.
-func (c *Consumer) waitDeadLetters() error {
-	n := c.deadPending
-	c.deadPending = 0
-	select {
-	case <-c.js.PublishAsyncComplete():
-		for range n {
-			c.metrics.DeadLettered()
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		return errors.New("dead-letter stream did not confirm within 10s")
-	}
-}
-
-// pollInfo refreshes the pending gauges from the consumer's info.
-func (c *Consumer) pollInfo(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
+	fatal := make(chan error, 1)
+	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.FetchBatch),
+		jetstream.PullExpiry(max(c.cfg.FetchWait, time.Second)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				select {
+				case fatal <- err:
+				default:
+				}
+				return
+			}
+			c.log.Debug("event consumer pull interrupted", "err", err)
+		}))
+	if err == nil {
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+		case err = <-fatal:
+		case <-ap.failed:
+		case <-cc.Closed():
+			err = errors.New("consume stopped")
 		}
-		c.consMu.Lock()
-		cons := c.cons
-		c.consMu.Unlock()
-		if cons == nil || !c.bound.Load() {
-			continue
-		}
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		info, err := cons.Info(ictx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		c.pending.Set(float64(info.NumPending))
-		c.ackPending.Set(float64(info.NumAckPending))
+		cc.Drain() // what the client holds is still decoded
+		<-cc.Closed()
+	} else {
+		err = fmt.Errorf("consume: %w", err)
+	}
+	c.batchMu.Lock()
+	c.flush.Stop()
+	c.sendLocked()
+	c.out = nil
+	c.batchMu.Unlock()
+	return errors.Join(err, ap.close())
+}
+
+// handle decodes one message into the current chunk, and hands the chunk
+// on when it is full.
+func (c *Consumer) handle(msg jetstream.Msg) {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	if c.out == nil {
+		_ = msg.Nak() // consuming ended: let JetStream deliver it again
+		return
+	}
+	var seq uint64
+	meta, err := msg.Metadata()
+	if err == nil {
+		seq = meta.Sequence.Stream
+	}
+	c.progress.receive(err == nil && meta.NumPending == 0)
+	if seq != 0 && c.settled.has(seq) {
+		// Applied and acknowledged already, but the acknowledgement was
+		// lost (NATS went away, or a restarted server had not stored it).
+		c.redelivered.Inc()
+		_ = msg.Ack()
+		c.progress.apply(1)
+		return
+	}
+	if len(c.cur.msgs) == 0 {
+		c.flush.Reset(flushDelay)
+	}
+	c.decodeMessage(msg, seq)
+	c.cur.msgs = append(c.cur.msgs, msg)
+	c.cur.seqs = append(c.cur.seqs, seq)
+	if len(c.cur.events) >= chunkEvents || len(c.cur.msgs) >= c.cfg.FetchBatch {
+		c.sendLocked()
 	}
 }
 
-// Info returns the stream and consumer state, for the status endpoint.
-func (c *Consumer) Info(ctx context.Context) (*jetstream.StreamInfo, *jetstream.ConsumerInfo, error) {
-	s, err := c.js.Stream(ctx, EventsStream)
-	if err != nil {
-		return nil, nil, err
+// flushIdle hands the current chunk on when no message followed it soon.
+func (c *Consumer) flushIdle() {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	c.sendLocked()
+}
+
+// sendLocked hands the current chunk to the applier, if it holds anything.
+// batchMu is held.
+func (c *Consumer) sendLocked() {
+	ch := c.cur
+	if c.out == nil || ch == nil || len(ch.msgs) == 0 {
+		return
 	}
-	si, err := s.Info(ctx)
-	if err != nil {
-		return nil, nil, err
+	c.flush.Stop()
+	c.inflight.Add(1)
+	c.out <- ch
+	c.cur = c.newChunk()
+}
+
+// recycle keeps an applied chunk for reuse.
+func (c *Consumer) recycle(ch *chunk) {
+	clear(ch.events) // do not pin the events' strings
+	clear(ch.msgs)
+	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil
+	select {
+	case c.free <- ch:
+	default:
 	}
-	ci, err := s.Consumer(ctx, c.cfg.Consumer)
-	if err != nil {
-		return si, nil, err
+}
+
+func (c *Consumer) newChunk() *chunk {
+	select {
+	case ch := <-c.free:
+		return ch
+	default:
+		return &chunk{events: make([]event.Event, 0, chunkEvents)}
 	}
-	cinfo, err := ci.Info(ctx)
-	return si, cinfo, err
+}
+
+// decodeMessage decodes msg, with stream sequence seq, into the current
+// chunk.
+func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
+	subject := msg.Subject()
+	c.curNow, c.curSubject = c.now(), subject
+	// Applied by Rebuild already: count it, do not apply it twice.
+	upTo := c.skipUpTo.Load()
+	c.curSkip = upTo > 0 && seq > 0 && seq <= upTo
+	c.dec.DecodeMessage(msg.Data(), subjectService(subject), c.curNow, c.applyFn, c.rejectFn)
+}
+
+// collect keeps a copy of one valid event for the applier, which counts it
+// and passes it to the Sink. An event Rebuild applied already is only
+// counted.
+func (c *Consumer) collect(ev *event.Event) {
+	if c.curSkip {
+		c.metrics.Observe(ev, c.curNow)
+		return
+	}
+	c.cur.events = append(c.cur.events, *ev)
+	if ev.Attrs != nil { // the decoder reuses its map
+		c.cur.events[len(c.cur.events)-1].Attrs = maps.Clone(ev.Attrs)
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -329,4 +380,101 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// applier is the second stage of the pipeline: it applies decoded events
+// to the Sink in order and settles each chunk's messages once their events
+// are applied. After a failure it settles nothing more; consume stops and
+// the messages not settled are delivered again.
+type applier struct {
+	c      *Consumer
+	in     chan *chunk
+	done   chan struct{}
+	failed chan struct{} // closed when err is set
+	err    error
+}
+
+func newApplier(c *Consumer) *applier {
+	a := &applier{c: c, in: make(chan *chunk, chunkQueue), done: make(chan struct{}), failed: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *applier) run() {
+	defer close(a.done)
+	for ch := range a.in {
+		a.apply(ch)
+		a.c.inflight.Done()
+		a.c.recycle(ch)
+	}
+}
+
+// close waits until every chunk sent was handled and returns the failure,
+// if any.
+func (a *applier) close() error {
+	close(a.in)
+	<-a.done
+	return a.err
+}
+
+func (a *applier) apply(ch *chunk) {
+	if a.err != nil {
+		handBack(ch.msgs)
+		return
+	}
+	var sink Sink
+	if p := a.c.sink.Load(); p != nil {
+		sink = *p
+	}
+	now := a.c.now()
+	for i := range ch.events {
+		a.c.metrics.Observe(&ch.events[i], now)
+		if sink != nil {
+			sink.Process(&ch.events[i])
+		}
+	}
+	a.c.progress.apply(len(ch.msgs))
+	if err := a.settle(ch); err != nil {
+		// Every event of the chunk was applied: when JetStream delivers
+		// it again, count and dead-letter it, but do not apply it twice.
+		a.c.skipUpTo.Store(max(a.c.skipUpTo.Load(), slices.Max(ch.seqs)))
+		handBack(ch.msgs)
+		a.err = err
+		close(a.failed)
+	}
+}
+
+// settle waits until JetStream stored the chunk's dead letters, then
+// acknowledges its messages.
+func (a *applier) settle(ch *chunk) error {
+	if ch.deadErr != nil {
+		return ch.deadErr
+	}
+	if err := a.c.waitDeadLetters(ch.dead); err != nil {
+		return err
+	}
+	if err := a.c.ack(ch.msgs); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	for _, seq := range ch.seqs {
+		a.c.settled.add(seq)
+	}
+	a.c.metrics.Batch()
+	return nil
+}
+
+func handBack(msgs []jetstream.Msg) {
+	for _, msg := range msgs {
+		_ = msg.Nak()
+	}
+}
+
+// ack acknowledges each message of a chunk whose events were applied.
+func (c *Consumer) ack(msgs []jetstream.Msg) error {
+	for _, msg := range msgs {
+		if err := msg.Ack(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,11 +12,18 @@ import (
 )
 
 // Rebuild replays events stored since `since` into sink, up to the last
-// message the durable consumer acknowledged, so that detection windows hold
+// message the durable consumer delivered, so that detection windows hold
 // what they held before a restart; newer messages come through Run as usual.
-// Nothing is counted in metrics (they were counted when first applied) and
-// rejected lines are skipped (they were dead-lettered then). It returns the
-// number of events replayed.
+//
+// The bound is the last delivered message, not the acknowledged ones: after
+// a crash, messages delivered but not yet acknowledged were applied (and
+// may have raised alerts) before the crash, so the rebuilt state must hold
+// them too. JetStream delivers them again after ack_wait; Run then counts
+// them in metrics but does not pass them to the sink a second time.
+//
+// Nothing is counted in metrics here (they were counted when first applied)
+// and rejected lines are skipped (they were dead-lettered then). It returns
+// the number of events replayed.
 func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (int, error) {
 	stream, err := c.js.Stream(ctx, EventsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -26,24 +32,38 @@ func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (int
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	upTo, err := c.ackFloor(ctx, stream)
+	upTo, err := c.delivered(ctx, stream)
 	if err != nil || upTo == 0 {
 		return 0, err
 	}
+	n, last, err := c.replay(ctx, stream, since, upTo, sink)
+	if err == nil && last > 0 {
+		// Skip what was replayed, not merely what was delivered: a message
+		// the replay did not reach must still be applied when it comes.
+		c.skipUpTo.Store(last)
+	}
+	return n, err
+}
+
+// replay applies the events of messages stored since `since` with stream
+// sequences up to upTo. It returns the number of events applied and the
+// stream sequence of the last message replayed.
+func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, since time.Time, upTo uint64, sink Sink) (int, uint64, error) {
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{EventsSubjects},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
 		OptStartTime:   &since,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rebuild: %w", err)
+		return 0, 0, fmt.Errorf("rebuild: %w", err)
 	}
 	dec := event.NewDecoder(c.cfg.Limits())
-	n := 0
+	n, last := 0, uint64(0)
 	for {
-		batch, err := oc.Fetch(c.cfg.FetchBatch, jetstream.FetchMaxWait(time.Second))
+		// Stored messages are there to take: do not wait for more.
+		batch, err := oc.FetchNoWait(c.cfg.FetchBatch)
 		if err != nil {
-			return n, fmt.Errorf("rebuild: %w", err)
+			return n, last, fmt.Errorf("rebuild: %w", err)
 		}
 		got, done := 0, false
 		for msg := range batch.Messages() {
@@ -54,17 +74,18 @@ func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (int
 				continue
 			}
 			n += c.replayMessage(dec, msg, sink)
-			done = done || meta.Sequence.Stream == upTo
+			last = meta.Sequence.Stream
+			done = done || last == upTo
 		}
 		if done || got == 0 || ctx.Err() != nil {
-			return n, ctx.Err()
+			return n, last, ctx.Err()
 		}
 	}
 }
 
-// ackFloor returns the stream sequence below which the durable consumer has
-// acknowledged everything, or 0 when it does not exist yet.
-func (c *Consumer) ackFloor(ctx context.Context, stream jetstream.Stream) (uint64, error) {
+// delivered returns the stream sequence of the last message the durable
+// consumer delivered, or 0 when it does not exist yet.
+func (c *Consumer) delivered(ctx context.Context, stream jetstream.Stream) (uint64, error) {
 	cons, err := stream.Consumer(ctx, c.cfg.Consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, nil
@@ -76,17 +97,13 @@ func (c *Consumer) ackFloor(ctx context.Context, stream jetstream.Stream) (uint6
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	return info.AckFloor.Stream, nil
+	return info.Delivered.Stream, nil
 }
 
 func (c *Consumer) replayMessage(dec *event.Decoder, msg jetstream.Msg, sink Sink) int {
-	service := strings.TrimPrefix(msg.Subject(), SubjectPrefix)
-	if i := strings.LastIndexByte(service, '.'); i >= 0 {
-		service = service[i+1:]
-	}
 	meta, _ := msg.Metadata()
 	// Judge the future-skew limit against when the message was stored, as
 	// ingest did then, so replay accepts exactly what ingest accepted.
-	valid, _ := dec.DecodeMessage(msg.Data(), service, meta.Timestamp, sink.Process, func(*event.RejectError, []byte) {})
+	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), meta.Timestamp, sink.Process, func(*event.RejectError, []byte) {})
 	return valid
 }

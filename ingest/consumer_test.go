@@ -1,0 +1,601 @@
+package ingest_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/ingest"
+)
+
+func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
+	cases := []struct {
+		name          string
+		tune          func(*ingest.Config)
+		before, after []int // events per message, published before and after Run binds
+	}{
+		{name: "one event per message", before: []int{1, 1, 1}, after: []int{1, 1}},
+		{name: "NDJSON messages", before: []int{3, 5}, after: []int{4, 2}},
+		{
+			name:   "mixed messages, pulls smaller than the backlog",
+			tune:   func(c *ingest.Config) { c.FetchBatch = 2 },
+			before: []int{1, 4, 1, 1, 3, 1, 2}, after: []int{1, 5, 1},
+		},
+		{name: "a message of more events than a chunk", before: []int{1, 1500, 1}, after: []int{1100}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runServer(t)
+			_, js := connect(t, s)
+			cfg := testConfig()
+			if tc.tune != nil {
+				tc.tune(&cfg)
+			}
+			ensureStreams(t, js, cfg)
+			before, after := messages("before", tc.before...), messages("after", tc.after...)
+			publish(t, js, before)
+
+			sink := &recorder{}
+			c, _, reg := newConsumer(t, s, cfg, sink)
+			run(t, c)
+			waitFor(t, "the backlog applied", sink.holds(len(lines(before))))
+			publish(t, js, after)
+			want := lines(before, after)
+			waitFor(t, "every event applied", sink.holds(len(want)))
+			waitFor(t, "every message acknowledged", settled(c))
+
+			sameLines(t, "sink", sink.Lines(), want)
+			if got := metric(t, reg, "vigil_events_received_total"); got != float64(len(want)) {
+				t.Errorf("vigil_events_received_total = %v, want %d", got, len(want))
+			}
+		})
+	}
+}
+
+func TestRunDeadLettersRejectedLines(t *testing.T) {
+	s := runServer(t)
+	_, js := connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+
+	valid := messages("ok", 4)[0]
+	line := func(i int) string { return string(valid[i].AppendJSON(nil)) }
+	ts := valid[0].Time.Format(time.RFC3339Nano)
+	badStatus := `{"ts":"` + ts + `","service":"api","request_id":"r1","method":"GET","endpoint":"/v1/x","status":999}`
+	otherService := `{"ts":"` + ts + `","service":"billing","request_id":"r2","method":"GET","endpoint":"/v1/x","status":200}`
+	incomplete := `{"ts":"` + ts + `","service":"api"}`
+	mixed := strings.Join([]string{
+		line(0), "not json", line(1), badStatus, otherService, "", incomplete, line(2),
+	}, "\n")
+	publishData(t, js, []byte(mixed))
+	publishData(t, js, []byte("[]")) // nothing valid: the next message must still come through
+	publishData(t, js, []byte(line(3)))
+
+	sink := &recorder{}
+	c, _, reg := newConsumer(t, s, cfg, sink)
+	run(t, c)
+	waitFor(t, "every message acknowledged", settled(c))
+
+	sameLines(t, "sink", sink.Lines(), []string{line(0), line(1), line(2), line(3)})
+	wantDead := []struct {
+		line int
+		code event.Reason
+		data string
+	}{
+		{2, event.ReasonMalformedJSON, "not json"},
+		{4, event.ReasonInvalidValue, badStatus},
+		{5, event.ReasonServiceMismatch, otherService},
+		{7, event.ReasonMissingField, incomplete},
+		{1, event.ReasonMalformedJSON, "[]"},
+	}
+	dead := deadLetters(t, js)
+	if len(dead) != len(wantDead) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(wantDead))
+	}
+	wantRejected := map[event.Reason]float64{}
+	for i, w := range wantDead {
+		wantRejected[w.code]++
+		m := dead[i]
+		if got := m.Header.Get(ingest.HeaderRejectCode); got != string(w.code) {
+			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderRejectCode, got, w.code)
+		}
+		reason := m.Header.Get(ingest.HeaderRejectReason)
+		if want := fmt.Sprintf("line %d: ", w.line); !strings.HasPrefix(reason, want) || !strings.Contains(reason, string(w.code)) {
+			t.Errorf("dead letter %d: %s = %q, want it to start with %q and name %s", i, ingest.HeaderRejectReason, reason, want, w.code)
+		}
+		if got := m.Header.Get(ingest.HeaderSubject); got != subject {
+			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderSubject, got, subject)
+		}
+		if string(m.Data) != w.data {
+			t.Errorf("dead letter %d holds %q, want %q", i, m.Data, w.data)
+		}
+	}
+	for _, r := range event.Reasons() {
+		if got := metric(t, reg, "vigil_events_rejected_total", "reason", string(r)); got != wantRejected[r] {
+			t.Errorf("vigil_events_rejected_total{reason=%q} = %v, want %v", r, got, wantRejected[r])
+		}
+	}
+	if got := metric(t, reg, "vigil_events_deadlettered_total"); got != float64(len(wantDead)) {
+		t.Errorf("vigil_events_deadlettered_total = %v, want %d", got, len(wantDead))
+	}
+	if got := metric(t, reg, "vigil_events_received_total"); got != 4 {
+		t.Errorf("vigil_events_received_total = %v, want 4", got)
+	}
+}
+
+// TestRedeliveryOfSettledMessages makes the server deliver again messages
+// the consumer already applied and acknowledged, as a server restarted
+// before it stored the acknowledgements does (here the durable consumer is
+// recreated, which forgets them all). They must be acknowledged again but
+// neither applied nor counted a second time; newer messages still flow.
+func TestRedeliveryOfSettledMessages(t *testing.T) {
+	s := runServer(t)
+	_, js := connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	first := messages("first", 1, 3, 2)
+	publish(t, js, first)
+
+	sink := &recorder{}
+	c, _, reg := newConsumer(t, s, cfg, sink)
+	stop := run(t, c)
+	waitFor(t, "every message acknowledged", settled(c))
+	stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := js.DeleteConsumer(ctx, ingest.EventsStream, cfg.Consumer); err != nil {
+		t.Fatal(err)
+	}
+	later := messages("later", 2)
+	publish(t, js, later)
+	run(t, c) // creates the consumer again: everything is delivered anew
+	waitFor(t, "every message acknowledged again", settled(c))
+
+	sameLines(t, "sink", sink.Lines(), lines(first, later))
+	if got := metric(t, reg, "vigil_ingest_redelivered_total"); got != float64(len(first)) {
+		t.Errorf("vigil_ingest_redelivered_total = %v, want %d", got, len(first))
+	}
+	if got, want := metric(t, reg, "vigil_events_received_total"), float64(len(lines(first, later))); got != want {
+		t.Errorf("vigil_events_received_total = %v, want %v", got, want)
+	}
+}
+
+// TestServiceWithDots checks that a service name containing dots is
+// matched against its whole subject after vigil.events., not its last
+// token.
+func TestServiceWithDots(t *testing.T) {
+	s := runServer(t)
+	_, js := connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	ts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	line := func(service, id string) []byte {
+		return []byte(`{"ts":"` + ts + `","service":"` + service + `","request_id":"` + id + `","method":"GET","endpoint":"/v1/x","status":200}`)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range []struct {
+		subject string
+		data    []byte
+	}{
+		{ingest.SubjectPrefix + "billing.eu", line("billing.eu", "whole")}, // valid
+		{ingest.SubjectPrefix + "billing.eu", line("eu", "last-token")},    // service_mismatch
+		{ingest.SubjectPrefix + "eu", line("billing.eu", "too-long")},      // service_mismatch
+	} {
+		if _, err := js.Publish(ctx, m.subject, m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink := &recorder{}
+	c, _, reg := newConsumer(t, s, cfg, sink)
+	run(t, c)
+	waitFor(t, "every message acknowledged", settled(c))
+	got := sink.Lines()
+	if len(got) != 1 || !strings.Contains(got[0], `"request_id":"whole"`) {
+		t.Errorf("applied %v, want only the event whose service is billing.eu", got)
+	}
+	if n := metric(t, reg, "vigil_events_rejected_total", "reason", string(event.ReasonServiceMismatch)); n != 2 {
+		t.Errorf("service_mismatch rejections = %v, want 2", n)
+	}
+}
+
+// deadLetters returns the messages of the dead-letter stream, in order.
+func deadLetters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, ingest.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("dead letter %d: %v", seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestCaughtUp(t *testing.T) {
+	t.Run("false before Run and while a backlog is applied", func(t *testing.T) {
+		s := runServer(t)
+		_, js := connect(t, s)
+		cfg := testConfig()
+		ensureStreams(t, js, cfg)
+		backlog := messages("backlog", 1, 3, 1, 2, 1)
+		publish(t, js, backlog)
+
+		// The sink holds the first event until released, so the test
+		// decides when the backlog is worked through.
+		entered, release := make(chan struct{}), make(chan struct{})
+		var enteredOnce, releaseOnce sync.Once
+		sink := &recorder{hook: func(*event.Event) {
+			enteredOnce.Do(func() { close(entered) })
+			<-release
+		}}
+		c, _, _ := newConsumer(t, s, cfg, sink)
+		if c.CaughtUp() {
+			t.Error("CaughtUp before Run")
+		}
+		stop := run(t, c)
+		releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+		t.Cleanup(releaseAll) // before stop: Run waits for the sink
+
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the sink got no event in 5s")
+		}
+		if err := c.Ready(); err != nil {
+			t.Fatalf("Ready while the backlog is applied: %v", err)
+		}
+		if c.CaughtUp() {
+			t.Error("CaughtUp while the sink holds the backlog's first event")
+		}
+		releaseAll()
+		waitFor(t, "caught up", func() error {
+			if !c.CaughtUp() {
+				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
+			}
+			return nil
+		})
+		// Caught up means applied: no waiting for the sink here.
+		sameLines(t, "sink once caught up", sink.Lines(), lines(backlog))
+		waitFor(t, "every message acknowledged", settled(c))
+		stop()
+		if c.CaughtUp() {
+			t.Error("CaughtUp after Run returned")
+		}
+	})
+
+	t.Run("true once bound to an empty stream and after live events", func(t *testing.T) {
+		s := runServer(t)
+		_, js := connect(t, s)
+		cfg := testConfig()
+		sink := &recorder{}
+		c, _, _ := newConsumer(t, s, cfg, sink)
+		run(t, c)
+		caughtUp := func() error {
+			if !c.CaughtUp() {
+				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
+			}
+			return nil
+		}
+		waitFor(t, "caught up with an empty stream", caughtUp)
+
+		live := messages("live", 2, 1)
+		publish(t, js, live)
+		waitFor(t, "live events applied", sink.holds(len(lines(live))))
+		waitFor(t, "caught up after live events", caughtUp)
+		sameLines(t, "sink", sink.Lines(), lines(live))
+	})
+
+	t.Run("false while live events delivered after an idle spell wait", func(t *testing.T) {
+		s := runServer(t)
+		_, js := connect(t, s)
+		cfg := testConfig()
+		var block atomic.Bool
+		entered, release := make(chan struct{}, 1), make(chan struct{})
+		var releaseOnce sync.Once
+		sink := &recorder{hook: func(*event.Event) {
+			if block.CompareAndSwap(true, false) {
+				entered <- struct{}{}
+				<-release
+			}
+		}}
+		c, _, _ := newConsumer(t, s, cfg, sink)
+		run(t, c)
+		t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+		waitFor(t, "caught up with an empty stream", func() error {
+			if !c.CaughtUp() {
+				return fmt.Errorf("not caught up")
+			}
+			return nil
+		})
+
+		block.Store(true)
+		first := messages("first", 1)
+		publish(t, js, first)
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the sink got no event in 5s")
+		}
+		more := messages("more", 1, 1, 1, 1, 1)
+		publish(t, js, more)
+		waitFor(t, "the later messages delivered to the client", delivered(c))
+		if c.CaughtUp() {
+			t.Error("CaughtUp while the sink holds one event and five more messages wait in the client")
+		}
+		releaseOnce.Do(func() { close(release) })
+		waitFor(t, "caught up", func() error {
+			if !c.CaughtUp() {
+				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
+			}
+			return nil
+		})
+		sameLines(t, "sink once caught up", sink.Lines(), lines(first, more))
+	})
+}
+
+func TestRebuildThenRun(t *testing.T) {
+	cases := []struct {
+		name string
+		// sinceAcked starts the replay after the acknowledged messages, so
+		// that only the ones delivered before the crash are replayed.
+		sinceAcked bool
+	}{
+		{name: "since before every message"},
+		{name: "since after the acknowledged messages", sinceAcked: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runServer(t)
+			_, js := connect(t, s)
+			cfg := testConfig()
+			ensureStreams(t, js, cfg)
+			since := time.Now().Add(-time.Minute)
+
+			// A first run applies and acknowledges these.
+			acked := messages("acked", 1, 3, 2)
+			publish(t, js, acked)
+			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
+			stopFirst := run(t, first)
+			waitFor(t, "first run acknowledged every message", settled(first))
+			stopFirst()
+			firstConn.Close()
+			if tc.sinceAcked {
+				since = time.Now() // JetStream stamped the acknowledged messages before
+			}
+
+			// Then the consumer crashes with these delivered and not
+			// acknowledged; the last holds no valid event.
+			crashed := messages("crashed", 2, 1, 3)
+			publish(t, js, crashed)
+			publishData(t, js, []byte("not json"))
+			deliverWithoutAck(t, js, cfg, len(crashed)+1)
+
+			// These arrive after the crash.
+			later := messages("later", 1, 4, 1)
+			publish(t, js, later)
+
+			sink := &recorder{}
+			c, _, reg := newConsumer(t, s, cfg, sink)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n, err := c.Rebuild(ctx, since, sink)
+			if err != nil {
+				t.Fatalf("Rebuild: %v", err)
+			}
+			replayed := lines(acked, crashed)
+			if tc.sinceAcked {
+				replayed = lines(crashed)
+			}
+			if n != len(replayed) {
+				t.Errorf("Rebuild = %d, want %d", n, len(replayed))
+			}
+			sameLines(t, "sink after Rebuild", sink.Lines(), replayed)
+			if got := metric(t, reg, "vigil_events_received_total"); got != 0 {
+				t.Errorf("vigil_events_received_total = %v after Rebuild, want 0", got)
+			}
+
+			run(t, c)
+			// Settled means the crashed messages came again and were
+			// acknowledged; they are counted, but not applied twice.
+			waitFor(t, "every message acknowledged", settled(c))
+			sameLines(t, "sink after Run", sink.Lines(), append(replayed, lines(later)...))
+			received := len(lines(crashed, later))
+			if got := metric(t, reg, "vigil_events_received_total"); got != float64(received) {
+				t.Errorf("vigil_events_received_total = %v, want %d (crashed and later events)", got, received)
+			}
+		})
+	}
+}
+
+// deliverWithoutAck has the durable consumer deliver its next n messages
+// and acknowledges none, like a Vigil that crashed after applying them.
+func deliverWithoutAck(t *testing.T, js jetstream.JetStream, cfg ingest.Config, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, ingest.EventsStream, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range batch.Messages() {
+		got++
+	}
+	if got != n {
+		t.Fatalf("fetched %d messages, want %d (%v)", got, n, batch.Error())
+	}
+	after, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Delivered.Stream != before.Delivered.Stream+uint64(n) || after.AckFloor.Stream != before.AckFloor.Stream {
+		t.Fatalf("consumer delivered %d and acknowledged %d, want %d and %d",
+			after.Delivered.Stream, after.AckFloor.Stream, before.Delivered.Stream+uint64(n), before.AckFloor.Stream)
+	}
+}
+
+func TestRebuildWithoutHistory(t *testing.T) {
+	cases := []struct {
+		name    string
+		streams bool // the streams exist, the durable consumer does not
+	}{
+		{name: "no stream yet"},
+		{name: "no consumer yet", streams: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runServer(t)
+			_, js := connect(t, s)
+			cfg := testConfig()
+			if tc.streams {
+				ensureStreams(t, js, cfg)
+				publish(t, js, messages("stored", 1, 2))
+			}
+			sink := &recorder{}
+			c, _, _ := newConsumer(t, s, cfg, nil)
+			n, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), sink)
+			if err != nil || n != 0 {
+				t.Errorf("Rebuild = %d, %v; want 0, nil", n, err)
+			}
+			if got := sink.Lines(); len(got) != 0 {
+				t.Errorf("sink got %d events, want none", len(got))
+			}
+		})
+	}
+}
+
+func TestPausedSwapsSinkBetweenEvents(t *testing.T) {
+	s := runServer(t)
+	_, js := connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+
+	// The old sink holds the first event of a large message until
+	// released, so that Paused is called while its chunk is applied. Any
+	// event applied while fn runs is counted.
+	big := messages("big", 1000)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var enteredOnce, releaseOnce sync.Once
+	releaseAll := func() { releaseOnce.Do(func() { close(release) }) }
+	var pausing atomic.Bool
+	var appliedWhilePaused atomic.Int64
+	check := func(*event.Event) {
+		if pausing.Load() {
+			appliedWhilePaused.Add(1)
+		}
+	}
+	oldSink := &recorder{hook: func(ev *event.Event) {
+		check(ev)
+		if ev.RequestID == big[0][0].RequestID {
+			enteredOnce.Do(func() { close(entered) })
+			<-release
+		}
+	}}
+	newSink := &recorder{hook: check}
+	c, _, _ := newConsumer(t, s, cfg, oldSink)
+	run(t, c)
+	t.Cleanup(releaseAll) // before stop: Run waits for the sink
+
+	before := messages("before", 1, 3, 2)
+	publish(t, js, before)
+	publish(t, js, big)
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sink got no event of the large message in 5s")
+	}
+
+	paused := messages("paused", 2, 1, 3)
+	held := 0
+	go releaseAll()
+	c.Paused(func() {
+		pausing.Store(true)
+		defer pausing.Store(false)
+		publish(t, js, paused)
+		waitFor(t, "every message delivered", delivered(c))
+		held = len(oldSink.Lines())
+		c.SetSink(newSink)
+	})
+	after := messages("after", 1, 2)
+	publish(t, js, after)
+
+	want := lines(before, big, paused, after)
+	waitFor(t, "every event applied", func() error {
+		if n := len(oldSink.Lines()) + len(newSink.Lines()); n < len(want) {
+			return fmt.Errorf("sinks hold %d events, want %d", n, len(want))
+		}
+		return nil
+	})
+	waitFor(t, "every message acknowledged", settled(c))
+
+	sameLines(t, "old sink, then new sink", append(oldSink.Lines(), newSink.Lines()...), want)
+	if n := appliedWhilePaused.Load(); n != 0 {
+		t.Errorf("%d events applied while paused", n)
+	}
+	if n := len(oldSink.Lines()); n != held {
+		t.Errorf("old sink got %d events after the swap", n-held)
+	}
+	if n, want := len(newSink.Lines()), len(lines(paused, after)); n < want {
+		t.Errorf("new sink holds %d events, want at least the %d published while and after paused", n, want)
+	}
+}
+
+// waitPublished waits until JetStream stored every message of acks.
+func waitPublished(t *testing.T, acks []jetstream.PubAckFuture) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publish %d: %v", i, err)
+		case <-timeout:
+			t.Fatalf("publish %d not acknowledged in 5s", i)
+		}
+	}
+}
+
+// delivered reports nil once the durable consumer has delivered every
+// message of the events stream.
+func delivered(c *ingest.Consumer) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		si, ci, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if ci.Delivered.Stream != si.State.LastSeq {
+			return fmt.Errorf("delivered %d of last seq %d", ci.Delivered.Stream, si.State.LastSeq)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,77 @@
+package ingest
+
+import (
+	"slices"
+	"sync"
+)
+
+// seqSet is a set of stream sequences, kept as sorted, disjoint ranges.
+// The consumer records in it the messages it applied and settled, so that a
+// message delivered again (its acknowledgement was lost when NATS went away,
+// or a restarted server had not yet stored it) is acknowledged without
+// being applied or counted a second time. Messages are settled nearly in
+// stream order, so the set stays a handful of ranges; past maxRanges the
+// oldest are forgotten.
+type seqSet struct {
+	mu     sync.Mutex
+	ranges []seqRange
+}
+
+type seqRange struct{ lo, hi uint64 }
+
+const maxRanges = 4096
+
+// add records seq.
+func (s *seqSet) add(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(s.ranges); n > 0 && seq == s.ranges[n-1].hi+1 { // the usual case
+		s.ranges[n-1].hi = seq
+		return
+	}
+	i, found := s.find(seq)
+	if found {
+		return
+	}
+	// ranges[i-1].hi < seq < ranges[i].lo: extend or join a neighbour, or
+	// insert a range of its own.
+	joinsLeft := i > 0 && s.ranges[i-1].hi+1 == seq
+	joinsRight := i < len(s.ranges) && s.ranges[i].lo == seq+1
+	switch {
+	case joinsLeft && joinsRight:
+		s.ranges[i-1].hi = s.ranges[i].hi
+		s.ranges = slices.Delete(s.ranges, i, i+1)
+	case joinsLeft:
+		s.ranges[i-1].hi = seq
+	case joinsRight:
+		s.ranges[i].lo = seq
+	default:
+		s.ranges = slices.Insert(s.ranges, i, seqRange{seq, seq})
+		if len(s.ranges) > maxRanges {
+			s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
+		}
+	}
+}
+
+// has reports whether seq was added.
+func (s *seqSet) has(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, found := s.find(seq)
+	return found
+}
+
+// find returns the index of the range holding seq and true, or the index
+// where a range starting at seq would be inserted and false. s.mu is held.
+func (s *seqSet) find(seq uint64) (int, bool) {
+	i, _ := slices.BinarySearchFunc(s.ranges, seq, func(r seqRange, seq uint64) int {
+		switch {
+		case r.hi < seq:
+			return -1
+		case r.lo > seq:
+			return 1
+		}
+		return 0
+	})
+	return i, i < len(s.ranges) && s.ranges[i].lo <= seq && seq <= s.ranges[i].hi
+}

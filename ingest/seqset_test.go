@@ -1,0 +1,64 @@
+package ingest
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestSeqSet(t *testing.T) {
+	var s seqSet
+	for _, seq := range []uint64{1, 2, 3, 10, 5, 4, 12, 11, 7} {
+		s.add(seq)
+	}
+	want := []seqRange{{1, 5}, {7, 7}, {10, 12}}
+	if len(s.ranges) != len(want) {
+		t.Fatalf("ranges %v, want %v", s.ranges, want)
+	}
+	for i := range want {
+		if s.ranges[i] != want[i] {
+			t.Fatalf("ranges %v, want %v", s.ranges, want)
+		}
+	}
+	for seq := uint64(0); seq <= 14; seq++ {
+		in := (seq >= 1 && seq <= 5) || seq == 7 || (seq >= 10 && seq <= 12)
+		if s.has(seq) != in {
+			t.Errorf("has(%d) = %v, want %v", seq, !in, in)
+		}
+	}
+}
+
+// TestSeqSetMatchesAMap adds sequences in a shuffled, gappy order and
+// compares every answer with a plain map.
+func TestSeqSetMatchesAMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var s seqSet
+	ref := map[uint64]bool{}
+	for range 20000 {
+		seq := uint64(r.IntN(5000)) + 1
+		s.add(seq)
+		ref[seq] = true
+	}
+	for seq := uint64(0); seq <= 5001; seq++ {
+		if s.has(seq) != ref[seq] {
+			t.Fatalf("has(%d) = %v, want %v", seq, s.has(seq), ref[seq])
+		}
+	}
+	for i := 1; i < len(s.ranges); i++ {
+		if s.ranges[i-1].hi+1 >= s.ranges[i].lo {
+			t.Fatalf("ranges %v and %v overlap or touch", s.ranges[i-1], s.ranges[i])
+		}
+	}
+}
+
+func TestSeqSetForgetsOldestRanges(t *testing.T) {
+	var s seqSet
+	for i := range uint64(maxRanges + 10) {
+		s.add(2*i + 1) // every other sequence: one range each
+	}
+	if len(s.ranges) != maxRanges {
+		t.Fatalf("%d ranges, want at most %d", len(s.ranges), maxRanges)
+	}
+	if s.has(1) || !s.has(2*(maxRanges+9)+1) {
+		t.Errorf("kept the oldest range or lost the newest")
+	}
+}
