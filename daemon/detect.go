@@ -28,6 +28,9 @@ type engineState struct {
 	reg    *prometheus.Registry
 	cfg    detect.Config
 	digest string // of the compiled rule set, to skip no-op reloads
+	// unsettled is set from the rebuild until settle has resolved the
+	// alerts announced before it that no longer fire.
+	unsettled atomic.Bool
 }
 
 func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
@@ -94,8 +97,11 @@ func lookback(st *engineState) time.Duration {
 }
 
 // rebuild replays the stream's recent events into st's muted engine, then
-// reconciles alert state with what fires: alerts announced before a restart
-// that no longer fire are resolved, and none is announced twice.
+// announces what fires and was not announced yet (events stored before a
+// restart but never processed may have crossed a threshold). Alerts
+// announced before that no longer fire are resolved later, by settle, once
+// ingest has caught up: until then, events still to come may fire them
+// again, and resolving them now would announce them twice.
 func (x *detector) rebuild(ctx context.Context, st *engineState) error {
 	eng := st.engine
 	eng.SetMuted(true)
@@ -105,13 +111,25 @@ func (x *detector) rebuild(ctx context.Context, st *engineState) error {
 		eng.SetMuted(false)
 		return err
 	}
-	firing, wm := eng.Firing(), eng.Watermark()
-	if wm.IsZero() {
-		wm = x.d.opts.Now()
-	}
+	firing := eng.Firing()
 	eng.SetMuted(false)
+	st.unsettled.Store(true)
 	x.d.log.Info("detection windows rebuilt", "events", n, "since", since, "firing", len(firing))
-	return x.d.notifier.Reconcile(ctx, firing, wm)
+	return x.d.notifier.Announce(ctx, firing)
+}
+
+// settle resolves the alerts announced as firing that st's engine, caught
+// up with the stream, no longer fires (at its watermark), once per rebuild.
+func (x *detector) settle(ctx context.Context, st *engineState) {
+	if !st.unsettled.Load() {
+		return
+	}
+	eng := st.engine
+	if err := x.d.notifier.Reconcile(ctx, eng.Firing(), eng.Watermark()); err != nil {
+		x.d.log.Warn("alert state not reconciled; retrying in a second", "err", err)
+		return
+	}
+	st.unsettled.Store(false)
 }
 
 // prepare builds an engine for cfg, or returns nil when neither the rules
@@ -151,7 +169,8 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 // tick advances the watermark with the wall clock every second, so alerts
 // resolve when traffic stops, but only while ingest has caught up with the
 // stream: a backlog (after a restart or an outage) is judged on event time,
-// and its events must not become late because the clock moved on.
+// and its events must not become late because the clock moved on. The first
+// time ingest is caught up after a rebuild, it settles alert state.
 func (x *detector) tick(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -160,22 +179,23 @@ func (x *detector) tick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if x.caughtUp(ctx) {
-				x.engine().Tick(x.d.opts.Now())
+			if !x.caughtUp() {
+				continue
 			}
+			st := x.state.Load()
+			st.engine.Tick(x.d.opts.Now())
+			x.settle(ctx, st)
 		}
 	}
 }
 
-// caughtUp reports whether the durable consumer has no undelivered events.
-// Unknown (NATS unreachable) counts as not caught up: without data, alerts
-// neither fire nor resolve.
-func (x *detector) caughtUp(ctx context.Context) bool {
-	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, ci, err := x.d.consumer.Info(ictx)
-	return err == nil && ci.NumPending == 0
-}
+// caughtUp reports whether ingest has applied every event stored so far.
+// Not bound (NATS unreachable) counts as not caught up: without data,
+// alerts neither fire nor resolve. The consumer's own view matters here, not
+// the server's count of undelivered messages: messages delivered into the
+// client's prefetch buffer are not pending on the server, yet their events
+// are not applied, and a tick would make them late.
+func (x *detector) caughtUp() bool { return x.d.consumer.CaughtUp() }
 
 func (x *detector) close() { x.engine().Close() }
 

@@ -112,6 +112,11 @@ func (r *notifierRunner) Notify(ctx context.Context, a detect.Alert) error {
 	return r.n().Notify(ctx, a)
 }
 
+// Announce announces the alerts of firing not announced yet.
+func (r *notifierRunner) Announce(ctx context.Context, firing []detect.Alert) error {
+	return r.n().Announce(ctx, firing)
+}
+
 // Reconcile brings alert state in line with what the engine fires.
 func (r *notifierRunner) Reconcile(ctx context.Context, firing []detect.Alert, endsAt time.Time) error {
 	return r.n().Reconcile(ctx, firing, endsAt)

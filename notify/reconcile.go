@@ -8,29 +8,44 @@ import (
 	"github.com/vigil-sec/vigil/detect"
 )
 
-// Reconcile brings alert state in line with the detection engine after a
-// restart. The daemon replays its event stream into a muted engine, then
-// passes what fires now (Engine.Firing) and the engine's watermark:
-// alerts firing now and not yet announced are announced; alerts announced
-// as firing that no longer fire are resolved at endsAt; alerts already
+// Reconcile brings alert state in line with the detection engine once it
+// has seen every stored event: alerts firing now (Engine.Firing) and not yet
+// announced are announced; alerts announced as firing that no longer fire
+// are resolved at endsAt, normally the engine's watermark; alerts already
 // announced are left alone (Notify drops the repeat announcement).
+//
+// Call it only when the engine is caught up with the stream. Right after a
+// restart the engine holds only what it replayed; an alert that does not
+// fire yet may fire again from events still to come, so resolving it then
+// would announce it twice. Use Announce until the engine has caught up.
 func (n *Notifier) Reconcile(ctx context.Context, firing []detect.Alert, endsAt time.Time) error {
 	known, err := n.FiringAlerts(ctx)
 	if err != nil {
 		return err
 	}
 	now := make(map[string]bool, len(firing))
-	var errs []error
 	for _, a := range firing {
 		now[a.Fingerprint] = true
-		a.State, a.Transition = detect.StateFiring, detect.TransitionFiring
-		errs = append(errs, n.Notify(ctx, a))
 	}
+	errs := []error{n.Announce(ctx, firing)}
 	for _, a := range known {
 		if now[a.Fingerprint] {
 			continue
 		}
 		a.State, a.Transition, a.EndsAt = detect.StateResolved, detect.TransitionResolved, endsAt
+		errs = append(errs, n.Notify(ctx, a))
+	}
+	return errors.Join(errs...)
+}
+
+// Announce announces the alerts of firing that were not announced yet, and
+// leaves every other alert alone. The daemon calls it after replaying the
+// stream into a muted engine, so that an alert raised by events Vigil had
+// not processed before a restart is not lost.
+func (n *Notifier) Announce(ctx context.Context, firing []detect.Alert) error {
+	var errs []error
+	for _, a := range firing {
+		a.State, a.Transition = detect.StateFiring, detect.TransitionFiring
 		errs = append(errs, n.Notify(ctx, a))
 	}
 	return errors.Join(errs...)
