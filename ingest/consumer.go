@@ -259,8 +259,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 		case <-cc.Closed():
 			err = errors.New("consume stopped")
 		}
-		cc.Drain() // what the client holds is still decoded
-		<-cc.Closed()
+		stopConsuming(cc, c.nc)
 	} else {
 		err = fmt.Errorf("consume: %w", err)
 	}
@@ -270,6 +269,24 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.out = nil
 	c.batchMu.Unlock()
 	return errors.Join(err, ap.close())
+}
+
+// stopConsuming ends cc. While NATS is connected, the messages the client
+// holds are still decoded and applied (Drain); while it is not, draining
+// would wait for a server that is gone, so they are dropped unacknowledged
+// (JetStream delivers them again after ack_wait). Either way it waits at
+// most 5s.
+func stopConsuming(cc jetstream.ConsumeContext, nc *nats.Conn) {
+	if nc.IsConnected() {
+		cc.Drain()
+	} else {
+		cc.Stop()
+	}
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+		cc.Stop()
+	}
 }
 
 // handle decodes one message into the current chunk, and hands the chunk
