@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/rules"
+)
+
+// Throughput benchmarks. Each iteration fills a fresh stream on an external
+// nats-server process and drains it; run them with -benchtime 1x (one
+// iteration is several seconds). VIGIL_E2E_BENCH_EVENTS sets how many
+// events a run uses (default 200,000).
+
+func benchEvents() int { return envInt("VIGIL_E2E_BENCH_EVENTS", 200_000) }
+
+// envInt returns the positive integer in the environment variable name, or
+// def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// BenchmarkOneEventPerMessage compares the vigil binary (default rules, one
+// event per message, file-backed stream, explicit acks) with the
+// transport's ceiling: consumers in the test process that only receive and
+// acknowledge the same messages. The ceiling is a prefetching Consume that
+// acknowledges each message (AckExplicit), the transport pattern Vigil
+// uses; two more are measured for comparison: the fetch-then-ack-each loop
+// Vigil used before, and AckAll with one acknowledgement per batch (faster,
+// and rejected: see ingest.consumerConfig).
+func BenchmarkOneEventPerMessage(b *testing.B) {
+	n := benchEvents()
+	for range b.N {
+		ns := startNATSServer(b)
+		c := connect(b, ns.url())
+		c.ensureStreams(b)
+		c.prefill(b, n, normalMsgs(1))
+		consume := ceiling(b, c, "ceiling-consume", ceilingConsume)
+		fetch := ceiling(b, c, "ceiling-fetch", ceilingFetch)
+		ackAll := ceiling(b, c, "ceiling-ackall", ceilingAckAll)
+		v := newVigil(b, benchConfig(ns.url()))
+		got := c.drained(b, ingest.DefaultConfig().Consumer, 5*time.Minute)
+		if r := v.metric("vigil_events_received_total"); r != float64(n) {
+			b.Fatalf("vigil applied %v events, want %d", r, n)
+		}
+		b.ReportMetric(float64(n)/consume.Seconds(), "ceiling-msgs/s")
+		b.ReportMetric(float64(n)/fetch.Seconds(), "fetch-loop-msgs/s")
+		b.ReportMetric(float64(n)/ackAll.Seconds(), "ackall-msgs/s")
+		b.ReportMetric(float64(n)/got.Seconds(), "vigil-msgs/s")
+		b.ReportMetric(100*consume.Seconds()/got.Seconds(), "%-of-ceiling")
+		v.stop()
+		ns.stop()
+	}
+}
+
+// BenchmarkNDJSON measures events/s with about 100 events per message:
+// draining a backlog, and end to end, publishing while Vigil consumes (from
+// the first publish until Vigil has applied the last event).
+func BenchmarkNDJSON(b *testing.B) {
+	const perMsg = 100
+	n := benchEvents() / perMsg * perMsg
+	for range b.N {
+		ns := startNATSServer(b)
+		c := connect(b, ns.url())
+		c.ensureStreams(b)
+		c.prefill(b, n/perMsg, normalMsgs(perMsg))
+		v := newVigil(b, benchConfig(ns.url()))
+		drain := c.drained(b, ingest.DefaultConfig().Consumer, 5*time.Minute)
+		b.ReportMetric(float64(n)/drain.Seconds(), "drain-events/s")
+
+		msgs := make([]*nats.Msg, n/perMsg)
+		next := normalMsgs(perMsg)
+		for i := range msgs {
+			msgs[i] = next(i)
+		}
+		start := time.Now()
+		pub := c.prefill(b, len(msgs), func(i int) *nats.Msg { return msgs[i] })
+		eventually(b, 5*time.Minute, "every event applied", func() error { return receivedAtLeast(v, float64(2*n)) })
+		e2e := time.Since(start)
+		b.ReportMetric(float64(n)/pub.Seconds(), "publish-events/s")
+		b.ReportMetric(float64(n)/e2e.Seconds(), "end-to-end-events/s")
+		if m, err := v.metrics(); err == nil {
+			b.ReportMetric(sumMetric(m, "vigil_alerts_total"), "alert-transitions")
+		}
+		v.stop()
+		ns.stop()
+	}
+}
+
+// benchConfig runs the daemon on an external NATS for a drain, with
+// VIGIL_E2E_FETCH_BATCH as ingest.fetch_batch when set.
+func benchConfig(url string) vigilConfig {
+	cfg := vigilConfig{NATSURL: url, Lateness: drainLateness}
+	if fb := envInt("VIGIL_E2E_FETCH_BATCH", 0); fb > 0 {
+		cfg.Ingest = map[string]string{"fetch_batch": strconv.Itoa(fb)}
+	}
+	return cfg
+}
+
+// BenchmarkConsumerInProcess runs ingest.Consumer with the default rules in
+// the test process against an external nats-server, so that a CPU profile
+// shows where ingest spends its time. VIGIL_E2E_CPUPROFILE names a file to
+// write the profile of the drain alone to (go test's -cpuprofile would also
+// cover filling the stream):
+//
+//	VIGIL_E2E_CPUPROFILE=/tmp/cpu.out go test -run '^$' -bench ConsumerInProcess -benchtime 1x ./test/e2e/
+//
+// VIGIL_E2E_BENCH_BATCH sets events per message (default 1),
+// VIGIL_E2E_FETCH_BATCH the consumer's fetch_batch, and VIGIL_E2E_BENCH_BAD=1
+// mixes a malformed message after each valid one (the flood scenario).
+func BenchmarkConsumerInProcess(b *testing.B) {
+	perMsg := envInt("VIGIL_E2E_BENCH_BATCH", 1)
+	cfg := ingest.DefaultConfig()
+	cfg.FetchBatch = envInt("VIGIL_E2E_FETCH_BATCH", cfg.FetchBatch)
+	cfg.MaxAckPending = max(cfg.MaxAckPending, 4*cfg.FetchBatch)
+	n := benchEvents() / perMsg * perMsg
+	for range b.N {
+		b.StopTimer()
+		ns := startNATSServer(b)
+		c := connect(b, ns.url())
+		c.ensureStreams(b)
+		if envInt("VIGIL_E2E_BENCH_BAD", 0) > 0 {
+			good := normalMsgs(perMsg)
+			c.prefill(b, 2*n/perMsg, func(i int) *nats.Msg {
+				if i%2 == 1 {
+					return malformed(i / 2)
+				}
+				return good(i)
+			})
+		} else {
+			c.prefill(b, n/perMsg, normalMsgs(perMsg))
+		}
+		eng := newBenchEngine(b)
+		cons, err := ingest.New(cfg, c.nc, ingest.Options{Sink: eng})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		stopProfile := startProfile(b)
+		b.StartTimer()
+		wg.Go(func() { _ = cons.Run(ctx) })
+		d := c.drained(b, ingest.DefaultConfig().Consumer, 5*time.Minute)
+		b.StopTimer()
+		stopProfile()
+		cancel()
+		wg.Wait()
+		eng.Close()
+		b.ReportMetric(float64(n)/d.Seconds(), "events/s")
+		b.ReportMetric(float64(n/perMsg)/d.Seconds(), "msgs/s")
+		ns.stop()
+	}
+}
+
+// newBenchEngine is a live engine with the default rules whose alerts go
+// nowhere, with lateness wide enough for a pre-filled backlog.
+func newBenchEngine(b *testing.B) *detect.Engine {
+	rs, err := rules.Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := detect.New(rs, detect.Options{Live: true, Lateness: drainLateness, Emit: func(detect.Alert) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return eng
+}
+
+// ceilingMode is how a ceiling consumer receives and acknowledges.
+type ceilingMode int
+
+const (
+	ceilingConsume ceilingMode = iota // Consume, AckExplicit, ack each message
+	ceilingFetch                      // fetch a batch, then ack each message
+	ceilingAckAll                     // two fetches in flight, AckAll on each batch's last
+)
+
+// ceiling drains the stream with a durable consumer that only receives and
+// acknowledges, configured as Vigil's, and returns the drain time.
+func ceiling(b *testing.B, c *client, name string, mode ceilingMode) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfg := ingest.DefaultConfig()
+	policy := jetstream.AckExplicitPolicy
+	if mode == ceilingAckAll {
+		policy = jetstream.AckAllPolicy
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, ingest.EventsStream, jetstream.ConsumerConfig{
+		Durable: name, AckPolicy: policy, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: -1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if mode == ceilingConsume {
+		cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.PullMaxMessages(cfg.FetchBatch))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Stop()
+		return c.drained(b, name, 5*time.Minute)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { fetchAck(ctx, cons, cfg, mode == ceilingAckAll) })
+	d := c.drained(b, name, 5*time.Minute)
+	cancel()
+	wg.Wait()
+	return d
+}
+
+// fetchAck receives batches and acknowledges them until ctx is done: each
+// message after its batch, or with pipelined the batch's last message while
+// the next batch is already requested (JetStream then hands the messages to
+// the two requests in turn, out of order: fine for counting, not for Vigil).
+func fetchAck(ctx context.Context, cons jetstream.Consumer, cfg ingest.Config, pipelined bool) {
+	fetch := func() jetstream.MessageBatch {
+		batch, err := cons.Fetch(cfg.FetchBatch, jetstream.FetchMaxWait(cfg.FetchWait))
+		if err != nil {
+			return nil
+		}
+		return batch
+	}
+	var msgs []jetstream.Msg
+	next := fetch()
+	for next != nil && ctx.Err() == nil {
+		cur := next
+		if pipelined {
+			next = fetch()
+		}
+		msgs = msgs[:0]
+		for m := range cur.Messages() {
+			msgs = append(msgs, m)
+		}
+		switch {
+		case len(msgs) == 0:
+		case pipelined:
+			_ = msgs[len(msgs)-1].Ack()
+		default:
+			for _, m := range msgs {
+				_ = m.Ack()
+			}
+		}
+		if !pipelined {
+			next = fetch()
+		}
+	}
+}
+
+// startProfile starts a CPU profile into VIGIL_E2E_CPUPROFILE, if set, and
+// returns the function that stops it.
+func startProfile(b *testing.B) func() {
+	path := os.Getenv("VIGIL_E2E_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}

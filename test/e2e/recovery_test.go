@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigil-sec/vigil/notify"
+)
+
+// burstRule is a short-window copy of the default brute_force_source_ip
+// rule, so that alerts fire and resolve within seconds. The suite runs it
+// beside the default rules.
+const burstRule = `rules:
+  - name: e2e_burst
+    description: Twenty failed logins from one address within 15 seconds (test rule).
+    severity: high
+    category: brute_force
+    match: status == 401 && endpoint startsWith "/v1/auth/"
+    group_by: [source_ip]
+    threshold: {count: 20, window: 15s}
+    resolve_after: 2s
+    summary: 'Burst of failed logins from {{ .Labels.source_ip }}'
+`
+
+const (
+	ruleBurst = "e2e_burst"
+	ruleBrute = "brute_force_source_ip" // default rule: 50 failures in 5m
+	firing    = "alert.firing"
+	resolved  = "alert.resolved"
+)
+
+// TestKill9MidAttack kills the daemon with SIGKILL while three attacks are
+// in different states:
+//
+//   - the first fired before the kill and stops; its alert must not be
+//     announced again, and must resolve exactly once afterwards;
+//   - the second is halfway to its threshold, its events applied and
+//     acknowledged a few seconds before the kill (longer ago than the
+//     allowed lateness, as after any real restart); its second half comes
+//     after the restart and it must still be detected, once;
+//   - the third crosses two rules' thresholds just before the kill, so the
+//     daemon may have applied, announced or acknowledged any part of it;
+//     each of its alerts must be announced exactly once.
+func TestKill9MidAttack(t *testing.T) {
+	const ipFired, ipStraddle, ipCrossing = "203.0.113.10", "203.0.113.20", "203.0.113.30"
+	const lateness = time.Second
+	recv := newReceiver(t, "hook", 0)
+	v := newVigil(t, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Rules: []string{burstRule}, Lateness: lateness})
+	c := connect(t, v.natsURL())
+
+	c.publishAttack(t, ipFired, 0, 25)
+	eventually(t, 20*time.Second, "the first attack's alert", func() error {
+		return wantCount(recv, alertKey{ruleBurst, ipFired, firing}, 1)
+	})
+	c.publishAttack(t, ipStraddle, 0, 12) // below the threshold of 20
+	halfway := time.Now()
+	eventually(t, 10*time.Second, "the events so far acknowledged", func() error {
+		return c.allAcked(t)
+	})
+	eventually(t, 10*time.Second, "the first half to be older than the lateness", func() error {
+		if age := time.Since(halfway); age < 2*lateness {
+			return fmt.Errorf("%s old", age)
+		}
+		return nil
+	})
+	c.publishAttack(t, ipCrossing, 0, 60) // crosses e2e_burst (20) and brute_force_source_ip (50)
+	v.kill9()
+
+	v.restart()
+	c.publishAttack(t, ipStraddle, 12, 24) // the straddling attack crosses 20 now
+	want := map[alertKey]int{
+		{ruleBurst, ipFired, firing}: 1, {ruleBurst, ipFired, resolved}: 1,
+		{ruleBurst, ipStraddle, firing}: 1, {ruleBurst, ipStraddle, resolved}: 1,
+		{ruleBurst, ipCrossing, firing}: 1, {ruleBurst, ipCrossing, resolved}: 1,
+		{ruleBrute, ipCrossing, firing}: 1, // resolves 10 minutes after the attack
+	}
+	eventually(t, 45*time.Second, "every expected announcement", func() error {
+		return sameAnnouncements(recv.announcements(), want)
+	})
+	waitOutboxEmpty(t, c)
+	v.stop()
+	if err := sameAnnouncements(recv.announcements(), want); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestKill9AfterAnnouncing kills the daemon right after the receiver got an
+// alert, typically before the daemon acknowledged the events that raised
+// it. After the restart JetStream hands those events out again; the alert
+// must neither be announced a second time nor be resolved early, and must
+// resolve exactly once when the attack's window has passed.
+func TestKill9AfterAnnouncing(t *testing.T) {
+	const ip = "203.0.113.40"
+	recv := newReceiver(t, "hook", 0)
+	v := newVigil(t, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Rules: []string{burstRule}})
+	c := connect(t, v.natsURL())
+
+	c.publishAttack(t, ip, 0, 25)
+	eventually(t, 20*time.Second, "the alert", func() error {
+		return wantCount(recv, alertKey{ruleBurst, ip, firing}, 1)
+	})
+	v.kill9()
+	v.restart()
+	if _, ci := c.streamInfo(t); ci.NumAckPending > 0 {
+		t.Logf("killed with %d messages delivered and not acknowledged", ci.NumAckPending)
+	}
+	want := map[alertKey]int{{ruleBurst, ip, firing}: 1, {ruleBurst, ip, resolved}: 1}
+	eventually(t, 45*time.Second, "the alert to resolve", func() error {
+		return sameAnnouncements(recv.announcements(), want)
+	})
+	resolvedAt, _ := recv.first(alertKey{ruleBurst, ip, resolved})
+	firedAt, _ := recv.first(alertKey{ruleBurst, ip, firing})
+	// The window is 15s; the alert cannot have resolved before it passed.
+	if d := resolvedAt.Sub(firedAt); d < 15*time.Second {
+		t.Errorf("resolved %s after firing, before its 15s window passed", d)
+	}
+	waitOutboxEmpty(t, c)
+	v.stop()
+	if err := sameAnnouncements(recv.announcements(), want); err != nil {
+		t.Error(err)
+	}
+}
+
+// wantCount checks that k was announced n times (distinct webhook-ids).
+func wantCount(r *receiver, k alertKey, n int) error {
+	if got := r.count(k); got != n {
+		return fmt.Errorf("%v announced %d times, want %d", k, got, n)
+	}
+	return nil
+}
+
+// sameAnnouncements reports the first announcement whose count differs from
+// want, extra ones (an alert announced twice, or one not wanted) first.
+func sameAnnouncements(got, want map[alertKey]int) error {
+	for k := range got {
+		if got[k] > want[k] {
+			return fmt.Errorf("%v announced %d times, want %d (all: %v)", k, got[k], want[k], got)
+		}
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			return fmt.Errorf("%v announced %d times, want %d (all: %v)", k, got[k], want[k], got)
+		}
+	}
+	return nil
+}
+
+// waitOutboxEmpty waits until the daemon delivered everything it queued, so
+// that no duplicate can still be on its way.
+func waitOutboxEmpty(t testing.TB, c *client) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the notification outbox to drain", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := c.js.Stream(ctx, notify.OutboxStream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d deliveries queued", info.State.Msgs)
+		}
+		return nil
+	})
+}

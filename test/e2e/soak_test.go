@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestSoak runs the daemon for VIGIL_E2E_SOAK (e.g. 10m) under
+// VIGIL_E2E_SOAK_RATE events/s (default 20,000) whose source addresses
+// cycle through one million distinct ones, sampling resident memory and
+// goroutines every 10s. After a warm-up of half the run (the detection
+// state's index keeps growing for about five minutes at 20,000 events/s
+// before eviction balances it), memory must stay flat (the last sample
+// within 10% of the one at the end of warm-up) and goroutines must not
+// grow; the daemon must keep up with the traffic. It logs the curve; run
+// it with -v:
+//
+//	VIGIL_E2E_SOAK=10m go test -run TestSoak -timeout 30m -v ./test/e2e/
+func TestSoak(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("VIGIL_E2E_SOAK"))
+	if err != nil || d <= 0 {
+		t.Skip("soak: set VIGIL_E2E_SOAK to a duration, e.g. 10m")
+	}
+	rate := envInt("VIGIL_E2E_SOAK_RATE", 20_000)
+	recv := newReceiver(t, "hook", 0)
+	v := newVigil(t, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Lateness: 5 * time.Second})
+	tr := startTrafficIPs(t, v.natsURL(), rate, 1_000_000)
+	warmUp := d / 2
+
+	start := time.Now()
+	var atWarm, last sample
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for range tick.C {
+		s := takeSample(t, v, time.Since(start), tr.em.Stats().Published)
+		t.Logf("soak t=%4.0fs rss=%6.1fMiB heap=%6.1fMiB goroutines=%3.0f state=%6.1fMiB applied=%9.0f published=%9d",
+			s.at.Seconds(), s.rss/(1<<20), s.heap/(1<<20), s.goroutines, s.state/(1<<20), s.received, s.published)
+		if atWarm.at == 0 && s.at >= warmUp {
+			atWarm = s
+		}
+		last = s
+		if s.at >= d {
+			break
+		}
+	}
+	st := tr.stop(t)
+	eventually(t, time.Minute, "the daemon to apply every event", func() error {
+		return receivedAtLeast(v, float64(st.Published))
+	})
+	if last.rss > 1.1*atWarm.rss {
+		t.Errorf("resident memory grew after warm-up: %.1f MiB at %s, %.1f MiB at the end",
+			atWarm.rss/(1<<20), atWarm.at, last.rss/(1<<20))
+	}
+	if last.goroutines > atWarm.goroutines+5 {
+		t.Errorf("goroutines grew after warm-up: %v at %s, %v at the end", atWarm.goroutines, atWarm.at, last.goroutines)
+	}
+	t.Logf("soak: %d events in %s (%.0f/s), %d dropped by the publisher",
+		st.Published, time.Since(start).Round(time.Second), float64(st.Published)/time.Since(start).Seconds(), st.Dropped)
+}
+
+// sample is one reading of the daemon's own metrics.
+type sample struct {
+	at                                     time.Duration
+	rss, heap, goroutines, state, received float64
+	published                              uint64
+}
+
+func takeSample(t *testing.T, v *vigil, at time.Duration, published uint64) sample {
+	t.Helper()
+	m, err := v.metrics()
+	if err != nil {
+		t.Fatalf("scrape at %s: %v", at, err)
+	}
+	s := sample{at: at, published: published,
+		rss: m["process_resident_memory_bytes"], heap: m["go_memstats_heap_inuse_bytes"],
+		goroutines: m["go_goroutines"], state: m["vigil_detect_state_bytes"],
+		received: m["vigil_events_received_total"]}
+	if s.rss == 0 || s.goroutines == 0 {
+		t.Fatal(fmt.Errorf("no process or Go metrics at %s", at))
+	}
+	return s
+}
