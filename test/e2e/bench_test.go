@@ -101,9 +101,14 @@ func BenchmarkNDJSON(b *testing.B) {
 }
 
 // benchConfig runs the daemon on an external NATS for a drain, with
-// VIGIL_E2E_FETCH_BATCH as ingest.fetch_batch when set.
+// VIGIL_E2E_FETCH_BATCH as ingest.fetch_batch and VIGIL_E2E_VIGIL_GOGC as
+// the daemon's GOGC (alone: the test process and nats-server keep theirs)
+// when set.
 func benchConfig(url string) vigilConfig {
 	cfg := vigilConfig{NATSURL: url, Lateness: drainLateness}
+	if gc := os.Getenv("VIGIL_E2E_VIGIL_GOGC"); gc != "" {
+		cfg.Env = []string{"GOGC=" + gc}
+	}
 	if fb := envInt("VIGIL_E2E_FETCH_BATCH", 0); fb > 0 {
 		cfg.Ingest = map[string]string{"fetch_batch": strconv.Itoa(fb)}
 	}

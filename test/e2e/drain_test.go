@@ -24,7 +24,7 @@ import (
 
 // drainLateness is detect.lateness for drain runs: a backlog is older than
 // the default lateness by the time it is consumed, and the live engine
-// would drop it as late (see docs/performance-pipeline.md).
+// would drop it as late (see docs/performance.md).
 const drainLateness = 10 * time.Minute
 
 // ensureStreams declares Vigil's streams with the default settings, as the
@@ -51,7 +51,7 @@ func (c *client) prefill(t testing.TB, n int, next func(i int) *nats.Msg) time.D
 	}
 	start := time.Now()
 	for i := range n {
-		if _, err := js.PublishMsgAsync(next(i)); err != nil {
+		if _, err := js.PublishMsgAsync(next(i), jetstream.WithStallWait(30*time.Second)); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}

@@ -29,6 +29,7 @@ type vigilConfig struct {
 	Ingest    map[string]string // ingest: keys to override, e.g. "ack_wait": "5s"
 	Lateness  time.Duration     // detect.lateness; 1s when zero
 	LogLevel  string            // info when empty
+	Env       []string          // extra environment, e.g. GOGC=400
 }
 
 // receiverSpec is one webhook receiver of the daemon's config.
@@ -137,7 +138,7 @@ func (v *vigil) start() {
 	v.t.Helper()
 	v.starts++
 	v.p = startProc(v.t, fmt.Sprintf("vigil#%d", v.starts), bins.vigil,
-		[]string{"WEBHOOK_SECRET=" + webhookSecret},
+		append([]string{"WEBHOOK_SECRET=" + webhookSecret}, v.cfg.Env...),
 		"run", "--config", v.cfgPath)
 	v.waitReady(60 * time.Second)
 }
