@@ -102,6 +102,7 @@ func TestOptionsValidated(t *testing.T) {
 		{"nil logger", WithLogger(nil)},
 		{"nil clock", WithClock(nil)},
 		{"empty subject prefix", WithSubjectPrefix("")},
+		{"subject prefix below vigil.events.", WithSubjectPrefix("vigil.events.eu")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -88,11 +89,17 @@ func WithService(name string) Option {
 }
 
 // WithSubjectPrefix changes the subject prefix (default "vigil.events"); the
-// subject of a message is prefix + "." + service.
+// subject of a message is prefix + "." + service. Use it where NATS maps
+// subjects between accounts. A prefix below "vigil.events." is refused:
+// Vigil compares the whole subject after "vigil.events." with each event's
+// service, so the extra tokens belong in the service name.
 func WithSubjectPrefix(prefix string) Option {
 	return func(c *config) error {
 		if prefix == "" {
 			return errors.New("subject prefix is empty")
+		}
+		if rest, ok := strings.CutPrefix(prefix, DefaultSubjectPrefix+"."); ok {
+			return fmt.Errorf("subject prefix %q would put every event's service under %q, and Vigil would reject them (service_mismatch): keep the default prefix and name the service %q instead", prefix, rest, rest+".<service>")
 		}
 		c.subjectPrefix = prefix
 		return nil

@@ -24,6 +24,7 @@ const disconnectedPoll = time.Second
 type flight struct {
 	msg    *nats.Msg
 	events int
+	seq    uint64 // order of creation: messages are sent, and sent again, in it
 }
 
 // publisher is the Emitter's background half. Fields above mu belong to the
@@ -52,7 +53,8 @@ type publisher struct {
 	fullAt      atomic.Int64  // buffered events that fill it; MaxInt64 when none lingers
 
 	mu        sync.Mutex
-	ready     []*flight             // built, waiting to be sent (new or again)
+	ready     []*flight             // built, waiting to be sent (new or again), in seq order
+	nextSeq   uint64                // seq of the next flight
 	sent      map[*nats.Msg]*flight // sent, waiting for the ack
 	backoff   time.Duration         // current retry delay; 0 while healthy
 	notBefore time.Time             // no sending before this
@@ -214,6 +216,8 @@ func (p *publisher) flush(b *batch) {
 	p.batchSize.Observe(float64(b.n))
 	f := &flight{msg: b.message(), events: b.n}
 	p.mu.Lock()
+	f.seq = p.nextSeq
+	p.nextSeq++
 	p.ready = append(p.ready, f)
 	p.outstanding.Add(1)
 	p.mu.Unlock()

@@ -1,7 +1,9 @@
 package emit
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -99,7 +101,11 @@ func (p *publisher) failLocked(f *flight, err error) bool {
 		p.recycleLocked(f.msg.Data)
 		return false
 	}
-	p.ready = append(p.ready, f)
+	// Back in its place, before anything built after it: events reach
+	// Vigil in the order they were emitted, so that an outage does not make
+	// the events it held back arrive after newer ones (and count as late).
+	i, _ := slices.BinarySearchFunc(p.ready, f.seq, func(g *flight, seq uint64) int { return cmp.Compare(g.seq, seq) })
+	p.ready = slices.Insert(p.ready, i, f)
 	p.backoff = min(max(2*p.backoff, p.cfg.minBackoff), p.cfg.maxBackoff)
 	p.notBefore = time.Now().Add(p.backoff)
 	first := !p.failing
