@@ -210,7 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = fmt.Errorf("admin http server: %w", err)
 	}
 	d.log.Info("vigil stopping")
-	stopIntake() // the consumer finishes and acks its batch
+	stopIntake() // the consumer finishes and acknowledges what it received
 	wg.Wait()
 	stopNotify() // attempts in flight finish; the rest stays queued in JetStream
 	d.notifier.wait()
@@ -249,9 +249,12 @@ func (d *Daemon) Close() {
 // warmUp rebuilds detection windows and alert state before live intake.
 func (d *Daemon) warmUp(ctx context.Context) error {
 	st := d.detector.state.Load()
-	if err := d.detector.rebuild(ctx, st); err != nil {
+	r, err := d.detector.rebuild(ctx, st)
+	if err != nil {
 		return fmt.Errorf("rebuild detection state: %w", err)
 	}
 	d.consumer.SetSink(st.engine)
+	d.consumer.SkipReplayed(r)
+	d.detector.announce(ctx, st)
 	return nil
 }

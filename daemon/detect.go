@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -96,36 +97,57 @@ func lookback(st *engineState) time.Duration {
 	return longest + st.cfg.Lateness
 }
 
-// rebuild replays the stream's recent events into st's muted engine, then
-// announces what fires and was not announced yet (events stored before a
-// restart but never processed may have crossed a threshold). Alerts
-// announced before that no longer fire are resolved later, by settle, once
-// ingest has caught up: until then, events still to come may fire them
-// again, and resolving them now would announce them twice.
-func (x *detector) rebuild(ctx context.Context, st *engineState) error {
-	eng := st.engine
-	eng.SetMuted(true)
+// rebuild replays the stream's recent events into st's muted engine. The
+// caller puts the engine in force, tells the consumer to skip what was
+// replayed, and calls announce.
+func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
 	since := x.d.opts.Now().Add(-lookback(st))
-	n, err := x.d.consumer.Rebuild(ctx, since, eng)
-	if err != nil {
-		eng.SetMuted(false)
+	var r ingest.Replayed
+	err := muted(st.engine, func() (err error) {
+		r, err = x.d.consumer.Rebuild(ctx, since, st.engine)
 		return err
+	})
+	if err != nil {
+		return r, err
 	}
-	firing := eng.Firing()
-	eng.SetMuted(false)
+	x.d.log.Info("detection windows rebuilt", "events", r.Events, "since", since)
+	return r, nil
+}
+
+// muted runs fn with eng's alert transitions muted.
+func muted(eng *detect.Engine, fn func() error) error {
+	eng.SetMuted(true)
+	defer eng.SetMuted(false)
+	return fn()
+}
+
+// announce announces what st's rebuilt engine fires and was not announced
+// yet (events stored before a restart but never processed may have crossed
+// a threshold). Alerts announced before that no longer fire are resolved
+// later, by settle, once ingest has caught up: until then, events still to
+// come may fire them again, and resolving them now would announce them
+// twice. A failure is logged: settle announces them too.
+func (x *detector) announce(ctx context.Context, st *engineState) {
 	st.unsettled.Store(true)
-	x.d.log.Info("detection windows rebuilt", "events", n, "since", since, "firing", len(firing))
-	return x.d.notifier.Announce(ctx, firing)
+	firing := st.engine.Firing()
+	if err := x.d.notifier.Announce(ctx, firing); err != nil {
+		x.d.log.Warn("alerts firing after the rebuild not announced yet; retrying once ingest has caught up", "err", err, "firing", len(firing))
+	}
 }
 
 // settle resolves the alerts announced as firing that st's engine, caught
 // up with the stream, no longer fires (at its watermark), once per rebuild.
+// Intake is paused meanwhile, so that no alert fires or resolves between
+// reading the engine and the alert state.
 func (x *detector) settle(ctx context.Context, st *engineState) {
 	if !st.unsettled.Load() {
 		return
 	}
-	eng := st.engine
-	if err := x.d.notifier.Reconcile(ctx, eng.Firing(), eng.Watermark()); err != nil {
+	var err error
+	x.d.consumer.Paused(func() {
+		err = x.d.notifier.Reconcile(ctx, st.engine.Firing(), st.engine.Watermark())
+	})
+	if err != nil {
 		x.d.log.Warn("alert state not reconciled; retrying in a second", "err", err)
 		return
 	}
@@ -146,23 +168,33 @@ func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
 	return st, nil
 }
 
-// swap rebuilds st's windows from the stream and puts it in force, with
-// intake paused so no event is missed or counted twice.
+// swap rebuilds st's windows from the stream and puts it in force. The
+// long replay runs while the old engine keeps working; intake pauses only
+// to replay what it delivered meanwhile, so no event is missed or applied
+// twice.
 func (x *detector) swap(ctx context.Context, st *engineState) error {
-	var err error
-	x.d.consumer.Paused(func() {
-		if err = x.rebuild(ctx, st); err != nil {
-			return
-		}
-		old := x.state.Swap(st)
-		x.d.consumer.SetSink(st.engine)
-		old.engine.Close()
-	})
+	r, err := x.rebuild(ctx, st)
+	if err == nil {
+		x.d.consumer.Paused(func() {
+			err = muted(st.engine, func() (err error) {
+				r, err = x.d.consumer.CatchUp(ctx, r, st.engine)
+				return err
+			})
+			if err != nil {
+				return
+			}
+			old := x.state.Swap(st)
+			x.d.consumer.SetSink(st.engine)
+			x.d.consumer.SkipReplayed(r)
+			old.engine.Close()
+		})
+	}
 	if err != nil {
 		st.engine.Close()
 		return fmt.Errorf("rebuild windows for the new rules: %w", err)
 	}
-	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()))
+	x.announce(ctx, st)
+	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()), "events_replayed", r.Events)
 	return nil
 }
 

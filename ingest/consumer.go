@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +75,9 @@ type Consumer struct {
 	bound       atomic.Bool
 	progress    progress      // see CaughtUp
 	settled     seqSet        // messages applied and acknowledged; see handle
-	skipUpTo    atomic.Uint64 // see Rebuild: redelivered messages already replayed
+	replayed    seqSet        // messages applied, not acknowledged; see SkipReplayed
+	streamMade  time.Time     // when the events stream was created; see bind
+	pollEvery   time.Duration // how often pollInfo asks the server
 	pending     prometheus.Gauge
 	ackPending  prometheus.Gauge
 	redelivered prometheus.Counter
@@ -88,6 +89,7 @@ type Consumer struct {
 	cur        *chunk        // being filled
 	flush      *time.Timer   // hands cur on when no message follows soon
 	curSubject string
+	curSeq     uint64
 	curNow     time.Time
 	curSkip    bool
 	applyFn    func(*event.Event)
@@ -118,9 +120,11 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
-		dec:  event.NewDecoder(cfg.Limits()),
-		free: make(chan *chunk, chunkQueue+2),
+		dec:       event.NewDecoder(cfg.Limits()),
+		free:      make(chan *chunk, chunkQueue+2),
+		pollEvery: time.Second,
 	}
+	c.progress.grace = reconnectGrace
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -147,6 +151,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { c.pollInfo(ctx) })
+	wg.Go(func() { c.watchConnection(ctx) })
 
 	delay := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -168,46 +173,31 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // CaughtUp reports whether every event stored in the stream so far has
-// been applied to the sink: the consumer is bound, every message it
-// received was applied, and nothing waited in the stream after the last one
-// when it was delivered. (A message stored since then may sit in the
-// client's buffer; it is newer than everything applied.) A live detection
-// engine should let the wall clock move its watermark only then; while
-// Vigil works through a backlog, event time must rule.
-func (c *Consumer) CaughtUp() bool { return c.bound.Load() && c.progress.caughtUp() }
-
-// progress counts messages received and applied in the current consume
-// session, for CaughtUp.
-type progress struct {
-	mu       sync.Mutex
-	received uint64
-	applied  uint64
-	idle     bool // nothing was pending in the stream after the last received message
+// been applied to the sink: the consumer is bound and connected, and the
+// server, asked every second, last reported nothing undelivered and nothing
+// unacknowledged, with nothing received since. For five seconds after
+// (re)connecting it is false whatever the server says, while publishers
+// that held events reconnect. A live detection engine should let the wall
+// clock move its watermark only when caught up; while Vigil works through a
+// backlog, or events flow, event time rules.
+func (c *Consumer) CaughtUp() bool {
+	return c.bound.Load() && c.nc.IsConnected() && c.progress.caughtUp()
 }
 
-func (p *progress) reset(idle bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.received, p.applied, p.idle = 0, 0, idle
-}
-
-func (p *progress) receive(idle bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.received++
-	p.idle = idle
-}
-
-func (p *progress) apply(n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.applied += uint64(n)
-}
-
-func (p *progress) caughtUp() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.idle && p.applied == p.received
+// watchConnection marks progress interrupted whenever the connection to
+// NATS is lost or comes back (the grace for publishers starts then), until
+// ctx is done.
+func (c *Consumer) watchConnection(ctx context.Context) {
+	ch := c.nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CONNECTED, nats.CLOSED)
+	defer c.nc.RemoveStatusListener(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			c.progress.interrupt(time.Now())
+		}
+	}
 }
 
 // SetSink replaces the sink that receives valid events.
@@ -236,7 +226,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.flush = time.AfterFunc(time.Hour, c.flushIdle)
 	c.flush.Stop()
 	c.batchMu.Unlock()
-	c.progress.reset(cons.CachedInfo().NumPending == 0)
+	c.progress.reset(time.Now())
 
 	fatal := make(chan error, 1)
 	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.FetchBatch),
@@ -257,7 +247,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 		case err = <-fatal:
 		case <-ap.failed:
 		case <-cc.Closed():
-			err = errors.New("consume stopped")
+			err = errors.New("the NATS client stopped consuming; binding again")
 		}
 		stopConsuming(cc, c.nc)
 	} else {
@@ -303,8 +293,8 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	if err == nil {
 		seq = meta.Sequence.Stream
 	}
-	c.progress.receive(err == nil && meta.NumPending == 0)
-	if seq != 0 && c.settled.has(seq) {
+	c.progress.receive()
+	if c.settled.has(seq) {
 		// Applied and acknowledged already, but the acknowledgement was
 		// lost (NATS went away, or a restarted server had not stored it).
 		c.redelivered.Inc()
@@ -367,10 +357,10 @@ func (c *Consumer) newChunk() *chunk {
 // chunk.
 func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
 	subject := msg.Subject()
-	c.curNow, c.curSubject = c.now(), subject
-	// Applied by Rebuild already: count it, do not apply it twice.
-	upTo := c.skipUpTo.Load()
-	c.curSkip = upTo > 0 && seq > 0 && seq <= upTo
+	c.curNow, c.curSubject, c.curSeq = c.now(), subject, seq
+	// Applied already (by Rebuild, or before a failed acknowledgement):
+	// count it, do not apply it twice.
+	c.curSkip = c.replayed.has(seq)
 	c.dec.DecodeMessage(msg.Data(), subjectService(subject), c.curNow, c.applyFn, c.rejectFn)
 }
 
@@ -397,101 +387,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// applier is the second stage of the pipeline: it applies decoded events
-// to the Sink in order and settles each chunk's messages once their events
-// are applied. After a failure it settles nothing more; consume stops and
-// the messages not settled are delivered again.
-type applier struct {
-	c      *Consumer
-	in     chan *chunk
-	done   chan struct{}
-	failed chan struct{} // closed when err is set
-	err    error
-}
-
-func newApplier(c *Consumer) *applier {
-	a := &applier{c: c, in: make(chan *chunk, chunkQueue), done: make(chan struct{}), failed: make(chan struct{})}
-	go a.run()
-	return a
-}
-
-func (a *applier) run() {
-	defer close(a.done)
-	for ch := range a.in {
-		a.apply(ch)
-		a.c.inflight.Done()
-		a.c.recycle(ch)
-	}
-}
-
-// close waits until every chunk sent was handled and returns the failure,
-// if any.
-func (a *applier) close() error {
-	close(a.in)
-	<-a.done
-	return a.err
-}
-
-func (a *applier) apply(ch *chunk) {
-	if a.err != nil {
-		handBack(ch.msgs)
-		return
-	}
-	var sink Sink
-	if p := a.c.sink.Load(); p != nil {
-		sink = *p
-	}
-	now := a.c.now()
-	for i := range ch.events {
-		a.c.metrics.Observe(&ch.events[i], now)
-		if sink != nil {
-			sink.Process(&ch.events[i])
-		}
-	}
-	a.c.progress.apply(len(ch.msgs))
-	if err := a.settle(ch); err != nil {
-		// Every event of the chunk was applied: when JetStream delivers
-		// it again, count and dead-letter it, but do not apply it twice.
-		a.c.skipUpTo.Store(max(a.c.skipUpTo.Load(), slices.Max(ch.seqs)))
-		handBack(ch.msgs)
-		a.err = err
-		close(a.failed)
-	}
-}
-
-// settle waits until JetStream stored the chunk's dead letters, then
-// acknowledges its messages.
-func (a *applier) settle(ch *chunk) error {
-	if ch.deadErr != nil {
-		return ch.deadErr
-	}
-	if err := a.c.waitDeadLetters(ch.dead); err != nil {
-		return err
-	}
-	if err := a.c.ack(ch.msgs); err != nil {
-		return fmt.Errorf("ack: %w", err)
-	}
-	for _, seq := range ch.seqs {
-		a.c.settled.add(seq)
-	}
-	a.c.metrics.Batch()
-	return nil
-}
-
-func handBack(msgs []jetstream.Msg) {
-	for _, msg := range msgs {
-		_ = msg.Nak()
-	}
-}
-
-// ack acknowledges each message of a chunk whose events were applied.
-func (c *Consumer) ack(msgs []jetstream.Msg) error {
-	for _, msg := range msgs {
-		if err := msg.Ack(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

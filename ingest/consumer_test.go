@@ -160,8 +160,8 @@ func TestRedeliveryOfSettledMessages(t *testing.T) {
 	waitFor(t, "every message acknowledged again", settled(c))
 
 	sameLines(t, "sink", sink.Lines(), lines(first, later))
-	if got := metric(t, reg, "vigil_ingest_redelivered_total"); got != float64(len(first)) {
-		t.Errorf("vigil_ingest_redelivered_total = %v, want %d", got, len(first))
+	if got := metric(t, reg, "vigil_ingest_redelivered_messages_total"); got != float64(len(first)) {
+		t.Errorf("vigil_ingest_redelivered_messages_total = %v, want %d", got, len(first))
 	}
 	if got, want := metric(t, reg, "vigil_events_received_total"), float64(len(lines(first, later))); got != want {
 		t.Errorf("vigil_events_received_total = %v, want %v", got, want)
@@ -351,145 +351,6 @@ func TestCaughtUp(t *testing.T) {
 		})
 		sameLines(t, "sink once caught up", sink.Lines(), lines(first, more))
 	})
-}
-
-func TestRebuildThenRun(t *testing.T) {
-	cases := []struct {
-		name string
-		// sinceAcked starts the replay after the acknowledged messages, so
-		// that only the ones delivered before the crash are replayed.
-		sinceAcked bool
-	}{
-		{name: "since before every message"},
-		{name: "since after the acknowledged messages", sinceAcked: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := runServer(t)
-			_, js := connect(t, s)
-			cfg := testConfig()
-			ensureStreams(t, js, cfg)
-			since := time.Now().Add(-time.Minute)
-
-			// A first run applies and acknowledges these.
-			acked := messages("acked", 1, 3, 2)
-			publish(t, js, acked)
-			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
-			stopFirst := run(t, first)
-			waitFor(t, "first run acknowledged every message", settled(first))
-			stopFirst()
-			firstConn.Close()
-			if tc.sinceAcked {
-				since = time.Now() // JetStream stamped the acknowledged messages before
-			}
-
-			// Then the consumer crashes with these delivered and not
-			// acknowledged; the last holds no valid event.
-			crashed := messages("crashed", 2, 1, 3)
-			publish(t, js, crashed)
-			publishData(t, js, []byte("not json"))
-			deliverWithoutAck(t, js, cfg, len(crashed)+1)
-
-			// These arrive after the crash.
-			later := messages("later", 1, 4, 1)
-			publish(t, js, later)
-
-			sink := &recorder{}
-			c, _, reg := newConsumer(t, s, cfg, sink)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			n, err := c.Rebuild(ctx, since, sink)
-			if err != nil {
-				t.Fatalf("Rebuild: %v", err)
-			}
-			replayed := lines(acked, crashed)
-			if tc.sinceAcked {
-				replayed = lines(crashed)
-			}
-			if n != len(replayed) {
-				t.Errorf("Rebuild = %d, want %d", n, len(replayed))
-			}
-			sameLines(t, "sink after Rebuild", sink.Lines(), replayed)
-			if got := metric(t, reg, "vigil_events_received_total"); got != 0 {
-				t.Errorf("vigil_events_received_total = %v after Rebuild, want 0", got)
-			}
-
-			run(t, c)
-			// Settled means the crashed messages came again and were
-			// acknowledged; they are counted, but not applied twice.
-			waitFor(t, "every message acknowledged", settled(c))
-			sameLines(t, "sink after Run", sink.Lines(), append(replayed, lines(later)...))
-			received := len(lines(crashed, later))
-			if got := metric(t, reg, "vigil_events_received_total"); got != float64(received) {
-				t.Errorf("vigil_events_received_total = %v, want %d (crashed and later events)", got, received)
-			}
-		})
-	}
-}
-
-// deliverWithoutAck has the durable consumer deliver its next n messages
-// and acknowledges none, like a Vigil that crashed after applying them.
-func deliverWithoutAck(t *testing.T, js jetstream.JetStream, cfg ingest.Config, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cons, err := js.Consumer(ctx, ingest.EventsStream, cfg.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for range batch.Messages() {
-		got++
-	}
-	if got != n {
-		t.Fatalf("fetched %d messages, want %d (%v)", got, n, batch.Error())
-	}
-	after, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Delivered.Stream != before.Delivered.Stream+uint64(n) || after.AckFloor.Stream != before.AckFloor.Stream {
-		t.Fatalf("consumer delivered %d and acknowledged %d, want %d and %d",
-			after.Delivered.Stream, after.AckFloor.Stream, before.Delivered.Stream+uint64(n), before.AckFloor.Stream)
-	}
-}
-
-func TestRebuildWithoutHistory(t *testing.T) {
-	cases := []struct {
-		name    string
-		streams bool // the streams exist, the durable consumer does not
-	}{
-		{name: "no stream yet"},
-		{name: "no consumer yet", streams: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s := runServer(t)
-			_, js := connect(t, s)
-			cfg := testConfig()
-			if tc.streams {
-				ensureStreams(t, js, cfg)
-				publish(t, js, messages("stored", 1, 2))
-			}
-			sink := &recorder{}
-			c, _, _ := newConsumer(t, s, cfg, nil)
-			n, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), sink)
-			if err != nil || n != 0 {
-				t.Errorf("Rebuild = %d, %v; want 0, nil", n, err)
-			}
-			if got := sink.Lines(); len(got) != 0 {
-				t.Errorf("sink got %d events, want none", len(got))
-			}
-		})
-	}
 }
 
 func TestPausedSwapsSinkBetweenEvents(t *testing.T) {

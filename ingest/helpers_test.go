@@ -83,6 +83,7 @@ func newConsumer(t *testing.T, s *server.Server, cfg ingest.Config, sink ingest.
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	c.SetTiming(50*time.Millisecond, 200*time.Millisecond)
 	return c, nc, reg
 }
 

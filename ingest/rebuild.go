@@ -11,6 +11,15 @@ import (
 	"github.com/vigil-sec/vigil/event"
 )
 
+// Replayed says what Rebuild (and CatchUp) applied to a sink: Events
+// events from the messages with stream sequences First to Last (0 when
+// none), stored since Since.
+type Replayed struct {
+	Since       time.Time
+	Events      int
+	First, Last uint64
+}
+
 // Rebuild replays events stored since `since` into sink, up to the last
 // message the durable consumer delivered, so that detection windows hold
 // what they held before a restart; newer messages come through Run as usual.
@@ -18,52 +27,70 @@ import (
 // The bound is the last delivered message, not the acknowledged ones: after
 // a crash, messages delivered but not yet acknowledged were applied (and
 // may have raised alerts) before the crash, so the rebuilt state must hold
-// them too. JetStream delivers them again after ack_wait; Run then counts
-// them in metrics but does not pass them to the sink a second time.
+// them too. JetStream delivers them again after ack_wait; once the caller
+// puts sink in force and calls SkipReplayed, Run counts them in metrics but
+// does not pass them to the sink a second time.
 //
 // Nothing is counted in metrics here (they were counted when first applied)
-// and rejected lines are skipped (they were dead-lettered then). It returns
-// the number of events replayed.
-func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (int, error) {
-	stream, err := c.js.Stream(ctx, EventsStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, nil // first start: nothing to rebuild
-	}
-	if err != nil {
-		return 0, fmt.Errorf("rebuild: %w", err)
-	}
-	upTo, err := c.delivered(ctx, stream)
-	if err != nil || upTo == 0 {
-		return 0, err
-	}
-	n, last, err := c.replay(ctx, stream, since, upTo, sink)
-	if err == nil && last > 0 {
-		// Skip what was replayed, not merely what was delivered: a message
-		// the replay did not reach must still be applied when it comes.
-		c.skipUpTo.Store(last)
-	}
-	return n, err
+// and rejected lines are skipped (they were dead-lettered then).
+func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (Replayed, error) {
+	return c.replayUpToDelivered(ctx, Replayed{Since: since}, sink)
 }
 
-// replay applies the events of messages stored since `since` with stream
-// sequences up to upTo. It returns the number of events applied and the
-// stream sequence of the last message replayed.
-func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, since time.Time, upTo uint64, sink Sink) (int, uint64, error) {
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{EventsSubjects},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &since,
-	})
+// CatchUp extends r, a replay into sink that Run was not applying to, with
+// the messages delivered since: call it while Paused, right before putting
+// sink in force, so that a long Rebuild need not pause intake.
+func (c *Consumer) CatchUp(ctx context.Context, r Replayed, sink Sink) (Replayed, error) {
+	return c.replayUpToDelivered(ctx, r, sink)
+}
+
+// SkipReplayed makes Run count, and not apply, the messages of r when
+// JetStream delivers them: their events were applied by the replay.
+func (c *Consumer) SkipReplayed(r Replayed) { c.replayed.addRange(r.First, r.Last) }
+
+func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sink) (Replayed, error) {
+	stream, err := c.js.Stream(ctx, EventsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return r, nil // first start: nothing to rebuild
+	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("rebuild: %w", err)
+		return r, fmt.Errorf("read the events stream: %w", err)
+	}
+	upTo, err := c.delivered(ctx, stream)
+	if err != nil || upTo == 0 || upTo <= r.Last {
+		return r, err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubjects}}
+	if r.Last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.Last+1
+	} else {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.Since
+	}
+	n, first, last, err := c.replay(ctx, stream, cfg, upTo, sink)
+	r.Events += n
+	if r.First == 0 {
+		r.First = first
+	}
+	if last > 0 {
+		r.Last = last
+	}
+	return r, err
+}
+
+// replay applies the events of the messages cfg delivers, up to stream
+// sequence upTo. It returns the number of events applied and the stream
+// sequences of the first and last message replayed.
+func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, upTo uint64, sink Sink) (n int, first, last uint64, err error) {
+	oc, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("replay the events stream: %w", err)
 	}
 	dec := event.NewDecoder(c.cfg.Limits())
-	n, last := 0, uint64(0)
 	for {
 		// Stored messages are there to take: do not wait for more.
 		batch, err := oc.FetchNoWait(c.cfg.FetchBatch)
 		if err != nil {
-			return n, last, fmt.Errorf("rebuild: %w", err)
+			return n, first, last, fmt.Errorf("replay the events stream: %w", err)
 		}
 		got, done := 0, false
 		for msg := range batch.Messages() {
@@ -75,10 +102,13 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, since ti
 			}
 			n += c.replayMessage(dec, msg, sink)
 			last = meta.Sequence.Stream
+			if first == 0 {
+				first = last
+			}
 			done = done || last == upTo
 		}
 		if done || got == 0 || ctx.Err() != nil {
-			return n, last, ctx.Err()
+			return n, first, last, ctx.Err()
 		}
 	}
 }
@@ -91,11 +121,11 @@ func (c *Consumer) delivered(ctx context.Context, stream jetstream.Stream) (uint
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("rebuild: %w", err)
+		return 0, fmt.Errorf("read the durable consumer %s: %w", c.cfg.Consumer, err)
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("rebuild: %w", err)
+		return 0, fmt.Errorf("read the durable consumer %s: %w", c.cfg.Consumer, err)
 	}
 	return info.Delivered.Stream, nil
 }

@@ -21,8 +21,11 @@ type seqRange struct{ lo, hi uint64 }
 
 const maxRanges = 4096
 
-// add records seq.
+// add records seq; 0 (no sequence known) is ignored.
 func (s *seqSet) add(seq uint64) {
+	if seq == 0 {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := len(s.ranges); n > 0 && seq == s.ranges[n-1].hi+1 { // the usual case
@@ -51,6 +54,35 @@ func (s *seqSet) add(seq uint64) {
 			s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
 		}
 	}
+}
+
+// addRange records lo..hi, both included. It is meant for a range above
+// everything recorded so far (a replay); anything else is added one by one.
+func (s *seqSet) addRange(lo, hi uint64) {
+	if lo == 0 || hi < lo {
+		return
+	}
+	s.mu.Lock()
+	n := len(s.ranges)
+	if n == 0 || lo > s.ranges[n-1].hi+1 {
+		s.ranges = append(s.ranges, seqRange{lo, hi})
+		if len(s.ranges) > maxRanges {
+			s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	for seq := lo; seq <= hi; seq++ {
+		s.add(seq)
+	}
+}
+
+// reset forgets every sequence.
+func (s *seqSet) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ranges = nil
 }
 
 // has reports whether seq was added.

@@ -62,3 +62,24 @@ func TestSeqSetForgetsOldestRanges(t *testing.T) {
 		t.Errorf("kept the oldest range or lost the newest")
 	}
 }
+
+func TestSeqSetAddRange(t *testing.T) {
+	var s seqSet
+	s.add(3)
+	s.addRange(10, 20) // above everything: one new range
+	s.addRange(4, 11)  // overlapping: merged one by one
+	s.addRange(0, 2)   // 0 is no sequence; nothing is added
+	for seq := uint64(0); seq <= 22; seq++ {
+		in := seq >= 3 && seq <= 20
+		if s.has(seq) != in {
+			t.Errorf("has(%d) = %v, want %v", seq, !in, in)
+		}
+	}
+	if len(s.ranges) != 1 {
+		t.Errorf("ranges %v, want one", s.ranges)
+	}
+	s.reset()
+	if s.has(3) {
+		t.Error("reset kept 3")
+	}
+}

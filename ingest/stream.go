@@ -7,11 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vigil-sec/vigil/event"
 )
 
 // Stream and subject names. They are part of Vigil's contract with publishers
@@ -91,6 +88,19 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if err := EnsureStreams(sctx, c.js, c.cfg, c.repl); err != nil {
 		return nil, err
 	}
+	stream, err := c.js.Stream(sctx, EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	// A stream deleted and created again numbers its messages from 1: what
+	// was settled or replayed in the old one says nothing of the new one.
+	if made := stream.CachedInfo().Created; !made.Equal(c.streamMade) {
+		if !c.streamMade.IsZero() {
+			c.settled.reset()
+			c.replayed.reset()
+		}
+		c.streamMade = made
+	}
 	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg))
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Consumer, err)
@@ -103,10 +113,10 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// pollInfo refreshes the pending gauges from the consumer's info, and ends
-// Rebuild's skipping once every replayed message is settled.
+// pollInfo refreshes the pending gauges from the consumer's info, and
+// tells progress when the server has nothing left for Vigil.
 func (c *Consumer) pollInfo(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(c.pollEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -128,8 +138,8 @@ func (c *Consumer) pollInfo(ctx context.Context) {
 		}
 		c.pending.Set(float64(info.NumPending))
 		c.ackPending.Set(float64(info.NumAckPending))
-		if upTo := c.skipUpTo.Load(); upTo > 0 && info.AckFloor.Stream >= upTo {
-			c.skipUpTo.CompareAndSwap(upTo, 0)
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			c.progress.serverIdle(time.Now())
 		}
 	}
 }
@@ -168,7 +178,7 @@ func (c *Consumer) registerGauges(reg prometheus.Registerer) {
 		return 0
 	})
 	c.redelivered = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "vigil_ingest_redelivered_total",
+		Name: "vigil_ingest_redelivered_messages_total",
 		Help: "Messages delivered again after Vigil had applied and acknowledged them (the acknowledgement was lost); acknowledged again, not applied.",
 	})
 	reg.MustRegister(c.pending, c.ackPending, connected, c.redelivered)
@@ -185,45 +195,6 @@ func (c *Consumer) Ready() error {
 	}
 	if !c.bound.Load() {
 		return errors.New("event consumer not bound")
-	}
-	return nil
-}
-
-// reject counts a rejected event and copies it, with the reason, to the
-// dead-letter stream; its message is settled once JetStream stored it.
-func (c *Consumer) reject(rerr *event.RejectError, line []byte) {
-	c.metrics.Rejected(rerr.Reason)
-	m := nats.NewMsg(DeadLetterSubject)
-	m.Header.Set(HeaderRejectCode, string(rerr.Reason))
-	m.Header.Set(HeaderRejectReason, rerr.Error())
-	m.Header.Set(HeaderSubject, c.curSubject)
-	m.Data = append([]byte(nil), line...)
-	f, err := c.js.PublishMsgAsync(m)
-	if err != nil {
-		// The chunk is handed back rather than acknowledged: see settle.
-		c.cur.deadErr = errors.Join(c.cur.deadErr, fmt.Errorf("dead-letter publish: %w", err))
-		return
-	}
-	c.cur.dead = append(c.cur.dead, f)
-}
-
-// waitDeadLetters waits until JetStream stored every dead letter of a
-// chunk.
-func (c *Consumer) waitDeadLetters(dead []jetstream.PubAckFuture) error {
-	if len(dead) == 0 {
-		return nil
-	}
-	t := time.NewTimer(10 * time.Second)
-	defer t.Stop()
-	for _, f := range dead {
-		select {
-		case <-f.Ok():
-			c.metrics.DeadLettered()
-		case err := <-f.Err():
-			return fmt.Errorf("dead-letter stream: %w", err)
-		case <-t.C:
-			return errors.New("dead-letter stream did not confirm within 10s")
-		}
 	}
 	return nil
 }

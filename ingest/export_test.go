@@ -1,0 +1,10 @@
+package ingest
+
+import "time"
+
+// SetTiming shortens how often the consumer asks the server for its state
+// and the grace after connecting, so that tests of CaughtUp run fast.
+func (c *Consumer) SetTiming(poll, grace time.Duration) {
+	c.pollEvery = poll
+	c.progress.grace = grace
+}

@@ -1,0 +1,191 @@
+package ingest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/ingest"
+)
+
+func TestRebuildThenRun(t *testing.T) {
+	cases := []struct {
+		name string
+		// sinceAcked starts the replay after the acknowledged messages, so
+		// that only the ones delivered before the crash are replayed.
+		sinceAcked bool
+	}{
+		{name: "since before every message"},
+		{name: "since after the acknowledged messages", sinceAcked: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runServer(t)
+			_, js := connect(t, s)
+			cfg := testConfig()
+			ensureStreams(t, js, cfg)
+			since := time.Now().Add(-time.Minute)
+
+			// A first run applies and acknowledges these.
+			acked := messages("acked", 1, 3, 2)
+			publish(t, js, acked)
+			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
+			stopFirst := run(t, first)
+			waitFor(t, "first run acknowledged every message", settled(first))
+			stopFirst()
+			firstConn.Close()
+			if tc.sinceAcked {
+				since = time.Now() // JetStream stamped the acknowledged messages before
+			}
+
+			// Then the consumer crashes with these delivered and not
+			// acknowledged; the last holds no valid event.
+			crashed := messages("crashed", 2, 1, 3)
+			publish(t, js, crashed)
+			publishData(t, js, []byte("not json"))
+			deliverWithoutAck(t, js, cfg, len(crashed)+1)
+
+			// These arrive after the crash.
+			later := messages("later", 1, 4, 1)
+			publish(t, js, later)
+
+			sink := &recorder{}
+			c, _, reg := newConsumer(t, s, cfg, sink)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := c.Rebuild(ctx, since, sink)
+			if err != nil {
+				t.Fatalf("Rebuild: %v", err)
+			}
+			c.SkipReplayed(r)
+			replayed := lines(acked, crashed)
+			if tc.sinceAcked {
+				replayed = lines(crashed)
+			}
+			if r.Events != len(replayed) {
+				t.Errorf("Rebuild replayed %d events, want %d", r.Events, len(replayed))
+			}
+			sameLines(t, "sink after Rebuild", sink.Lines(), replayed)
+			if got := metric(t, reg, "vigil_events_received_total"); got != 0 {
+				t.Errorf("vigil_events_received_total = %v after Rebuild, want 0", got)
+			}
+
+			run(t, c)
+			// Settled means the crashed messages came again and were
+			// acknowledged; they are counted, but not applied twice.
+			waitFor(t, "every message acknowledged", settled(c))
+			sameLines(t, "sink after Run", sink.Lines(), append(replayed, lines(later)...))
+			received := len(lines(crashed, later))
+			if got := metric(t, reg, "vigil_events_received_total"); got != float64(received) {
+				t.Errorf("vigil_events_received_total = %v, want %d (crashed and later events)", got, received)
+			}
+		})
+	}
+}
+
+// deliverWithoutAck has the durable consumer deliver its next n messages
+// and acknowledges none, like a Vigil that crashed after applying them.
+func deliverWithoutAck(t *testing.T, js jetstream.JetStream, cfg ingest.Config, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, ingest.EventsStream, cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range batch.Messages() {
+		got++
+	}
+	if got != n {
+		t.Fatalf("fetched %d messages, want %d (%v)", got, n, batch.Error())
+	}
+	after, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Delivered.Stream != before.Delivered.Stream+uint64(n) || after.AckFloor.Stream != before.AckFloor.Stream {
+		t.Fatalf("consumer delivered %d and acknowledged %d, want %d and %d",
+			after.Delivered.Stream, after.AckFloor.Stream, before.Delivered.Stream+uint64(n), before.AckFloor.Stream)
+	}
+}
+
+func TestRebuildWithoutHistory(t *testing.T) {
+	cases := []struct {
+		name    string
+		streams bool // the streams exist, the durable consumer does not
+	}{
+		{name: "no stream yet"},
+		{name: "no consumer yet", streams: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := runServer(t)
+			_, js := connect(t, s)
+			cfg := testConfig()
+			if tc.streams {
+				ensureStreams(t, js, cfg)
+				publish(t, js, messages("stored", 1, 2))
+			}
+			sink := &recorder{}
+			c, _, _ := newConsumer(t, s, cfg, nil)
+			r, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), sink)
+			if err != nil || r.Events != 0 || r.Last != 0 {
+				t.Errorf("Rebuild = %+v, %v; want nothing replayed", r, err)
+			}
+			if got := sink.Lines(); len(got) != 0 {
+				t.Errorf("sink got %d events, want none", len(got))
+			}
+		})
+	}
+}
+
+// TestRebuildCatchUpAndSwap replays into a new sink while Run keeps
+// applying to the old one, then, paused, catches up and swaps: what a rule
+// reload does. The new sink must end with every event exactly once, in
+// order, and the old one must get nothing after the swap.
+func TestRebuildCatchUpAndSwap(t *testing.T) {
+	s := runServer(t)
+	_, js := connect(t, s)
+	cfg := testConfig()
+	before, during, after := messages("before", 2, 1), messages("during", 1, 3), messages("after", 2)
+
+	old := &recorder{}
+	c, _, _ := newConsumer(t, s, cfg, old)
+	run(t, c)
+	publish(t, js, before)
+	waitFor(t, "the first events applied", old.holds(len(lines(before))))
+
+	next := &recorder{}
+	r, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), next)
+	if err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	publish(t, js, during) // applied to the old sink only
+	waitFor(t, "the events published during the rebuild applied", old.holds(len(lines(before, during))))
+	c.Paused(func() {
+		if r, err = c.CatchUp(t.Context(), r, next); err != nil {
+			t.Errorf("CatchUp: %v", err)
+		}
+		c.SetSink(next)
+		c.SkipReplayed(r)
+	})
+	publish(t, js, after)
+	waitFor(t, "every message acknowledged", settled(c))
+
+	sameLines(t, "new sink", next.Lines(), lines(before, during, after))
+	sameLines(t, "old sink", old.Lines(), lines(before, during))
+	if r.Events != len(lines(before, during)) {
+		t.Errorf("replayed %d events, want %d", r.Events, len(lines(before, during)))
+	}
+}
