@@ -20,7 +20,8 @@ import (
 //
 // Two throughput figures compare the valid events with the same events
 // alone. Live, at an offered rate the daemon can serve (5,000 valid and
-// 5,000 malformed messages per second), the valid events must be applied
+// 5,000 malformed messages per second; VIGIL_E2E_FLOOD_RATE sets the valid
+// rate), the valid events must be applied
 // as fast as without the flood: the long version asserts within 20%. The
 // backlog drain shows capacity: a malformed message costs JetStream at
 // least what a valid one does (delivery, ack) plus storing its dead letter,
@@ -35,7 +36,7 @@ func TestMalformedFlood(t *testing.T) {
 		float64(n)/clean.Seconds(), float64(n)/flood.Seconds(), 100*clean.Seconds()/flood.Seconds(),
 		flood.Round(time.Millisecond), 2*n)
 
-	const rate = 5000
+	rate := envInt("VIGIL_E2E_FLOOD_RATE", 5000)
 	liveClean := liveMix(t, n, 0, rate)
 	liveFlood := liveMix(t, n, n, rate)
 	ratio := liveClean.Seconds() / liveFlood.Seconds()
