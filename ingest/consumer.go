@@ -1,5 +1,5 @@
 // Package ingest consumes Vigil's event stream from NATS JetStream: it
-// declares the streams, pulls batches through a durable consumer, decodes and
+// declares the streams, pulls messages through a durable consumer, decodes and
 // validates every event, applies the valid ones (metrics, then the Sink, such
 // as the detection engine) and acknowledges a message only after all of its
 // events were applied. Rejected events are counted by reason and copied with
@@ -46,9 +46,9 @@ type Options struct {
 }
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
-// chunks waiting between the two. They bound the memory in flight (about
-// 1,000 events of a few hundred bytes per chunk) independently of how many
-// events a message holds.
+// chunks waiting between the two. A chunk closes at the first message
+// boundary once it holds chunkEvents events (or fetch_batch messages), so
+// with the client's fetch_batch messages they bound the memory in flight.
 const (
 	chunkEvents = 1024
 	chunkQueue  = 2
