@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 )
 
@@ -102,23 +103,8 @@ func (b *testBackend) set(change func(*testBackend)) {
 	change(b)
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a goroutine-safe log sink that can pick out records.
+type syncBuffer struct{ testkit.SyncBuffer }
 
 // lines returns the JSON log records whose msg is msg.
 func (b *syncBuffer) lines(t *testing.T, msg string) []map[string]any {

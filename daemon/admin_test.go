@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/privacy"
 )
 
@@ -22,7 +23,7 @@ func TestFailedAdminLoginsRaiseAnAlert(t *testing.T) {
 	cfg := testConfig(t)
 	_, hash := admin.NewToken()
 	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256: hash, Scopes: []admin.Scope{admin.ScopeAdmin}}}
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out})
 	api := apiClient{t: t, base: "http://" + r.d.Addr().String(), token: "vigil_guess"}
 	for range 12 {
@@ -49,7 +50,7 @@ func TestPseudonymisedAlerts(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "key")
 	writeFile(t, keyFile, "0123456789abcdef0123456789abcdef-test-key")
 	cfg.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldSourceIP, privacy.FieldUser}, KeyFile: keyFile}
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out})
 	publishAttack(t, r.d.NATSURL(), 60) // brute force from 203.0.113.7 against alice@example.com
 	waitFor(t, 15*time.Second, "brute-force alert delivered", func() error {

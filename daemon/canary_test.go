@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -11,33 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/simulate"
 )
-
-// syncBuffer is a bytes.Buffer safe for the daemon's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 const canaryConfig = `
 allow_inline_secrets: false
@@ -116,7 +97,7 @@ func TestCanarySecretsNeverLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Stdout: &logs, RawConfig: raw, Load: load,

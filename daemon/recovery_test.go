@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 )
 
@@ -29,7 +30,7 @@ func TestRestartWithConsumerStateBehind(t *testing.T) {
 	cfg.NATS.Listen = "127.0.0.1:" + freePort(t)
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	var first syncBuffer
+	var first testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &first})
 	publishAttack(t, r.d.NATSURL(), 60)
 	waitFor(t, 15*time.Second, "the brute-force alert", func() error {
@@ -42,7 +43,7 @@ func TestRestartWithConsumerStateBehind(t *testing.T) {
 
 	forgetConsumer(t, cfg.NATS, cfg.DataDir)
 
-	var second syncBuffer
+	var second testkit.SyncBuffer
 	r = startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &second})
 	waitFor(t, 15*time.Second, "the events re-applied and alert state settled", func() error {
 		if got := metric(t, r.d.Registry(), "vigil_events_received_total"); got != 60 {

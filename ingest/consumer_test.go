@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
@@ -32,8 +33,8 @@ func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := runServer(t)
-			_, js := connect(t, s)
+			s := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, s)
 			cfg := testConfig()
 			if tc.tune != nil {
 				tc.tune(&cfg)
@@ -60,8 +61,8 @@ func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
 }
 
 func TestRunDeadLettersRejectedLines(t *testing.T) {
-	s := runServer(t)
-	_, js := connect(t, s)
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
 	cfg := testConfig()
 	ensureStreams(t, js, cfg)
 
@@ -136,8 +137,8 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 // recreated, which forgets them all). They must be acknowledged again but
 // neither applied nor counted a second time; newer messages still flow.
 func TestRedeliveryOfSettledMessages(t *testing.T) {
-	s := runServer(t)
-	_, js := connect(t, s)
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
 	cfg := testConfig()
 	ensureStreams(t, js, cfg)
 	first := messages("first", 1, 3, 2)
@@ -172,8 +173,8 @@ func TestRedeliveryOfSettledMessages(t *testing.T) {
 // matched against its whole subject after vigil.events., not its last
 // token.
 func TestServiceWithDots(t *testing.T) {
-	s := runServer(t)
-	_, js := connect(t, s)
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
 	cfg := testConfig()
 	ensureStreams(t, js, cfg)
 	ts := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
@@ -233,8 +234,8 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg
 
 func TestCaughtUp(t *testing.T) {
 	t.Run("false before Run and while a backlog is applied", func(t *testing.T) {
-		s := runServer(t)
-		_, js := connect(t, s)
+		s := testkit.RunNATS(t)
+		_, js := testkit.Connect(t, s)
 		cfg := testConfig()
 		ensureStreams(t, js, cfg)
 		backlog := messages("backlog", 1, 3, 1, 2, 1)
@@ -284,8 +285,8 @@ func TestCaughtUp(t *testing.T) {
 	})
 
 	t.Run("true once bound to an empty stream and after live events", func(t *testing.T) {
-		s := runServer(t)
-		_, js := connect(t, s)
+		s := testkit.RunNATS(t)
+		_, js := testkit.Connect(t, s)
 		cfg := testConfig()
 		sink := &recorder{}
 		c, _, _ := newConsumer(t, s, cfg, sink)
@@ -306,8 +307,8 @@ func TestCaughtUp(t *testing.T) {
 	})
 
 	t.Run("false while live events delivered after an idle spell wait", func(t *testing.T) {
-		s := runServer(t)
-		_, js := connect(t, s)
+		s := testkit.RunNATS(t)
+		_, js := testkit.Connect(t, s)
 		cfg := testConfig()
 		var block atomic.Bool
 		entered, release := make(chan struct{}, 1), make(chan struct{})
@@ -354,8 +355,8 @@ func TestCaughtUp(t *testing.T) {
 }
 
 func TestPausedSwapsSinkBetweenEvents(t *testing.T) {
-	s := runServer(t)
-	_, js := connect(t, s)
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
 	cfg := testConfig()
 	ensureStreams(t, js, cfg)
 

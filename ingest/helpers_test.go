@@ -18,48 +18,12 @@ import (
 
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
-// subject is where the test events are published; its last token is the
-// events' service.
+// subject is where the test events are published; the part after
+// vigil.events. is the events' service.
 const subject = ingest.SubjectPrefix + "api"
-
-// runServer starts an embedded nats-server with JetStream on a random
-// loopback port, storing in a temporary directory.
-func runServer(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready in 10s")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}
-
-// connect opens a connection that is closed at cleanup unless closed before.
-func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return nc, js
-}
 
 // testConfig is the default config with the shortest ack_wait, so that
 // redelivery comes within a test's time.
@@ -73,7 +37,7 @@ func testConfig() ingest.Config {
 // metrics registry.
 func newConsumer(t *testing.T, s *server.Server, cfg ingest.Config, sink ingest.Sink) (*ingest.Consumer, *nats.Conn, *prometheus.Registry) {
 	t.Helper()
-	nc, _ := connect(t, s)
+	nc, _ := testkit.Connect(t, s)
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 func TestRebuildThenRun(t *testing.T) {
@@ -22,8 +23,8 @@ func TestRebuildThenRun(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := runServer(t)
-			_, js := connect(t, s)
+			s := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, s)
 			cfg := testConfig()
 			ensureStreams(t, js, cfg)
 			since := time.Now().Add(-time.Minute)
@@ -130,8 +131,8 @@ func TestRebuildWithoutHistory(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := runServer(t)
-			_, js := connect(t, s)
+			s := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, s)
 			cfg := testConfig()
 			if tc.streams {
 				ensureStreams(t, js, cfg)
@@ -155,8 +156,8 @@ func TestRebuildWithoutHistory(t *testing.T) {
 // reload does. The new sink must end with every event exactly once, in
 // order, and the old one must get nothing after the swap.
 func TestRebuildCatchUpAndSwap(t *testing.T) {
-	s := runServer(t)
-	_, js := connect(t, s)
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
 	cfg := testConfig()
 	before, during, after := messages("before", 2, 1), messages("during", 1, 3), messages("after", 2)
 

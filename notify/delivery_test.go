@@ -18,6 +18,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify/jsonlog"
 	"github.com/vigil-sec/vigil/notify/slack"
 	"github.com/vigil-sec/vigil/notify/webhook"
@@ -55,8 +56,8 @@ func verify(t *testing.T, key []byte, r request) {
 }
 
 func TestWebhookRetriedThroughFive503sArrivesOnce(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	signing, key := newSigningSecret(t)
 	ep := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
 		if n < 5 {
@@ -142,8 +143,8 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := runServer(t)
-			_, js := connect(t, srv)
+			srv := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, srv)
 			ep := newEndpoint(t, func(int, http.ResponseWriter) int { return tc.status })
 			s := testSettings()
 			if tc.maxElapsed > 0 {
@@ -203,8 +204,8 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 }
 
 func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	release := make(chan struct{})
 	slow := newEndpoint(t, func(int, http.ResponseWriter) int {
 		select {
@@ -235,8 +236,8 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 }
 
 func TestSecretsStayOutOfLogsAndDeadLetters(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -286,8 +287,8 @@ func goroutines() string {
 }
 
 func TestReloadReenablesAGoneReceiver(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	gone := newEndpoint(t, func(int, http.ResponseWriter) int { return http.StatusGone })
 	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, "")}, Routes: oneRoute("siem"), Notify: testSettings()}
 	h := start(t, cfg, js)

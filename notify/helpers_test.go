@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,50 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
-
-// runServer starts an embedded NATS server with JetStream on a random
-// loopback port, storing in a temporary directory.
-func runServer(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}
-
-// connect opens a connection; it is closed at cleanup unless closed before.
-func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
-	return nc, js
-}
 
 // testSettings keeps retries fast.
 func testSettings() Settings {
@@ -70,37 +31,19 @@ func testSettings() Settings {
 	return s
 }
 
-// logBuffer is a concurrency-safe writer for logs and the log receiver.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type harness struct {
 	t    *testing.T
 	n    *Notifier
 	reg  *prometheus.Registry
-	logs *logBuffer
-	out  *logBuffer // log receiver output
+	logs *testkit.SyncBuffer
+	out  *testkit.SyncBuffer // log receiver output
 	stop func()
 }
 
 // start builds a Notifier on js and runs it until stop or cleanup.
 func start(t *testing.T, cfg Config, js jetstream.JetStream) *harness {
 	t.Helper()
-	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &logBuffer{}, out: &logBuffer{}}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &testkit.SyncBuffer{}, out: &testkit.SyncBuffer{}}
 	n, err := New(t.Context(), cfg, js, Options{
 		Logger:     slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: h.reg,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify/jsonlog"
 )
 
@@ -30,8 +31,8 @@ func records(t *testing.T, out string) []jsonlog.Record {
 }
 
 func TestNotifyAppliesAlertState(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
 	h := start(t, cfg, js)
 	steps := []struct {
@@ -83,8 +84,8 @@ func TestNotifyAppliesAlertState(t *testing.T) {
 }
 
 func TestSilences(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
 	h := start(t, cfg, js)
 	ctx := t.Context()
@@ -147,8 +148,8 @@ func TestSilences(t *testing.T) {
 }
 
 func TestFloodRollsIntoDigest(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	s := testSettings()
 	s.FloodLimit, s.FloodWindow = 3, 500*time.Millisecond
 	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: s}
@@ -182,8 +183,8 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 }
 
 func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	s := testSettings()
 	s.FloodLimit, s.FloodWindow, s.DigestMax = 2, 400*time.Millisecond, 3
 	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: s}
@@ -209,8 +210,8 @@ func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
 }
 
 func TestReconcileAfterRestart(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
 	h := start(t, cfg, js)
 	for _, fp := range []string{"gone", "still"} {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify/alertmanager"
 	"github.com/vigil-sec/vigil/notify/webhook"
 )
@@ -46,8 +47,8 @@ func (d *dedupReceiver) unique() int {
 }
 
 func TestPendingDeliveriesSurviveACrash(t *testing.T) {
-	srv := runServer(t)
-	ncA, jsA := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	ncA, jsA := testkit.Connect(t, srv)
 	const total, beforeCrash = 100, 10
 	recv := &dedupReceiver{processed: map[string]int{}, alerts: map[string]bool{}}
 	var (
@@ -92,7 +93,7 @@ func TestPendingDeliveriesSurviveACrash(t *testing.T) {
 	close(gate)
 	a.stop()
 
-	_, jsB := connect(t, srv)
+	_, jsB := testkit.Connect(t, srv)
 	b := start(t, cfg, jsB)
 	eventually(t, 10*time.Second, "all alerts processed once", func() bool { return recv.unique() == total })
 	eventually(t, 5*time.Second, "an empty outbox", func() bool {
@@ -113,8 +114,8 @@ func TestPendingDeliveriesSurviveACrash(t *testing.T) {
 }
 
 func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
-	srv := runServer(t)
-	ncA, jsA := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	ncA, jsA := testkit.Connect(t, srv)
 	hook := newEndpoint(t, nil)
 	am := newEndpoint(t, nil)
 	fs := newFakeSlack(t, nil)
@@ -142,7 +143,7 @@ func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
 	a.stop()
 	ncA.Close()
 
-	_, jsB := connect(t, srv)
+	_, jsB := testkit.Connect(t, srv)
 	b := start(t, cfg, jsB)
 	got, err := b.n.FiringAlerts(t.Context())
 	if err != nil || len(got) != 1 || got[0].Fingerprint != "fp-restart" || !got[0].StartsAt.Equal(firing.StartsAt) {

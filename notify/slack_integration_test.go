@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify/slack"
 )
 
@@ -84,8 +85,8 @@ func slackReceiver(name string, f *fakeSlack) ReceiverConfig {
 }
 
 func TestSlackRetryAfterIsHonoured(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	fs := newFakeSlack(t, func(method string, n int, w http.ResponseWriter) bool {
 		if n == 0 {
 			w.Header().Set("Retry-After", "2")
@@ -137,8 +138,8 @@ func textValues(v any) []string {
 }
 
 func TestHostileTextArrivesInertInSlack(t *testing.T) {
-	srv := runServer(t)
-	_, js := connect(t, srv)
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
 	fs := newFakeSlack(t, nil)
 	cfg := Config{Receivers: []ReceiverConfig{slackReceiver("oncall", fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
 	h := start(t, cfg, js)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/vigil-sec/vigil/emit"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // startNATS starts an embedded NATS server with Vigil's stream and returns a
@@ -121,7 +120,7 @@ func TestLoginAPIReportsRequests(t *testing.T) {
 func TestRunStartsAndStops(t *testing.T) {
 	nc, _ := startNATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--nats-url", nc.ConnectedUrl(),
@@ -146,22 +145,4 @@ func TestRunStartsAndStops(t *testing.T) {
 	if err := run(context.Background(), []string{"--trusted-proxies", "proxy.internal"}, io.Discard); err == nil {
 		t.Error("run accepted a host name as trusted proxy")
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
