@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"slices"
+	"sort"
 	"sync"
 )
 
@@ -22,59 +23,30 @@ type seqRange struct{ lo, hi uint64 }
 const maxRanges = 4096
 
 // add records seq; 0 (no sequence known) is ignored.
-func (s *seqSet) add(seq uint64) {
-	if seq == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.ranges); n > 0 && seq == s.ranges[n-1].hi+1 { // the usual case
-		s.ranges[n-1].hi = seq
-		return
-	}
-	i, found := s.find(seq)
-	if found {
-		return
-	}
-	// ranges[i-1].hi < seq < ranges[i].lo: extend or join a neighbour, or
-	// insert a range of its own.
-	joinsLeft := i > 0 && s.ranges[i-1].hi+1 == seq
-	joinsRight := i < len(s.ranges) && s.ranges[i].lo == seq+1
-	switch {
-	case joinsLeft && joinsRight:
-		s.ranges[i-1].hi = s.ranges[i].hi
-		s.ranges = slices.Delete(s.ranges, i, i+1)
-	case joinsLeft:
-		s.ranges[i-1].hi = seq
-	case joinsRight:
-		s.ranges[i].lo = seq
-	default:
-		s.ranges = slices.Insert(s.ranges, i, seqRange{seq, seq})
-		if len(s.ranges) > maxRanges {
-			s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
-		}
-	}
-}
+func (s *seqSet) add(seq uint64) { s.addRange(seq, seq) }
 
-// addRange records lo..hi, both included. It is meant for a range above
-// everything recorded so far (a replay); anything else is added one by one.
+// addRange records lo..hi, both included, merging it with the ranges it
+// overlaps or touches.
 func (s *seqSet) addRange(lo, hi uint64) {
 	if lo == 0 || hi < lo {
 		return
 	}
 	s.mu.Lock()
-	n := len(s.ranges)
-	if n == 0 || lo > s.ranges[n-1].hi+1 {
-		s.ranges = append(s.ranges, seqRange{lo, hi})
-		if len(s.ranges) > maxRanges {
-			s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
-		}
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if n := len(s.ranges); n > 0 && lo == s.ranges[n-1].hi+1 { // the usual case
+		s.ranges[n-1].hi = hi
 		return
 	}
-	s.mu.Unlock()
-	for seq := lo; seq <= hi; seq++ {
-		s.add(seq)
+	// The ranges from first to last (exclusive) overlap or touch lo..hi.
+	first := sort.Search(len(s.ranges), func(i int) bool { return s.ranges[i].hi+1 >= lo })
+	last := first
+	for last < len(s.ranges) && s.ranges[last].lo <= hi+1 {
+		lo, hi = min(lo, s.ranges[last].lo), max(hi, s.ranges[last].hi)
+		last++
+	}
+	s.ranges = slices.Replace(s.ranges, first, last, seqRange{lo, hi})
+	if len(s.ranges) > maxRanges {
+		s.ranges = slices.Delete(s.ranges, 0, len(s.ranges)-maxRanges)
 	}
 }
 

@@ -67,7 +67,7 @@ func TestSeqSetAddRange(t *testing.T) {
 	var s seqSet
 	s.add(3)
 	s.addRange(10, 20) // above everything: one new range
-	s.addRange(4, 11)  // overlapping: merged one by one
+	s.addRange(4, 11)  // overlapping both: merged into one
 	s.addRange(0, 2)   // 0 is no sequence; nothing is added
 	for seq := uint64(0); seq <= 22; seq++ {
 		in := seq >= 3 && seq <= 20
@@ -81,5 +81,31 @@ func TestSeqSetAddRange(t *testing.T) {
 	s.reset()
 	if s.has(3) {
 		t.Error("reset kept 3")
+	}
+}
+
+// TestSeqSetRangesMatchAMap adds random, overlapping ranges and compares
+// every answer with a plain map.
+func TestSeqSetRangesMatchAMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var s seqSet
+	ref := map[uint64]bool{}
+	for range 2000 {
+		lo := uint64(r.IntN(5000)) + 1
+		hi := lo + uint64(r.IntN(20))
+		s.addRange(lo, hi)
+		for seq := lo; seq <= hi; seq++ {
+			ref[seq] = true
+		}
+	}
+	for seq := uint64(0); seq <= 5021; seq++ {
+		if s.has(seq) != ref[seq] {
+			t.Fatalf("has(%d) = %v, want %v", seq, s.has(seq), ref[seq])
+		}
+	}
+	for i := 1; i < len(s.ranges); i++ {
+		if s.ranges[i-1].hi+1 >= s.ranges[i].lo {
+			t.Fatalf("ranges %v and %v overlap or touch", s.ranges[i-1], s.ranges[i])
+		}
 	}
 }
