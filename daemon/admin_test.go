@@ -29,7 +29,7 @@ func TestFailedAdminLoginsRaiseAnAlert(t *testing.T) {
 	for range 12 {
 		api.do(http.MethodGet, "/api/v1/alerts", "", http.StatusUnauthorized)
 	}
-	waitFor(t, 15*time.Second, "admin brute-force alert delivered", func() error {
+	testkit.WaitFor(t, 15*time.Second, "admin brute-force alert delivered", func() error {
 		if !strings.Contains(out.String(), `"rule":"admin_api_brute_force"`) {
 			return fmt.Errorf("no admin_api_brute_force alert on stdout yet")
 		}
@@ -53,7 +53,7 @@ func TestPseudonymisedAlerts(t *testing.T) {
 	var out testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out})
 	publishAttack(t, r.d.NATSURL(), 60) // brute force from 203.0.113.7 against alice@example.com
-	waitFor(t, 15*time.Second, "brute-force alert delivered", func() error {
+	testkit.WaitFor(t, 15*time.Second, "brute-force alert delivered", func() error {
 		if !strings.Contains(out.String(), `"rule":"brute_force_source_ip"`) {
 			return fmt.Errorf("no brute_force_source_ip alert yet")
 		}

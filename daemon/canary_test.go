@@ -106,7 +106,7 @@ func TestCanarySecretsNeverLeak(t *testing.T) {
 	api := apiClient{t: t, base: "http://" + r.d.Addr().String(), token: token}
 
 	publishAttack(t, r.d.NATSURL(), 60)
-	waitFor(t, 20*time.Second, "both receivers failing and retried", func() error {
+	testkit.WaitFor(t, 20*time.Second, "both receivers failing and retried", func() error {
 		for _, recv := range []string{"hook", "chat"} {
 			if metric(t, r.d.Registry(), "vigil_notifications_total", "receiver", recv, "outcome", "retried") == 0 {
 				return fmt.Errorf("no retried delivery to %s yet", recv)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 func validEvent(i int, ts time.Time) event.Event {
@@ -81,10 +82,10 @@ func TestEndToEndCountsEventsDuplicatesAndRejects(t *testing.T) {
 	}
 
 	reg := r.d.Registry()
-	waitFor(t, 30*time.Second, "all events applied", func() error {
+	testkit.WaitFor(t, 30*time.Second, "all events applied", func() error {
 		return equalf(metric(t, reg, "vigil_events_received_total"), valid, "received")
 	})
-	waitFor(t, 10*time.Second, "all rejects counted", func() error {
+	testkit.WaitFor(t, 10*time.Second, "all rejects counted", func() error {
 		for _, kind := range kinds {
 			if err := equalf(metric(t, reg, "vigil_events_rejected_total", "reason", string(kind.reason)), 10, string(kind.reason)); err != nil {
 				return err
@@ -92,7 +93,7 @@ func TestEndToEndCountsEventsDuplicatesAndRejects(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 10*time.Second, "dead letters stored", func() error {
+	testkit.WaitFor(t, 10*time.Second, "dead letters stored", func() error {
 		s, err := js.Stream(ctx, ingest.DeadLetterStream)
 		if err != nil {
 			return err
@@ -150,7 +151,7 @@ func TestRestartResumesWithoutLosingEvents(t *testing.T) {
 		publishAsync(t, js, newMsg("vigil.events."+ev.Service, ev.RequestID, buf))
 	}
 	<-js.PublishAsyncComplete()
-	waitFor(t, 20*time.Second, "about half applied", func() error {
+	testkit.WaitFor(t, 20*time.Second, "about half applied", func() error {
 		if got := metric(t, first.d.Registry(), "vigil_events_received_total"); got < total/2 {
 			return fmt.Errorf("received %v", got)
 		}
@@ -161,7 +162,7 @@ func TestRestartResumesWithoutLosingEvents(t *testing.T) {
 	t.Logf("applied %v of %d events before the restart", before, total)
 
 	second := startDaemon(t, cfg)
-	waitFor(t, 30*time.Second, "the rest applied after restart", func() error {
+	testkit.WaitFor(t, 30*time.Second, "the rest applied after restart", func() error {
 		after := metric(t, second.d.Registry(), "vigil_events_received_total")
 		return equalf(before+after, total, "events applied across both runs")
 	})

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // testConfig returns a config on random loopback ports with its own data dir.
@@ -68,7 +69,7 @@ func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
 		}
 	}
 	t.Cleanup(r.stop)
-	waitFor(t, 10*time.Second, "daemon ready", func() error { return d.Ready() })
+	testkit.WaitFor(t, 10*time.Second, "daemon ready", func() error { return d.Ready() })
 	return r
 }
 
@@ -77,22 +78,6 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// waitFor polls check until it returns nil or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = check(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // metric returns the value of the counter or gauge name with the given

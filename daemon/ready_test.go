@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // runNATS starts a standalone JetStream server on port with store dir.
@@ -44,19 +45,19 @@ func TestReadyzFollowsNATSConnection(t *testing.T) {
 			return nil
 		}
 	}
-	waitFor(t, 10*time.Second, "ready with NATS up", wantStatus(http.StatusOK))
+	testkit.WaitFor(t, 10*time.Second, "ready with NATS up", wantStatus(http.StatusOK))
 	if code, _ := httpGet(t, fmt.Sprintf("http://%s/healthz", r.d.Addr())); code != http.StatusOK {
 		t.Fatalf("healthz = %d, want 200", code)
 	}
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, 10*time.Second, "not ready with NATS down", wantStatus(http.StatusServiceUnavailable))
+	testkit.WaitFor(t, 10*time.Second, "not ready with NATS down", wantStatus(http.StatusServiceUnavailable))
 	if code, _ := httpGet(t, fmt.Sprintf("http://%s/healthz", r.d.Addr())); code != http.StatusOK {
 		t.Fatalf("healthz = %d with NATS down, want 200: the process is alive", code)
 	}
 
 	ns = runNATS(t, port, store)
 	t.Cleanup(ns.Shutdown)
-	waitFor(t, 20*time.Second, "ready again after NATS returns", wantStatus(http.StatusOK))
+	testkit.WaitFor(t, 20*time.Second, "ready again after NATS returns", wantStatus(http.StatusOK))
 }

@@ -33,7 +33,7 @@ func TestRestartWithConsumerStateBehind(t *testing.T) {
 	var first testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &first})
 	publishAttack(t, r.d.NATSURL(), 60)
-	waitFor(t, 15*time.Second, "the brute-force alert", func() error {
+	testkit.WaitFor(t, 15*time.Second, "the brute-force alert", func() error {
 		if !strings.Contains(first.String(), `"rule":"brute_force_source_ip"`) {
 			return fmt.Errorf("no brute_force_source_ip alert yet")
 		}
@@ -45,7 +45,7 @@ func TestRestartWithConsumerStateBehind(t *testing.T) {
 
 	var second testkit.SyncBuffer
 	r = startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &second})
-	waitFor(t, 15*time.Second, "the events re-applied and alert state settled", func() error {
+	testkit.WaitFor(t, 15*time.Second, "the events re-applied and alert state settled", func() error {
 		if got := metric(t, r.d.Registry(), "vigil_events_received_total"); got != 60 {
 			return fmt.Errorf("received %v of 60 events again", got)
 		}
@@ -54,7 +54,8 @@ func TestRestartWithConsumerStateBehind(t *testing.T) {
 		}
 		return nil
 	})
-	waitOutboxEmpty(t, r.d.NATSURL())
+	_, js := connectJS(t, r.d.NATSURL())
+	testkit.WaitFor(t, 15*time.Second, "the notification outbox to drain", testkit.StreamEmpty(js, notify.OutboxStream))
 	if strings.Contains(second.String(), "brute_force_source_ip") {
 		t.Errorf("the alert was announced again after the restart:\n%s", second.String())
 	}
@@ -87,27 +88,4 @@ func forgetConsumer(t *testing.T, nc natsconn.Config, dataDir string) {
 	if err := js.DeleteConsumer(ctx, ingest.EventsStream, ingest.DefaultConfig().Consumer); err != nil {
 		t.Fatalf("delete consumer: %v", err)
 	}
-}
-
-// waitOutboxEmpty waits until every queued notification was delivered, so
-// that no announcement can still be on its way.
-func waitOutboxEmpty(t *testing.T, url string) {
-	t.Helper()
-	_, js := connectJS(t, url)
-	waitFor(t, 15*time.Second, "the notification outbox to drain", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, notify.OutboxStream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != 0 {
-			return fmt.Errorf("%d deliveries queued", info.State.Msgs)
-		}
-		return nil
-	})
 }

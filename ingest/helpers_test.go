@@ -71,22 +71,11 @@ func run(t *testing.T, c *ingest.Consumer) (stop func()) {
 	return stop
 }
 
-// waitFor polls check until it returns nil, and fails the test when it
-// still does not after five seconds.
+// waitFor is testkit.WaitFor with the five seconds every ingest test
+// allows.
 func waitFor(t *testing.T, what string, check func() error) {
 	t.Helper()
-	const timeout = 5 * time.Second
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, what, check)
 }
 
 // settled reports nil once the durable consumer has acknowledged every

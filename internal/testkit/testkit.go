@@ -5,6 +5,8 @@ package testkit
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -70,4 +72,42 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitFor polls check every 10ms until it returns nil, and fails t with
+// check's last error when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// StreamEmpty returns a check for WaitFor that passes once the stream
+// name holds no message.
+func StreamEmpty(js jetstream.JetStream, name string) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d messages in %s", info.State.Msgs, name)
+		}
+		return nil
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -88,7 +89,7 @@ func BenchmarkNDJSON(b *testing.B) {
 		}
 		start := time.Now()
 		pub := c.prefill(b, len(msgs), func(i int) *nats.Msg { return msgs[i] })
-		eventually(b, 5*time.Minute, "every event applied", func() error { return receivedAtLeast(v, float64(2*n)) })
+		testkit.WaitFor(b, 5*time.Minute, "every event applied", func() error { return receivedAtLeast(v, float64(2*n)) })
 		e2e := time.Since(start)
 		b.ReportMetric(float64(n)/pub.Seconds(), "publish-events/s")
 		b.ReportMetric(float64(n)/e2e.Seconds(), "end-to-end-events/s")

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // TestMalformedFlood mixes malformed messages one for one with valid
@@ -70,7 +71,7 @@ func liveMix(t *testing.T, valid, bad, rate int) time.Duration {
 		}
 	}
 	c.waitAcks(t, futures)
-	eventually(t, time.Minute, "every event applied or dead-lettered", func() error {
+	testkit.WaitFor(t, time.Minute, "every event applied or dead-lettered", func() error {
 		m, err := v.metrics()
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // BenchmarkDetectionLatency measures, under background traffic, the time
@@ -32,7 +33,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 		v := newVigil(b, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Lateness: 5 * time.Second})
 		c := connect(b, v.natsURL())
 		tr := startTraffic(b, v.natsURL(), rate)
-		eventually(b, 30*time.Second, "background traffic applied", func() error {
+		testkit.WaitFor(b, 30*time.Second, "background traffic applied", func() error {
 			return receivedAtLeast(v, float64(rate))
 		})
 		start, before := time.Now(), tr.em.Stats().Published
@@ -44,14 +45,14 @@ func BenchmarkDetectionLatency(b *testing.B) {
 			sent := time.Now()
 			c.publishAttack(b, ip, 49, 50)
 			k := alertKey{ruleBrute, ip, firing}
-			eventually(b, 30*time.Second, "the alert for "+ip, func() error { return wantCount(recv, k, 1) })
+			testkit.WaitFor(b, 30*time.Second, "the alert for "+ip, func() error { return wantCount(recv, k, 1) })
 			at, _ := recv.first(k)
 			lat = append(lat, at.Sub(sent))
 		}
 		elapsed := time.Since(start)
 		published := tr.em.Stats().Published - before
 		st := tr.stop(b)
-		eventually(b, time.Minute, "background traffic applied", func() error {
+		testkit.WaitFor(b, time.Minute, "background traffic applied", func() error {
 			return receivedAtLeast(v, float64(st.Published))
 		})
 		slices.Sort(lat)

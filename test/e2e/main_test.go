@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // binaries are the executables the suite drives. TestMain builds them once
@@ -91,22 +90,5 @@ func requireLong(t testing.TB) {
 	t.Helper()
 	if !longRun() {
 		t.Skip("long scenario: run with VIGIL_E2E_LONG=1")
-	}
-}
-
-// eventually polls check every 20ms until it returns nil, and fails t with
-// check's last error when timeout passes first.
-func eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"net/http"
 	"testing"
 	"time"
@@ -19,17 +20,17 @@ func TestExternalNATSOutage(t *testing.T) {
 	ns := startNATSServer(t)
 	v := newVigil(t, vigilConfig{NATSURL: ns.url()})
 	tr := startTraffic(t, ns.url(), rate)
-	eventually(t, 20*time.Second, "events flowing", func() error { return receivedAtLeast(v, 1000) })
+	testkit.WaitFor(t, 20*time.Second, "events flowing", func() error { return receivedAtLeast(v, 1000) })
 
 	ns.stop()
 	down := time.Now()
-	eventually(t, 10*time.Second, "/readyz to report NATS gone", func() error {
+	testkit.WaitFor(t, 10*time.Second, "/readyz to report NATS gone", func() error {
 		return readyz(v, http.StatusServiceUnavailable)
 	})
 	if got := v.metric("vigil_nats_connected"); got != 0 {
 		t.Errorf("vigil_nats_connected = %v while NATS is down", got)
 	}
-	eventually(t, outage+10*time.Second, "the outage to last its time", func() error {
+	testkit.WaitFor(t, outage+10*time.Second, "the outage to last its time", func() error {
 		if err := readyz(v, http.StatusServiceUnavailable); err != nil {
 			t.Fatalf("during the outage: %v", err)
 		}
@@ -41,18 +42,18 @@ func TestExternalNATSOutage(t *testing.T) {
 
 	ns.start()
 	back := time.Now()
-	eventually(t, 30*time.Second, "/readyz 200 after NATS returned", func() error {
+	testkit.WaitFor(t, 30*time.Second, "/readyz 200 after NATS returned", func() error {
 		return readyz(v, http.StatusOK)
 	})
 	t.Logf("ready again %s after NATS returned", time.Since(back).Round(time.Millisecond))
 	before := v.metric("vigil_events_received_total")
-	eventually(t, 20*time.Second, "new events applied", func() error { return receivedAtLeast(v, before+1000) })
+	testkit.WaitFor(t, 20*time.Second, "new events applied", func() error { return receivedAtLeast(v, before+1000) })
 
 	st := tr.stop(t)
 	if st.Dropped != 0 || st.Pending() != 0 {
 		t.Fatalf("publisher lost events: %+v", st)
 	}
-	eventually(t, 60*time.Second, "every accepted event applied", func() error {
+	testkit.WaitFor(t, 60*time.Second, "every accepted event applied", func() error {
 		return receivedAtLeast(v, float64(st.Published))
 	})
 	t.Logf("caught up %s after NATS returned; %d events, %d publish errors retried",
@@ -96,14 +97,14 @@ func testEmbeddedRestart(t *testing.T, down func(v *vigil), exact bool) {
 	rate := pick(2000, 5000)
 	v := newVigil(t, vigilConfig{})
 	tr := startTraffic(t, v.natsURL(), rate)
-	eventually(t, 20*time.Second, "events flowing", func() error { return receivedAtLeast(v, 1000) })
+	testkit.WaitFor(t, 20*time.Second, "events flowing", func() error { return receivedAtLeast(v, 1000) })
 
 	// Let the daemon catch up with no event in flight, so that what the
 	// first process applied is known exactly; then take it down and
 	// publish on while it is away.
 	tr.pause()
 	c := connect(t, v.natsURL())
-	eventually(t, 30*time.Second, "the first process caught up", func() error {
+	testkit.WaitFor(t, 30*time.Second, "the first process caught up", func() error {
 		if err := receivedExactly(v, float64(tr.em.Stats().Published)); err != nil {
 			return err
 		}
@@ -112,7 +113,7 @@ func testEmbeddedRestart(t *testing.T, down func(v *vigil), exact bool) {
 	applied := v.metric("vigil_events_received_total")
 	down(v)
 	tr.resume()
-	eventually(t, 10*time.Second, "events held while NATS is away", func() error {
+	testkit.WaitFor(t, 10*time.Second, "events held while NATS is away", func() error {
 		if st := tr.em.Stats(); st.Pending() == 0 {
 			return fmt.Errorf("nothing pending: %+v", st)
 		}
@@ -125,18 +126,18 @@ func testEmbeddedRestart(t *testing.T, down func(v *vigil), exact bool) {
 		t.Errorf("rebuild log %v, want %v events replayed", rebuilt, applied)
 	}
 	before := v.metric("vigil_events_received_total")
-	eventually(t, 20*time.Second, "new events applied", func() error { return receivedAtLeast(v, before+1000) })
+	testkit.WaitFor(t, 20*time.Second, "new events applied", func() error { return receivedAtLeast(v, before+1000) })
 	st := tr.stop(t)
 	if st.Dropped != 0 || st.Pending() != 0 {
 		t.Fatalf("publisher lost events: %+v", st)
 	}
 	want := float64(st.Published) - applied
 	if exact {
-		eventually(t, 60*time.Second, "every accepted event applied", func() error {
+		testkit.WaitFor(t, 60*time.Second, "every accepted event applied", func() error {
 			return receivedExactly(v, want)
 		})
 	} else {
-		eventually(t, 60*time.Second, "every accepted event applied", func() error {
+		testkit.WaitFor(t, 60*time.Second, "every accepted event applied", func() error {
 			return receivedAtLeast(v, want)
 		})
 	}
@@ -157,7 +158,7 @@ func checkAllStoredAndAcked(t *testing.T, c *client, published int) {
 	if got := c.storedEvents(t); got != published {
 		t.Errorf("stream holds %d events, publisher had %d acknowledged", got, published)
 	}
-	eventually(t, 30*time.Second, "every stored message acknowledged", func() error {
+	testkit.WaitFor(t, 30*time.Second, "every stored message acknowledged", func() error {
 		if err := c.allAcked(t); err != nil {
 			return err
 		}
@@ -216,10 +217,10 @@ func TestStopWhileNATSDown(t *testing.T) {
 	v := newVigil(t, vigilConfig{NATSURL: ns.url()})
 	c := connect(t, ns.url())
 	c.publishAttack(t, "203.0.113.50", 0, 10)
-	eventually(t, 10*time.Second, "the events applied", func() error { return receivedAtLeast(v, 10) })
+	testkit.WaitFor(t, 10*time.Second, "the events applied", func() error { return receivedAtLeast(v, 10) })
 
 	ns.stop()
-	eventually(t, 10*time.Second, "/readyz to report NATS gone", func() error {
+	testkit.WaitFor(t, 10*time.Second, "/readyz to report NATS gone", func() error {
 		return readyz(v, http.StatusServiceUnavailable)
 	})
 	start := time.Now()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -160,7 +161,7 @@ func (s *natsServer) start() {
 	host, port, _ := net.SplitHostPort(s.addr)
 	s.p = startProc(s.t, "nats-server", bins.nats, nil,
 		"-a", host, "-p", port, "-js", "-sd", s.store, "--server_name", "e2e")
-	eventually(s.t, 20*time.Second, "nats-server to accept connections", func() error {
+	testkit.WaitFor(s.t, 20*time.Second, "nats-server to accept connections", func() error {
 		if s.p.exited() {
 			return fmt.Errorf("nats-server exited: %v", s.p.err)
 		}

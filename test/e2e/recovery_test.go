@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 )
 
@@ -51,15 +51,15 @@ func TestKill9MidAttack(t *testing.T) {
 	c := connect(t, v.natsURL())
 
 	c.publishAttack(t, ipFired, 0, 25)
-	eventually(t, 20*time.Second, "the first attack's alert", func() error {
+	testkit.WaitFor(t, 20*time.Second, "the first attack's alert", func() error {
 		return wantCount(recv, alertKey{ruleBurst, ipFired, firing}, 1)
 	})
 	c.publishAttack(t, ipStraddle, 0, 12) // below the threshold of 20
 	halfway := time.Now()
-	eventually(t, 10*time.Second, "the events so far acknowledged", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the events so far acknowledged", func() error {
 		return c.allAcked(t)
 	})
-	eventually(t, 10*time.Second, "the first half to be older than the lateness", func() error {
+	testkit.WaitFor(t, 10*time.Second, "the first half to be older than the lateness", func() error {
 		if age := time.Since(halfway); age < 2*lateness {
 			return fmt.Errorf("%s old", age)
 		}
@@ -76,7 +76,7 @@ func TestKill9MidAttack(t *testing.T) {
 		{ruleBurst, ipCrossing, firing}: 1, {ruleBurst, ipCrossing, resolved}: 1,
 		{ruleBrute, ipCrossing, firing}: 1, // resolves 10 minutes after the attack
 	}
-	eventually(t, 45*time.Second, "every expected announcement", func() error {
+	testkit.WaitFor(t, 45*time.Second, "every expected announcement", func() error {
 		return sameAnnouncements(recv.announcements(), want)
 	})
 	waitOutboxEmpty(t, c)
@@ -98,7 +98,7 @@ func TestKill9AfterAnnouncing(t *testing.T) {
 	c := connect(t, v.natsURL())
 
 	c.publishAttack(t, ip, 0, 25)
-	eventually(t, 20*time.Second, "the alert", func() error {
+	testkit.WaitFor(t, 20*time.Second, "the alert", func() error {
 		return wantCount(recv, alertKey{ruleBurst, ip, firing}, 1)
 	})
 	v.kill9()
@@ -107,7 +107,7 @@ func TestKill9AfterAnnouncing(t *testing.T) {
 		t.Logf("killed with %d messages delivered and not acknowledged", ci.NumAckPending)
 	}
 	want := map[alertKey]int{{ruleBurst, ip, firing}: 1, {ruleBurst, ip, resolved}: 1}
-	eventually(t, 45*time.Second, "the alert to resolve", func() error {
+	testkit.WaitFor(t, 45*time.Second, "the alert to resolve", func() error {
 		return sameAnnouncements(recv.announcements(), want)
 	})
 	resolvedAt, _ := recv.first(alertKey{ruleBurst, ip, resolved})
@@ -151,20 +151,5 @@ func sameAnnouncements(got, want map[alertKey]int) error {
 // that no duplicate can still be on its way.
 func waitOutboxEmpty(t testing.TB, c *client) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the notification outbox to drain", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s, err := c.js.Stream(ctx, notify.OutboxStream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != 0 {
-			return fmt.Errorf("%d deliveries queued", info.State.Msgs)
-		}
-		return nil
-	})
+	testkit.WaitFor(t, 30*time.Second, "the notification outbox to drain", testkit.StreamEmpty(c.js, notify.OutboxStream))
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"testing"
 	"time"
 )
@@ -27,7 +28,7 @@ func TestSlowReceiverSlowsNothingElse(t *testing.T) {
 		c.publishAttack(t, ip, 0, 19)
 		crossed[i] = time.Now()
 		c.publishAttack(t, ip, 19, 20) // the 20th failure crosses the threshold
-		eventually(t, 10*time.Second, "the fast receiver to get "+ip, func() error {
+		testkit.WaitFor(t, 10*time.Second, "the fast receiver to get "+ip, func() error {
 			return wantCount(fast, alertKey{ruleBurst, ip, firing}, 1)
 		})
 		at, _ := fast.first(alertKey{ruleBurst, ip, firing})
@@ -39,13 +40,13 @@ func TestSlowReceiverSlowsNothingElse(t *testing.T) {
 		t.Fatalf("the slow receiver already has %d alerts; it is not slow", n)
 	}
 	published := float64(tr.em.Stats().Published)
-	eventually(t, 10*time.Second, "background traffic applied while the slow receiver is busy", func() error {
+	testkit.WaitFor(t, 10*time.Second, "background traffic applied while the slow receiver is busy", func() error {
 		return receivedAtLeast(v, published+attacks*20)
 	})
 	if n := len(slow.deliveries()); n >= attacks {
 		t.Errorf("the slow receiver finished (%d alerts) before ingestion was checked", n)
 	}
-	eventually(t, time.Duration(attacks+2)*6*time.Second, "the slow receiver to get every alert", func() error {
+	testkit.WaitFor(t, time.Duration(attacks+2)*6*time.Second, "the slow receiver to get every alert", func() error {
 		if n := len(slow.deliveries()); n != attacks {
 			return fmt.Errorf("%d of %d alerts", n, attacks)
 		}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"os"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	st := tr.stop(t)
-	eventually(t, time.Minute, "the daemon to apply every event", func() error {
+	testkit.WaitFor(t, time.Minute, "the daemon to apply every event", func() error {
 		return receivedAtLeast(v, float64(st.Published))
 	})
 	if last.rss > 1.1*atWarm.rss {

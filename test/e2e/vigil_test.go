@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -146,7 +147,7 @@ func (v *vigil) start() {
 // waitReady polls /readyz until it answers 200.
 func (v *vigil) waitReady(timeout time.Duration) {
 	v.t.Helper()
-	eventually(v.t, timeout, "vigil /readyz 200", func() error {
+	testkit.WaitFor(v.t, timeout, "vigil /readyz 200", func() error {
 		if v.p.exited() {
 			v.t.Fatalf("vigil exited: %v", v.p.err)
 		}
