@@ -211,7 +211,7 @@ func (x *detector) tick(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if !x.caughtUp() {
+			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
 			}
 			st := x.state.Load()
@@ -220,14 +220,6 @@ func (x *detector) tick(ctx context.Context) {
 		}
 	}
 }
-
-// caughtUp reports whether ingest has applied every event stored so far.
-// Not bound (NATS unreachable) counts as not caught up: without data,
-// alerts neither fire nor resolve. The consumer's own view matters here, not
-// the server's count of undelivered messages: messages delivered into the
-// client's prefetch buffer are not pending on the server, yet their events
-// are not applied, and a tick would make them late.
-func (x *detector) caughtUp() bool { return x.d.consumer.CaughtUp() }
 
 func (x *detector) close() { x.engine().Close() }
 
