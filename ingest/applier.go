@@ -2,33 +2,59 @@ package ingest
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// applier is the second stage of the pipeline: it applies decoded events
-// to the Sink in order and settles each chunk's messages once their events
-// are applied. After a failure it settles nothing more; consume stops and
-// the messages not settled are delivered again.
+// settleQueue is how many applied chunks may wait for their dead letters
+// to be stored. While one chunk waits, the next ones are applied, so a
+// flood of rejected events costs detection nothing but the decoding; the
+// dead letters' publishes (bounded by the client's async limit) and the
+// consumer's max_ack_pending bound what waits.
+const settleQueue = 8
+
+// applier is the second and third stage of the pipeline: one goroutine
+// applies decoded events to the Sink in order, and another settles each
+// chunk's messages (dead letters stored, messages acknowledged) once its
+// events are applied. After a failure nothing more is applied or settled;
+// consume stops and the messages not settled are delivered again.
 type applier struct {
-	c      *Consumer
-	in     chan *chunk
-	done   chan struct{}
-	failed chan struct{} // closed when err is set
-	err    error
+	c       *Consumer
+	in      chan *chunk
+	applied chan *chunk // to the settler
+	done    chan struct{}
+	failed  chan struct{} // closed when err is set
+	broken  atomic.Bool   // failed, for the applier to check per chunk
+	err     error         // set by the settler before failed is closed
 }
 
 func newApplier(c *Consumer) *applier {
-	a := &applier{c: c, in: make(chan *chunk, chunkQueue), done: make(chan struct{}), failed: make(chan struct{})}
+	a := &applier{
+		c: c, in: make(chan *chunk, chunkQueue), applied: make(chan *chunk, settleQueue),
+		done: make(chan struct{}), failed: make(chan struct{}),
+	}
 	go a.run()
+	go a.runSettle()
 	return a
 }
 
 func (a *applier) run() {
-	defer close(a.done)
+	defer close(a.applied)
 	for ch := range a.in {
-		a.apply(ch)
+		ch.skip = a.broken.Load()
+		if !ch.skip {
+			a.apply(ch)
+		}
 		a.c.inflight.Done()
+		a.applied <- ch
+	}
+}
+
+func (a *applier) runSettle() {
+	defer close(a.done)
+	for ch := range a.applied {
+		a.settleChunk(ch)
 		a.c.recycle(ch)
 	}
 }
@@ -41,11 +67,8 @@ func (a *applier) close() error {
 	return a.err
 }
 
+// apply passes a chunk's events to the metrics and the Sink.
 func (a *applier) apply(ch *chunk) {
-	if a.err != nil {
-		handBack(ch.msgs)
-		return
-	}
 	var sink Sink
 	if p := a.c.sink.Load(); p != nil {
 		sink = *p
@@ -57,15 +80,33 @@ func (a *applier) apply(ch *chunk) {
 			sink.Process(&ch.events[i])
 		}
 	}
+	clear(ch.events) // applied: do not pin the events' strings while settling
 	a.c.progress.apply(len(ch.msgs))
-	if err := a.settle(ch); err != nil {
-		// Every event of the chunk was applied: when JetStream delivers
-		// it again, count and dead-letter it, but do not apply it twice.
-		for _, seq := range ch.seqs {
-			a.c.replayed.add(seq)
-		}
-		handBack(ch.msgs)
+}
+
+// settleChunk settles an applied chunk, or hands its messages back once
+// something failed.
+func (a *applier) settleChunk(ch *chunk) {
+	if ch.skip {
+		handBack(ch.msgs) // never applied: JetStream delivers them again
+		return
+	}
+	err := a.err
+	if err == nil {
+		err = a.settle(ch)
+	}
+	if err == nil {
+		return
+	}
+	// Every event of the chunk was applied: when JetStream delivers it
+	// again, count and dead-letter it, but do not apply it twice.
+	for _, seq := range ch.seqs {
+		a.c.replayed.add(seq)
+	}
+	handBack(ch.msgs)
+	if a.err == nil {
 		a.err = err
+		a.broken.Store(true)
 		close(a.failed)
 	}
 }

@@ -5,12 +5,13 @@
 // events were applied. Rejected events are counted by reason and copied with
 // the reason to the dead-letter stream; a bad message never stops the rest.
 //
-// Consumption is a pipeline of two goroutines, so that decoding and
-// detection use two cores: the first receives messages (the client keeps
-// fetch_batch of them requested ahead) and decodes each as it arrives,
-// handing the events on in chunks; the second applies them to the Sink, in
-// order, then settles their messages (dead letters stored, messages
-// acknowledged). docs/performance.md has the measurements behind it.
+// Consumption is a pipeline of three goroutines, so that decoding and
+// detection use two cores and neither waits for JetStream: the first
+// receives messages (the client keeps fetch_batch of them requested ahead)
+// and decodes each as it arrives, handing the events on in chunks; the
+// second applies them to the Sink, in order; the third settles the applied
+// chunks' messages (waits until their dead letters are stored, then
+// acknowledges them). docs/performance.md has the measurements behind it.
 package ingest
 
 import (
@@ -47,7 +48,8 @@ type Options struct {
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
 // chunks waiting between the two. A chunk closes at the first message
-// boundary once it holds chunkEvents events (or fetch_batch messages), so
+// boundary once it holds chunkEvents events and rejected lines (or
+// fetch_batch messages), so
 // with the client's fetch_batch messages they bound the memory in flight.
 const (
 	chunkEvents = 1024
@@ -106,6 +108,7 @@ type chunk struct {
 	seqs    []uint64 // msgs' stream sequences
 	dead    []jetstream.PubAckFuture
 	deadErr error // a dead letter could not be published
+	skip    bool  // not applied, because an earlier chunk failed
 }
 
 // New creates a consumer. It does not touch NATS until Run.
@@ -121,7 +124,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
 		dec:       event.NewDecoder(cfg.Limits()),
-		free:      make(chan *chunk, chunkQueue+2),
+		free:      make(chan *chunk, chunkQueue+settleQueue+3),
 		pollEvery: time.Second,
 	}
 	c.progress.grace = reconnectGrace
@@ -308,7 +311,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	c.decodeMessage(msg, seq)
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
-	if len(c.cur.events) >= chunkEvents || len(c.cur.msgs) >= c.cfg.FetchBatch {
+	if len(c.cur.events)+len(c.cur.dead) >= chunkEvents || len(c.cur.msgs) >= c.cfg.FetchBatch {
 		c.sendLocked()
 	}
 }
@@ -337,7 +340,7 @@ func (c *Consumer) sendLocked() {
 func (c *Consumer) recycle(ch *chunk) {
 	clear(ch.events) // do not pin the events' strings
 	clear(ch.msgs)
-	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil
+	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false
 	select {
 	case c.free <- ch:
 	default:

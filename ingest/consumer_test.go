@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,9 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 	badStatus := `{"ts":"` + ts + `","service":"api","request_id":"r1","method":"GET","endpoint":"/v1/x","status":999}`
 	otherService := `{"ts":"` + ts + `","service":"billing","request_id":"r2","method":"GET","endpoint":"/v1/x","status":200}`
 	incomplete := `{"ts":"` + ts + `","service":"api"}`
+	huge := `{"ts":"` + ts + `","service":"api","user_agent":"` + strings.Repeat("a", 20000) + `"}`
 	mixed := strings.Join([]string{
-		line(0), "not json", line(1), badStatus, otherService, "", incomplete, line(2),
+		line(0), "not json", line(1), badStatus, otherService, "", incomplete, line(2), huge,
 	}, "\n")
 	publishData(t, js, []byte(mixed))
 	publishData(t, js, []byte("[]")) // nothing valid: the next message must still come through
@@ -89,12 +91,15 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 		line int
 		code event.Reason
 		data string
+		seq  string // in the events stream
+		size string // of a line cut short
 	}{
-		{2, event.ReasonMalformedJSON, "not json"},
-		{4, event.ReasonInvalidValue, badStatus},
-		{5, event.ReasonServiceMismatch, otherService},
-		{7, event.ReasonMissingField, incomplete},
-		{1, event.ReasonMalformedJSON, "[]"},
+		{2, event.ReasonMalformedJSON, "not json", "1", ""},
+		{4, event.ReasonInvalidValue, badStatus, "1", ""},
+		{5, event.ReasonServiceMismatch, otherService, "1", ""},
+		{7, event.ReasonMissingField, incomplete, "1", ""},
+		{9, event.ReasonTooLarge, huge[:ingest.DeadLetterMaxBytes], "1", strconv.Itoa(len(huge))},
+		{1, event.ReasonMalformedJSON, "[]", "2", ""},
 	}
 	dead := deadLetters(t, js)
 	if len(dead) != len(wantDead) {
@@ -116,6 +121,12 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 		}
 		if string(m.Data) != w.data {
 			t.Errorf("dead letter %d holds %q, want %q", i, m.Data, w.data)
+		}
+		if got := m.Header.Get(ingest.HeaderSequence); got != w.seq {
+			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderSequence, got, w.seq)
+		}
+		if got := m.Header.Get(ingest.HeaderRejectSize); got != w.size {
+			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderRejectSize, got, w.size)
 		}
 	}
 	for _, r := range event.Reasons() {
@@ -459,5 +470,41 @@ func delivered(c *ingest.Consumer) func() error {
 			return fmt.Errorf("delivered %d of last seq %d", ci.Delivered.Stream, si.State.LastSeq)
 		}
 		return nil
+	}
+}
+
+// TestDeadLetterFailureAppliesOnce makes storing dead letters fail (their
+// stream is gone) while a message mixes valid and rejected lines. The
+// message must be handed back rather than acknowledged, and once the
+// consumer has bound again (which creates the stream anew) its valid
+// events must not reach the sink a second time, nor the messages behind
+// it be lost or reordered.
+func TestDeadLetterFailureAppliesOnce(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	sink := &recorder{}
+	c, _, _ := newConsumer(t, s, cfg, sink)
+	run(t, c)
+	waitFor(t, "the consumer bound", settled(c))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, ingest.DeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	msgs := messages("m", 2, 3, 1, 2)
+	for i, m := range msgs {
+		data := m.data()
+		if i%2 == 0 {
+			data = append(data, "\nnot json"...)
+		}
+		publishData(t, js, data)
+	}
+	waitFor(t, "every message acknowledged", settled(c))
+	sameLines(t, "sink", sink.Lines(), lines(msgs))
+	if dead := deadLetters(t, js); len(dead) != 2 {
+		t.Errorf("%d dead letters, want 2", len(dead))
 	}
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,7 +13,8 @@ import (
 )
 
 // reject counts a rejected event and copies it, with the reason, to the
-// dead-letter stream; its message is settled once JetStream stored it.
+// dead-letter stream (only the first DeadLetterMaxBytes of an oversized
+// line); its message is settled once JetStream stored it.
 func (c *Consumer) reject(rerr *event.RejectError, line []byte) {
 	c.metrics.Rejected(rerr.Reason)
 	m := nats.NewMsg(DeadLetterSubject)
@@ -20,9 +22,14 @@ func (c *Consumer) reject(rerr *event.RejectError, line []byte) {
 	m.Header.Set(HeaderRejectReason, rerr.Error())
 	m.Header.Set(HeaderSubject, c.curSubject)
 	if c.curSeq > 0 {
+		m.Header.Set(HeaderSequence, strconv.FormatUint(c.curSeq, 10))
 		// The same line of the same message, dead-lettered again after a
 		// redelivery, is stored once (within the duplicate window).
 		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("vigil-dead-%d-%d", c.curSeq, rerr.Line))
+	}
+	if len(line) > DeadLetterMaxBytes {
+		m.Header.Set(HeaderRejectSize, strconv.Itoa(len(line)))
+		line = line[:DeadLetterMaxBytes]
 	}
 	m.Data = append([]byte(nil), line...)
 	f, err := c.js.PublishMsgAsync(m)

@@ -22,7 +22,18 @@ const (
 	HeaderRejectReason = "Vigil-Reject-Reason"
 	HeaderRejectCode   = "Vigil-Reject-Code"
 	HeaderSubject      = "Vigil-Subject"
+	// HeaderSequence is the rejected message's sequence in EventsStream,
+	// where the whole message stays for the stream's max_age.
+	HeaderSequence = "Vigil-Stream-Sequence"
+	// HeaderRejectSize is the rejected line's size in bytes, set when the
+	// dead letter keeps only its first DeadLetterMaxBytes.
+	HeaderRejectSize = "Vigil-Reject-Size"
 )
+
+// DeadLetterMaxBytes is how much of a rejected line a dead letter keeps.
+// Only an oversized line (too_large) is longer; storing it whole would let a
+// sender double the storage its garbage costs.
+const DeadLetterMaxBytes = 1 << 10
 
 // EnsureStreams creates or updates the events and dead-letter streams.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, replicas int) error {
