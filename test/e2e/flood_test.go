@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -86,13 +87,26 @@ func liveMix(t *testing.T, valid, bad, rate int) time.Duration {
 	return d
 }
 
+// publishAsync publishes m without waiting for JetStream's ack. When too
+// many acks are outstanding (the server is the bottleneck), it waits for
+// them and tries again, so the publisher slows down instead of failing.
 func (c *client) publishAsync(t testing.TB, m *nats.Msg) jetstream.PubAckFuture {
 	t.Helper()
-	f, err := c.js.PublishMsgAsync(m)
-	if err != nil {
-		t.Fatalf("publish: %v", err)
+	for {
+		f, err := c.js.PublishMsgAsync(m)
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			select {
+			case <-c.js.PublishAsyncComplete():
+			case <-time.After(10 * time.Second):
+				t.Fatal("JetStream confirmed none of the outstanding publishes in 10s")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		return f
 	}
-	return f
 }
 
 // drainMix fills a fresh stream with valid single-event messages and bad
