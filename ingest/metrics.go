@@ -14,10 +14,36 @@ import (
 // other is the label value used once a label's cap is reached.
 const other = "other"
 
-// knownMethods are kept as label values; any other method token becomes "other".
-var knownMethods = map[string]bool{
-	"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
-	"DELETE": true, "OPTIONS": true, "CONNECT": true, "TRACE": true,
+// methods are kept as label values; any other method token becomes "other",
+// the last entry.
+var methods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", other}
+
+const otherMethod = uint8(len(methods) - 1)
+
+// methodIndex returns method's index in methods, otherMethod when it is not
+// one of them.
+func methodIndex(method string) uint8 {
+	switch method {
+	case "GET":
+		return 0
+	case "HEAD":
+		return 1
+	case "POST":
+		return 2
+	case "PUT":
+		return 3
+	case "PATCH":
+		return 4
+	case "DELETE":
+		return 5
+	case "OPTIONS":
+		return 6
+	case "CONNECT":
+		return 7
+	case "TRACE":
+		return 8
+	}
+	return otherMethod
 }
 
 // Metrics aggregates applied events into Prometheus metrics with bounded
@@ -32,13 +58,30 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	overflow     map[string]prometheus.Counter
 
-	mu          sync.Mutex
-	cfg         Config
-	services    map[string]map[string]bool // service -> endpoints seen
-	clients     map[string]bool
-	reqSeries   map[seriesKey]prometheus.Counter
-	durSeries   map[[2]string]prometheus.Observer
-	codeStrings [600]string
+	mu        sync.Mutex
+	cfg       Config
+	services  map[string]map[string]bool // service -> endpoints seen
+	clients   map[string]bool
+	endpoints map[[2]string]*endpointSeries // by service and endpoint label
+	reqSeries map[seriesKey]prometheus.Counter
+	codes     [600]string
+}
+
+// endpointSeries is what Observe needs for one service and endpoint: their
+// label values, the duration histogram and the request counters made so
+// far. Observe finds it with one lookup of the event's service and
+// endpoint while both are within their caps.
+type endpointSeries struct {
+	service, endpoint string
+	overflow          bool                // a label is "other": its events take the slow path
+	duration          prometheus.Observer // nil until an event reports latency
+	requests          map[requestKey]prometheus.Counter
+}
+
+type requestKey struct {
+	method uint8 // index in methods
+	code   uint16
+	client string
 }
 
 type seriesKey struct {
@@ -53,13 +96,13 @@ func NewMetrics(reg prometheus.Registerer, cfg Config) *Metrics {
 		cfg:       cfg,
 		services:  map[string]map[string]bool{},
 		clients:   map[string]bool{},
+		endpoints: map[[2]string]*endpointSeries{},
 		reqSeries: map[seriesKey]prometheus.Counter{},
-		durSeries: map[[2]string]prometheus.Observer{},
 		rejected:  map[event.Reason]prometheus.Counter{},
 		overflow:  map[string]prometheus.Counter{},
 	}
-	for i := range m.codeStrings {
-		m.codeStrings[i] = strconv.Itoa(i)
+	for i := range m.codes {
+		m.codes[i] = strconv.Itoa(i)
 	}
 	m.received = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "vigil_events_received_total", Help: "Valid events applied.",
@@ -124,57 +167,86 @@ func (m *Metrics) Observe(ev *event.Event, now time.Time) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	svc, ep := m.serviceEndpoint(ev.Service, ev.Endpoint)
-	key := seriesKey{service: svc, endpoint: ep, method: m.method(ev.Method), code: ev.Status}
+	es := m.endpoints[[2]string{ev.Service, ev.Endpoint}]
+	if es == nil || es.overflow {
+		es = m.endpoint(ev.Service, ev.Endpoint)
+	}
+	key := requestKey{method: methodIndex(ev.Method), code: uint16(ev.Status)}
+	if key.method == otherMethod {
+		m.overflow["method"].Inc()
+	}
 	if m.cfg.ClientLabel {
 		key.client = m.client(ev.ClientID)
 	}
-	c, ok := m.reqSeries[key]
-	if !ok {
-		c = m.newRequestSeries(&key)
+	c := es.requests[key]
+	if c == nil {
+		c = m.newRequestSeries(es, key)
 	}
 	c.Inc()
 	if ev.HasLatency {
-		dk := [2]string{svc, ep}
-		o, ok := m.durSeries[dk]
-		if !ok {
-			o = m.duration.WithLabelValues(svc, ep)
-			dk = [2]string{strings.Clone(svc), strings.Clone(ep)}
-			m.durSeries[dk] = o
+		if es.duration == nil { // only for endpoints that report latency
+			es.duration = m.duration.WithLabelValues(es.service, es.endpoint)
 		}
-		o.Observe(ev.LatencyMS / 1000)
+		es.duration.Observe(ev.LatencyMS / 1000)
 	}
 }
 
-// newRequestSeries creates the counter for key, or, past the series cap,
-// rewrites key to the service's overflow series.
-func (m *Metrics) newRequestSeries(key *seriesKey) prometheus.Counter {
+// endpoint returns the series of service and endpoint, counting the
+// labels that overflow their caps.
+func (m *Metrics) endpoint(service, endpoint string) *endpointSeries {
+	svc, ep := m.serviceEndpoint(service, endpoint)
+	es := m.endpoints[[2]string{svc, ep}]
+	if es == nil {
+		// Kept: copies, so that they do not pin the decoder's buffer.
+		svc, ep = strings.Clone(svc), strings.Clone(ep)
+		es = &endpointSeries{
+			service: svc, endpoint: ep, overflow: svc == other || ep == other,
+			requests: map[requestKey]prometheus.Counter{},
+		}
+		m.endpoints[[2]string{svc, ep}] = es
+	}
+	return es
+}
+
+// newRequestSeries creates the counter for key in es and keeps it there,
+// or, past the series cap, returns the service's overflow series.
+func (m *Metrics) newRequestSeries(es *endpointSeries, key requestKey) prometheus.Counter {
 	if len(m.reqSeries) >= m.cfg.MaxRequestSeries {
 		m.overflow["series"].Inc()
-		*key = seriesKey{service: key.service, endpoint: other, method: other}
+		sk := seriesKey{service: es.service, endpoint: other, method: other}
 		if m.cfg.ClientLabel {
-			key.client = other
+			sk.client = other
 		}
-		if c, ok := m.reqSeries[*key]; ok {
+		if c, ok := m.reqSeries[sk]; ok {
 			return c
 		}
+		return m.newSeries(sk)
 	}
-	code := other
-	if key.code > 0 {
-		code = m.codeStrings[key.code]
-	}
-	lv := []string{key.service, key.endpoint, key.method, code}
-	if m.cfg.ClientLabel {
-		lv = append(lv, key.client)
-	}
-	c := m.requests.WithLabelValues(lv...)
-	// Keys outlive the event: clone so they do not pin the decoder's buffer.
-	key.service = strings.Clone(key.service)
-	key.endpoint, key.client = strings.Clone(key.endpoint), strings.Clone(key.client)
-	m.reqSeries[*key] = c
+	key.client = strings.Clone(key.client) // kept: do not pin the decoder's buffer
+	c := m.newSeries(seriesKey{service: es.service, endpoint: es.endpoint, method: methods[key.method],
+		code: int(key.code), client: key.client})
+	es.requests[key] = c
 	return c
 }
 
+// newSeries creates and records the request counter with the labels of sk.
+func (m *Metrics) newSeries(sk seriesKey) prometheus.Counter {
+	code := other
+	if sk.code > 0 && sk.code < len(m.codes) {
+		code = m.codes[sk.code]
+	}
+	lv := []string{sk.service, sk.endpoint, sk.method, code}
+	if m.cfg.ClientLabel {
+		lv = append(lv, sk.client)
+	}
+	c := m.requests.WithLabelValues(lv...)
+	m.reqSeries[sk] = c
+	return c
+}
+
+// serviceEndpoint returns the label values of service and endpoint, and
+// records them while within their caps. The values it keeps are copies, so
+// they do not pin the decoder's buffer; the values it returns may not be.
 func (m *Metrics) serviceEndpoint(service, endpoint string) (string, string) {
 	eps, ok := m.services[service]
 	if !ok {
@@ -200,14 +272,6 @@ func (m *Metrics) serviceEndpoint(service, endpoint string) (string, string) {
 		eps[endpoint] = true
 	}
 	return service, endpoint
-}
-
-func (m *Metrics) method(method string) string {
-	if knownMethods[method] {
-		return method
-	}
-	m.overflow["method"].Inc()
-	return other
 }
 
 func (m *Metrics) client(id string) string {

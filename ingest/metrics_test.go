@@ -166,3 +166,39 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsDurationOnlyWhereReported checks that the latency histogram
+// has series only for endpoints whose events carry latency_ms, and that
+// each observation lands in its own endpoint's series.
+func TestMetricsDurationOnlyWhereReported(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, DefaultConfig())
+	for i, ep := range []string{"/quiet", "/timed", "/timed", "/other-timed"} {
+		ev := event.Event{Time: time.Unix(100, 0), Service: "a", Endpoint: ep, Method: "GET", Status: 200}
+		if ep != "/quiet" {
+			ev.HasLatency, ev.LatencyMS = true, float64(100*(i+1))
+		}
+		m.Observe(&ev, time.Unix(101, 0))
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, mf := range mfs {
+		if mf.GetName() != "vigil_http_request_duration_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "endpoint" {
+					got[l.GetValue()] = fmt.Sprintf("%d/%g", s.GetHistogram().GetSampleCount(), s.GetHistogram().GetSampleSum())
+				}
+			}
+		}
+	}
+	want := map[string]string{"/timed": "2/0.5", "/other-timed": "1/0.4"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("duration series (count/sum) = %v, want %v", got, want)
+	}
+}
