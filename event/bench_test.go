@@ -70,7 +70,13 @@ func BenchmarkDecodeReject(b *testing.B) {
 }
 
 // BenchmarkDecodeMessage decodes an NDJSON message of 100 typical events.
-func BenchmarkDecodeMessage(b *testing.B) {
+func BenchmarkDecodeMessage(b *testing.B) { benchDecodeMessage(b, false) }
+
+// BenchmarkDecodeMessageAliasing is BenchmarkDecodeMessage with
+// SetAliasing, as ingest decodes.
+func BenchmarkDecodeMessageAliasing(b *testing.B) { benchDecodeMessage(b, true) }
+
+func benchDecodeMessage(b *testing.B, alias bool) {
 	const events = 100
 	var msg bytes.Buffer
 	for i := range events {
@@ -78,6 +84,7 @@ func BenchmarkDecodeMessage(b *testing.B) {
 		msg.WriteByte('\n')
 	}
 	d := NewDecoder(DefaultLimits())
+	d.SetAliasing(alias)
 	data := msg.Bytes()
 	ok := func(*Event) {}
 	reject := func(err *RejectError, _ []byte) { b.Fatal(err) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Decoder decodes and validates events. Not safe for concurrent use; reuse
@@ -17,9 +18,12 @@ import (
 // new string and slices the event's string fields out of it, so a decoded
 // event costs one allocation. A field therefore keeps all of its event's
 // strings alive: clone strings (strings.Clone) that are kept for long, such
-// as map keys or metric label values.
+// as map keys or metric label values. With SetAliasing, values that need no
+// unescaping point into the input instead, and a typical event costs no
+// allocation.
 type Decoder struct {
 	limits Limits
+	alias  bool   // see SetAliasing
 	buf    []byte // the line being decoded (the caller's bytes)
 	pos    int    // read position in buf
 	dec    []byte // unescaped string values of the line
@@ -51,6 +55,13 @@ func NewDecoder(l Limits) *Decoder {
 	}
 	return &Decoder{limits: l.withDefaults()}
 }
+
+// SetAliasing lets decoded events' strings point into the bytes passed to
+// Decode or DecodeMessage instead of copies, which saves an allocation and a
+// copy per event. The caller must then never modify those bytes again (Go
+// keeps them alive while a string points into them), and should clone
+// strings it keeps for long: one such string keeps its whole input alive.
+func (d *Decoder) SetAliasing(on bool) { d.alias = on }
 
 // Decode decodes one JSON object into ev (ev.Reset() first). wantService,
 // when non-empty, is the service the subject names (everything after
@@ -150,9 +161,9 @@ func (d *Decoder) decode(line []byte, want string, now time.Time, ev *Event) *Re
 		}
 		return d.first
 	}
-	s := d.setStrings(ev)
+	ipText := d.setStrings(ev)
 	if d.ipPos >= 0 {
-		ip, err := netip.ParseAddr(s[d.vals[fSourceIP].start:d.vals[fSourceIP].end])
+		ip, err := netip.ParseAddr(ipText)
 		if err != nil || ip.Zone() != "" {
 			return reject(ReasonInvalidValue, "source_ip", msgSourceIP)
 		}
@@ -301,43 +312,73 @@ func (d *Decoder) expectKind(f int, want valueKind) (parse bool, err *RejectErro
 	return false, d.skipValue()
 }
 
-// setStrings copies the string values of a valid event into one new string,
-// points the event's fields into it and returns it.
-func (d *Decoder) setStrings(ev *Event) string {
+// setStrings sets the string fields and attrs of a valid event and returns
+// source_ip's text. Values that were unescaped, and every value unless the
+// decoder aliases its input, are copied into one new string that the
+// fields are sliced out of; with aliasing, the other values point into
+// the line itself.
+func (d *Decoder) setStrings(ev *Event) (sourceIP string) {
 	n := 0
 	for m := d.has & stringFields; m != 0; m &= m - 1 {
-		sp := d.vals[bits.TrailingZeros16(m)]
-		n += int(sp.end - sp.start)
+		if sp := d.vals[bits.TrailingZeros16(m)]; d.copies(sp) {
+			n += int(sp.end - sp.start)
+		}
 	}
 	for _, a := range d.attrs {
-		n += int(a.key.end - a.key.start + a.value.end - a.value.start)
+		for _, sp := range [2]span{a.key, a.value} {
+			if d.copies(sp) {
+				n += int(sp.end - sp.start)
+			}
+		}
 	}
+	// Copy: afterwards a span with dec set is in s, any other in d.buf.
 	var b strings.Builder
 	b.Grow(n)
 	for m := d.has & stringFields; m != 0; m &= m - 1 {
-		f := bits.TrailingZeros16(m)
-		d.vals[f] = d.copyTo(&b, d.vals[f])
+		if f := bits.TrailingZeros16(m); d.copies(d.vals[f]) {
+			d.vals[f] = d.copyTo(&b, d.vals[f])
+		}
 	}
 	for i, a := range d.attrs {
-		d.attrs[i] = attrSpan{d.copyTo(&b, a.key), d.copyTo(&b, a.value)}
+		if d.copies(a.key) {
+			d.attrs[i].key = d.copyTo(&b, a.key)
+		}
+		if d.copies(a.value) {
+			d.attrs[i].value = d.copyTo(&b, a.value)
+		}
 	}
 	s := b.String()
+	str := func(sp span) string {
+		if sp.dec {
+			return s[sp.start:sp.end]
+		}
+		if sp.end == sp.start {
+			return ""
+		}
+		return unsafe.String(&d.buf[sp.start], sp.end-sp.start) // aliasing: the caller keeps d.buf unchanged
+	}
 	for m := d.has & stringFields; m != 0; m &= m - 1 {
 		f := bits.TrailingZeros16(m)
-		setField(ev, f, s[d.vals[f].start:d.vals[f].end])
+		setField(ev, f, str(d.vals[f]))
 	}
 	if len(d.attrs) > 0 && ev.Attrs == nil {
 		ev.Attrs = make(map[string]string, len(d.attrs))
 	}
 	for _, a := range d.attrs {
-		ev.Attrs[s[a.key.start:a.key.end]] = s[a.value.start:a.value.end]
+		ev.Attrs[str(a.key)] = str(a.value)
 	}
-	return s
+	if d.ipPos >= 0 {
+		sourceIP = str(d.vals[fSourceIP])
+	}
+	return sourceIP
 }
+
+// copies reports whether setStrings copies the value of sp.
+func (d *Decoder) copies(sp span) bool { return !d.alias || sp.dec }
 
 // copyTo writes the bytes of sp to b and returns where they are in b.
 func (d *Decoder) copyTo(b *strings.Builder, sp span) span {
 	start := b.Len()
 	b.Write(d.bytes(sp))
-	return span{start: int32(start), end: int32(b.Len())}
+	return span{start: int32(start), end: int32(b.Len()), dec: true}
 }

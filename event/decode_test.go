@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -286,6 +287,56 @@ func TestDecodeOwnsStrings(t *testing.T) {
 	}
 	if !eventsEqual(&ev, &want) || ev.User != "éve" || ev.Attrs["k1"] != "v1" || ev.Attrs["k2"] != "v2" {
 		t.Fatalf("event changed with its input: %+v", ev)
+	}
+}
+
+// TestDecodeAliasing checks SetAliasing: the event is the same as with
+// copies, the values that needed no unescaping point into the input, the
+// unescaped ones do not, and a typical event costs no allocation.
+func TestDecodeAliasing(t *testing.T) {
+	line := strings.Replace(typicalEvent, `"user":"alice@example.com"`,
+		`"user":"\u00e9ve","attrs":{"k\u0031":"v1","k2":"v2"}`, 1)
+	data := []byte(line)
+	var copied, aliased Event
+	if err := NewDecoder(DefaultLimits()).Decode(data, "api", testNow, &copied); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDecoder(DefaultLimits())
+	d.SetAliasing(true)
+	if err := d.Decode(data, "api", testNow, &aliased); err != nil {
+		t.Fatal(err)
+	}
+	if !eventsEqual(&aliased, &copied) {
+		t.Fatalf("aliasing decoded %+v\nwithout it: %+v", aliased, copied)
+	}
+	inData := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		first := uintptr(unsafe.Pointer(&data[0]))
+		return p >= first && p < first+uintptr(len(data))
+	}
+	keys := map[string]string{} // attrs key -> the key string the map holds
+	for k := range aliased.Attrs {
+		keys[k] = k
+	}
+	for name, s := range map[string]string{"service": aliased.Service, "endpoint": aliased.Endpoint,
+		"request_id": aliased.RequestID, "attrs key k2": keys["k2"], "attrs value v2": aliased.Attrs["k2"]} {
+		if !inData(s) {
+			t.Errorf("%s %q is a copy, want it to point into the input", name, s)
+		}
+	}
+	for name, s := range map[string]string{"user": aliased.User, "attrs key k1": keys["k1"]} {
+		if inData(s) {
+			t.Errorf("%s %q points into the input, want its unescaped copy", name, s)
+		}
+	}
+
+	typical := []byte(typicalEvent)
+	if n := testing.AllocsPerRun(100, func() {
+		if err := d.Decode(typical, "api", testNow, &aliased); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("decoding a typical event with aliasing allocates %v times, want 0", n)
 	}
 }
 

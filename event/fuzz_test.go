@@ -12,7 +12,8 @@ import (
 // table. It must never panic; a rejection must be a tidy *RejectError; an
 // accepted event must round-trip through AppendJSON and be accepted by the
 // JSON Schema too (the Go validator is the stricter of the two); and
-// DecodeMessage must agree with Decode on a one-line message.
+// DecodeMessage must agree with Decode on a one-line message, and a
+// decoder with SetAliasing with one without.
 func FuzzDecode(f *testing.F) {
 	samples := loadSamples(f)
 	for _, s := range samples.Samples {
@@ -22,9 +23,15 @@ func FuzzDecode(f *testing.F) {
 	}
 	sch := compileSchema(f)
 	d := NewDecoder(DefaultLimits())
+	da := NewDecoder(DefaultLimits())
+	da.SetAliasing(true)
 	f.Fuzz(func(t *testing.T, data []byte, subject string) {
-		var ev Event
+		var ev, aliased Event
 		err := d.Decode(data, subject, samples.Now, &ev)
+		aerr := da.Decode(data, subject, samples.Now, &aliased)
+		if reasonOf(aerr) != reasonOf(err) || (err == nil && !eventsEqual(&aliased, &ev)) {
+			t.Fatalf("with aliasing: %+v, %v; without: %+v, %v", aliased, aerr, ev, err)
+		}
 		if err == nil {
 			assertRoundTrip(t, d, &ev, subject, samples.Now)
 			if ok, verr := schemaCheck(sch, data); !ok {

@@ -32,7 +32,9 @@ import (
 )
 
 // Sink receives every valid event after it was counted. The event is reused
-// after Process returns; a Sink copies what it keeps.
+// after Process returns, and its strings point into the message it came
+// in: a Sink copies what it keeps, and clones (strings.Clone) the strings
+// it keeps for long, or each would keep its whole message in memory.
 type Sink interface {
 	Process(ev *event.Event)
 }
@@ -123,7 +125,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
-		dec:       event.NewDecoder(cfg.Limits()),
+		dec:       newDecoder(cfg),
 		free:      make(chan *chunk, chunkQueue+settleQueue+3),
 		pollEvery: time.Second,
 	}
@@ -379,6 +381,16 @@ func (c *Consumer) collect(ev *event.Event) {
 	if ev.Attrs != nil { // the decoder reuses its map
 		c.cur.events[len(c.cur.events)-1].Attrs = maps.Clone(ev.Attrs)
 	}
+}
+
+// newDecoder returns a decoder whose events' strings point into the
+// messages' data, which the NATS client allocates for each message and
+// nothing modifies: decoding then costs no allocation. The Sink clones
+// what it keeps, as its contract says.
+func newDecoder(cfg Config) *event.Decoder {
+	d := event.NewDecoder(cfg.Limits())
+	d.SetAliasing(true)
+	return d
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

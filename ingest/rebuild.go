@@ -85,7 +85,7 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("replay the events stream: %w", err)
 	}
-	dec := event.NewDecoder(c.cfg.Limits())
+	dec := newDecoder(c.cfg)
 	for {
 		// Stored messages are there to take: do not wait for more.
 		batch, err := oc.FetchNoWait(c.cfg.FetchBatch)
