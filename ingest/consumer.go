@@ -50,11 +50,12 @@ type Options struct {
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
 // chunks waiting between the two. A chunk closes at the first message
-// boundary once it holds chunkEvents events and rejected lines (or
-// fetch_batch messages), so
-// with the client's fetch_batch messages they bound the memory in flight.
+// boundary once it holds chunkEvents events and rejected lines, chunkBytes
+// of messages, or fetch_batch messages, so with the client's fetch_batch
+// messages and settleQueue they bound the memory in flight.
 const (
 	chunkEvents = 1024
+	chunkBytes  = 4 << 20
 	chunkQueue  = 2
 	// flushDelay is the longest a decoded event waits for more to join its
 	// chunk: the added detection latency when traffic is light.
@@ -111,6 +112,7 @@ type chunk struct {
 	dead    []jetstream.PubAckFuture
 	deadErr error // a dead letter could not be published
 	skip    bool  // not applied, because an earlier chunk failed
+	bytes   int   // of msgs' data
 }
 
 // New creates a consumer. It does not touch NATS until Run.
@@ -313,7 +315,8 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	c.decodeMessage(msg, seq)
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
-	if len(c.cur.events)+len(c.cur.dead) >= chunkEvents || len(c.cur.msgs) >= c.cfg.FetchBatch {
+	c.cur.bytes += len(msg.Data())
+	if len(c.cur.events)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes || len(c.cur.msgs) >= c.cfg.FetchBatch {
 		c.sendLocked()
 	}
 }
@@ -342,7 +345,7 @@ func (c *Consumer) sendLocked() {
 func (c *Consumer) recycle(ch *chunk) {
 	clear(ch.events) // do not pin the events' strings
 	clear(ch.msgs)
-	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false
+	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip, ch.bytes = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false, 0
 	select {
 	case c.free <- ch:
 	default:
