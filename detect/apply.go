@@ -54,7 +54,7 @@ func (e *Engine) apply(i int) {
 			st.pushSample(e.vBuf)
 		}
 	}
-	e.store(key, st, h)
+	e.store(key, st, h, c.perService)
 	if res.ok {
 		e.holds(i, key, res, t, st)
 	}
@@ -89,15 +89,16 @@ func (e *Engine) load(key []byte) (st *groupState, h *hotEntry) {
 }
 
 // store saves a group's updated state: in place for a hot group, else into
-// the cache, or into the hot set once it has grown past hotAdmitBytes.
-// Groups the hot set evicts to stay in budget go back to the cache.
-func (e *Engine) store(key []byte, st *groupState, h *hotEntry) {
+// the cache, or into the hot set once it has grown past hotAdmitBytes or
+// when it is a per-service group (admit). Groups the hot set evicts to
+// stay in budget go back to the cache.
+func (e *Engine) store(key []byte, st *groupState, h *hotEntry, admit bool) {
 	var evicted []*hotEntry
 	if h != nil {
 		evicted = e.hot.resize(h, st.size(), e.evicted[:0])
 	} else {
 		e.outBuf = st.encode(e.outBuf[:0])
-		if len(e.outBuf) < hotAdmitBytes {
+		if len(e.outBuf) < hotAdmitBytes && !admit {
 			e.cache.Set(key, e.outBuf)
 			return
 		}

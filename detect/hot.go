@@ -4,10 +4,14 @@ import (
 	"container/list"
 )
 
-// The hot set keeps the decoded window state of the busiest groups (those
-// whose encoded state has grown past hotAdmitBytes: per-service ratio and
-// spike rules, a sustained attack) in memory, under a fixed byte budget
-// carved out of state_memory. Busy groups are then updated without a cache
+// The hot set keeps the decoded window state of the busiest groups in
+// memory, under a fixed byte budget carved out of state_memory: those whose
+// encoded state has grown past hotAdmitBytes (spike rules, a sustained
+// attack), and every group of a rule grouped by service alone or not at
+// all. A deployment has few services (each service's events must come on
+// its own subject), and such a group sees a large share of all traffic: a
+// per-service ratio rule's state, small as it is, was otherwise read from
+// and written back to fastcache for every event. Busy groups are then updated without a cache
 // read, a decode, an encode and a cache write per event, and, as important,
 // without rewriting a kilobyte-sized value into fastcache's log for every
 // event, which would evict the quiet groups that share its cache bucket.

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,26 +88,57 @@ func TestRatioWindowEdges(t *testing.T) {
 		{"exactly the ratio", 5, 5, 0, 1},
 		{"healthy", 95, 5, 0, 0},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			e, rec := newEngine(t, mustRules(t, ratioRule), Options{})
-			at := time.Duration(0)
-			// Successes first, so the ratio only reaches its final value at the end.
-			for range tc.ok {
-				e.Process(ev(at, 200, "192.0.2.1", ""))
-				at += time.Second / 2
-			}
-			for range tc.failed {
-				e.Process(ev(at, 503, "192.0.2.1", ""))
-				at += time.Second / 2
-			}
-			for range tc.okAfter {
-				e.Process(ev(at-time.Second/2, 200, "192.0.2.1", ""))
-			}
-			if got := countTransitions(rec.alerts, TransitionFiring); got != tc.firing {
-				t.Fatalf("firing = %d, want %d", got, tc.firing)
-			}
-		})
+	// Grouped by service, the group lives in the hot set; grouped by
+	// address, in fastcache, where most events take the in-place
+	// denominator path. Both must agree.
+	for _, groupBy := range []string{"service", "source_ip"} {
+		rules := strings.Replace(ratioRule, "group_by: [service]", "group_by: ["+groupBy+"]", 1)
+		for _, tc := range tests {
+			t.Run(groupBy+"/"+tc.name, func(t *testing.T) {
+				e, rec := newEngine(t, mustRules(t, rules), Options{})
+				testRatioEdge(t, e, rec, tc.ok, tc.failed, tc.okAfter, tc.firing)
+				if hot := len(e.hot.m); groupBy == "service" && hot != 1 {
+					t.Errorf("%d groups in the hot set, want the service's", hot)
+				}
+			})
+		}
+	}
+}
+
+// TestPerServiceGroupsAreHot checks where a small group's state lives: in
+// the hot set for a rule grouped by service alone or not at all, in
+// fastcache for one grouped by anything else.
+func TestPerServiceGroupsAreHot(t *testing.T) {
+	for groupBy, want := range map[string]int{"[service]": 1, "[]": 1, "[source_ip]": 0, "[service, source_ip]": 0} {
+		rules := strings.Replace(ratioRule, "group_by: [service]", "group_by: "+groupBy, 1)
+		e, _ := newEngine(t, mustRules(t, rules), Options{})
+		e.Process(ev(0, 503, "192.0.2.1", ""))
+		e.Process(ev(time.Second, 200, "192.0.2.1", ""))
+		if got := len(e.hot.m); got != want {
+			t.Errorf("group_by %s: %d groups in the hot set, want %d", groupBy, got, want)
+		}
+	}
+}
+
+// testRatioEdge sends ok successes, then failed failures, then okAfter
+// late successes, half a second apart, and checks how often the rule fired.
+func testRatioEdge(t *testing.T, e *Engine, rec *recorder, ok, failed, okAfter, firing int) {
+	t.Helper()
+	at := time.Duration(0)
+	// Successes first, so the ratio only reaches its final value at the end.
+	for range ok {
+		e.Process(ev(at, 200, "192.0.2.1", ""))
+		at += time.Second / 2
+	}
+	for range failed {
+		e.Process(ev(at, 503, "192.0.2.1", ""))
+		at += time.Second / 2
+	}
+	for range okAfter {
+		e.Process(ev(at-time.Second/2, 200, "192.0.2.1", ""))
+	}
+	if got := countTransitions(rec.alerts, TransitionFiring); got != firing {
+		t.Fatalf("firing = %d, want %d", got, firing)
 	}
 }
 
