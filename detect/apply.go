@@ -54,7 +54,7 @@ func (e *Engine) apply(i int) {
 			st.pushSample(e.vBuf)
 		}
 	}
-	e.store(key, st, h, c.perService)
+	e.store(key, st, h, c.alwaysHot)
 	if res.ok {
 		e.holds(i, key, res, t, st)
 	}

@@ -20,7 +20,7 @@ type compiled struct {
 	match, of            *predicate // of: ratio, spike (nil = every event)
 	first, then          *predicate // sequence
 	groupBy              []field
-	perService           bool // grouped by service alone, or not at all: see hot.go
+	alwaysHot            bool // grouped by service alone, or not at all: see hot.go
 	distinct             field
 	window               time.Duration
 	g                    int64   // fine bucket width, ns
@@ -78,10 +78,10 @@ func (r *Rule) Compile() error {
 		c.distinct = newField(r.Distinct.Field)
 		c.setCap = max(r.Distinct.Count+r.Distinct.Count/2, 8)
 	}
-	c.perService = true
+	c.alwaysHot = true
 	for _, f := range r.GroupBy {
 		c.groupBy = append(c.groupBy, newField(f))
-		c.perService = c.perService && f == "service"
+		c.alwaysHot = c.alwaysHot && f == "service"
 	}
 	c.geometry(r)
 	c.params(r)

@@ -209,6 +209,7 @@ func (e *Engine) Process(ev *event.Event) {
 	for i := range e.rules {
 		e.apply(i)
 	}
+	e.ctx.release()
 }
 
 // advance moves the watermark forward to w (never back) and checks firing

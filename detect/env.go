@@ -54,6 +54,16 @@ func (c *evalCtx) reset(ev *event.Event) {
 	c.envDone = false
 }
 
+// release drops the event and the strings taken from it, which may point
+// into a whole message that should not stay in memory until the next one.
+func (c *evalCtx) release() {
+	c.ev = nil
+	if c.envDone {
+		c.env = Env{}
+		c.envDone = false
+	}
+}
+
 func (c *evalCtx) sourceIP() string {
 	if !c.ipDone {
 		c.ip = ""

@@ -117,6 +117,7 @@ func (d *Decoder) DecodeMessage(data []byte, wantService string, now time.Time,
 			break
 		}
 	}
+	d.ev.Reset() // do not keep strings pointing into data
 	if valid+rejected == 0 {
 		err := &RejectError{Reason: ReasonMalformedJSON, Line: 1,
 			Detail: "message holds no event; expected one JSON object per line"}

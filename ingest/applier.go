@@ -17,8 +17,10 @@ const settleQueue = 8
 // applier is the second and third stage of the pipeline: one goroutine
 // applies decoded events to the Sink in order, and another settles each
 // chunk's messages (dead letters stored, messages acknowledged) once its
-// events are applied. After a failure nothing more is applied or settled;
-// consume stops and the messages not settled are delivered again.
+// events are applied. After a failure nothing more is settled, and no
+// chunk is applied that the applier takes after it noticed; consume stops
+// and the messages not settled are delivered again (those applied are
+// marked, so that they are not applied twice).
 type applier struct {
 	c       *Consumer
 	in      chan *chunk
@@ -87,6 +89,9 @@ func (a *applier) apply(ch *chunk) {
 // settleChunk settles an applied chunk, or hands its messages back once
 // something failed.
 func (a *applier) settleChunk(ch *chunk) {
+	if a.c.beforeSettle != nil {
+		a.c.beforeSettle(ch.seqs)
+	}
 	if ch.skip {
 		handBack(ch.msgs) // never applied: JetStream delivers them again
 		return
@@ -98,10 +103,11 @@ func (a *applier) settleChunk(ch *chunk) {
 	if err == nil {
 		return
 	}
-	// Every event of the chunk was applied: when JetStream delivers it
-	// again, count and dead-letter it, but do not apply it twice.
+	// Every event of the chunk was applied and counted: when JetStream
+	// delivers it again, dead-letter its rejected lines, but neither apply
+	// nor count it twice.
 	for _, seq := range ch.seqs {
-		a.c.replayed.add(seq)
+		a.c.unsettled.add(seq)
 	}
 	handBack(ch.msgs)
 	if a.err == nil {

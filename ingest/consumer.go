@@ -80,7 +80,8 @@ type Consumer struct {
 	bound       atomic.Bool
 	progress    progress      // see CaughtUp
 	settled     seqSet        // messages applied and acknowledged; see handle
-	replayed    seqSet        // messages applied, not acknowledged; see SkipReplayed
+	replayed    seqSet        // messages Rebuild applied, not counted; see SkipReplayed
+	unsettled   seqSet        // messages applied and counted whose settling failed
 	streamMade  time.Time     // when the events stream was created; see bind
 	pollEvery   time.Duration // how often pollInfo asks the server
 	pending     prometheus.Gauge
@@ -96,10 +97,13 @@ type Consumer struct {
 	curSubject string
 	curSeq     uint64
 	curNow     time.Time
-	curSkip    bool
+	curSkip    bool // applied already: see decodeMessage
+	curCounted bool // counted already too
 	applyFn    func(*event.Event)
 	rejectFn   func(*event.RejectError, []byte)
 	free       chan *chunk // applied chunks, for reuse
+
+	beforeSettle func(seqs []uint64) // tests only: see export_test.go
 }
 
 // chunk is a run of messages on their way to the Sink: their decoded
@@ -224,7 +228,7 @@ func (c *Consumer) Paused(fn func()) {
 // client keeps up to fetch_batch messages requested ahead (one pull request
 // refilled as they are used, so their order is the stream's); the handler
 // decodes each as it arrives and hands the events on in chunks to the
-// applier, which applies them and acknowledges their messages. When ctx is
+// applier, which applies them, then settles their messages. When ctx is
 // done, messages already received are processed and settled.
 func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	ap := newApplier(c)
@@ -316,7 +320,8 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
 	c.cur.bytes += len(msg.Data())
-	if len(c.cur.events)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes || len(c.cur.msgs) >= c.cfg.FetchBatch {
+	full := len(c.cur.events)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes
+	if full || len(c.cur.msgs) >= c.cfg.FetchBatch {
 		c.sendLocked()
 	}
 }
@@ -343,6 +348,9 @@ func (c *Consumer) sendLocked() {
 
 // recycle keeps an applied chunk for reuse.
 func (c *Consumer) recycle(ch *chunk) {
+	if cap(ch.events) > 2*chunkEvents {
+		return // grown by a message of many small events: let it go
+	}
 	clear(ch.events) // do not pin the events' strings
 	clear(ch.msgs)
 	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip, ch.bytes = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false, 0
@@ -366,18 +374,22 @@ func (c *Consumer) newChunk() *chunk {
 func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
 	subject := msg.Subject()
 	c.curNow, c.curSubject, c.curSeq = c.now(), subject, seq
-	// Applied already (by Rebuild, or before a failed acknowledgement):
-	// count it, do not apply it twice.
-	c.curSkip = c.replayed.has(seq)
+	// Applied already, by Rebuild (count it) or before its settling failed
+	// (counted too): do not apply it twice. Its rejected lines are
+	// dead-lettered again; their Nats-Msg-Id stores each once.
+	c.curCounted = c.unsettled.has(seq)
+	c.curSkip = c.curCounted || c.replayed.has(seq)
 	c.dec.DecodeMessage(msg.Data(), subjectService(subject), c.curNow, c.applyFn, c.rejectFn)
 }
 
 // collect keeps a copy of one valid event for the applier, which counts it
-// and passes it to the Sink. An event Rebuild applied already is only
-// counted.
+// and passes it to the Sink. An event applied already is only counted, if
+// it was not counted either.
 func (c *Consumer) collect(ev *event.Event) {
 	if c.curSkip {
-		c.metrics.Observe(ev, c.curNow)
+		if !c.curCounted {
+			c.metrics.Observe(ev, c.curNow)
+		}
 		return
 	}
 	c.cur.events = append(c.cur.events, *ev)

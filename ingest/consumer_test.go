@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,87 +57,6 @@ func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
 				t.Errorf("vigil_events_received_total = %v, want %d", got, len(want))
 			}
 		})
-	}
-}
-
-func TestRunDeadLettersRejectedLines(t *testing.T) {
-	s := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, s)
-	cfg := testConfig()
-	ensureStreams(t, js, cfg)
-
-	valid := messages("ok", 4)[0]
-	line := func(i int) string { return string(valid[i].AppendJSON(nil)) }
-	ts := valid[0].Time.Format(time.RFC3339Nano)
-	badStatus := `{"ts":"` + ts + `","service":"api","request_id":"r1","method":"GET","endpoint":"/v1/x","status":999}`
-	otherService := `{"ts":"` + ts + `","service":"billing","request_id":"r2","method":"GET","endpoint":"/v1/x","status":200}`
-	incomplete := `{"ts":"` + ts + `","service":"api"}`
-	huge := `{"ts":"` + ts + `","service":"api","user_agent":"` + strings.Repeat("a", 20000) + `"}`
-	mixed := strings.Join([]string{
-		line(0), "not json", line(1), badStatus, otherService, "", incomplete, line(2), huge,
-	}, "\n")
-	publishData(t, js, []byte(mixed))
-	publishData(t, js, []byte("[]")) // nothing valid: the next message must still come through
-	publishData(t, js, []byte(line(3)))
-
-	sink := &recorder{}
-	c, _, reg := newConsumer(t, s, cfg, sink)
-	run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
-
-	sameLines(t, "sink", sink.Lines(), []string{line(0), line(1), line(2), line(3)})
-	wantDead := []struct {
-		line int
-		code event.Reason
-		data string
-		seq  string // in the events stream
-		size string // of a line cut short
-	}{
-		{2, event.ReasonMalformedJSON, "not json", "1", ""},
-		{4, event.ReasonInvalidValue, badStatus, "1", ""},
-		{5, event.ReasonServiceMismatch, otherService, "1", ""},
-		{7, event.ReasonMissingField, incomplete, "1", ""},
-		{9, event.ReasonTooLarge, huge[:ingest.DeadLetterMaxBytes], "1", strconv.Itoa(len(huge))},
-		{1, event.ReasonMalformedJSON, "[]", "2", ""},
-	}
-	dead := deadLetters(t, js)
-	if len(dead) != len(wantDead) {
-		t.Fatalf("%d dead letters, want %d", len(dead), len(wantDead))
-	}
-	wantRejected := map[event.Reason]float64{}
-	for i, w := range wantDead {
-		wantRejected[w.code]++
-		m := dead[i]
-		if got := m.Header.Get(ingest.HeaderRejectCode); got != string(w.code) {
-			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderRejectCode, got, w.code)
-		}
-		reason := m.Header.Get(ingest.HeaderRejectReason)
-		if want := fmt.Sprintf("line %d: ", w.line); !strings.HasPrefix(reason, want) || !strings.Contains(reason, string(w.code)) {
-			t.Errorf("dead letter %d: %s = %q, want it to start with %q and name %s", i, ingest.HeaderRejectReason, reason, want, w.code)
-		}
-		if got := m.Header.Get(ingest.HeaderSubject); got != subject {
-			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderSubject, got, subject)
-		}
-		if string(m.Data) != w.data {
-			t.Errorf("dead letter %d holds %q, want %q", i, m.Data, w.data)
-		}
-		if got := m.Header.Get(ingest.HeaderSequence); got != w.seq {
-			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderSequence, got, w.seq)
-		}
-		if got := m.Header.Get(ingest.HeaderRejectSize); got != w.size {
-			t.Errorf("dead letter %d: %s = %q, want %q", i, ingest.HeaderRejectSize, got, w.size)
-		}
-	}
-	for _, r := range event.Reasons() {
-		if got := metric(t, reg, "vigil_events_rejected_total", "reason", string(r)); got != wantRejected[r] {
-			t.Errorf("vigil_events_rejected_total{reason=%q} = %v, want %v", r, got, wantRejected[r])
-		}
-	}
-	if got := metric(t, reg, "vigil_events_deadlettered_total"); got != float64(len(wantDead)) {
-		t.Errorf("vigil_events_deadlettered_total = %v, want %d", got, len(wantDead))
-	}
-	if got := metric(t, reg, "vigil_events_received_total"); got != 4 {
-		t.Errorf("vigil_events_received_total = %v, want 4", got)
 	}
 }
 
@@ -217,30 +135,6 @@ func TestServiceWithDots(t *testing.T) {
 	if n := metric(t, reg, "vigil_events_rejected_total", "reason", string(event.ReasonServiceMismatch)); n != 2 {
 		t.Errorf("service_mismatch rejections = %v, want 2", n)
 	}
-}
-
-// deadLetters returns the messages of the dead-letter stream, in order.
-func deadLetters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	stream, err := js.Stream(ctx, ingest.DeadLetterStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			t.Fatalf("dead letter %d: %v", seq, err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 func TestCaughtUp(t *testing.T) {
@@ -470,41 +364,5 @@ func delivered(c *ingest.Consumer) func() error {
 			return fmt.Errorf("delivered %d of last seq %d", ci.Delivered.Stream, si.State.LastSeq)
 		}
 		return nil
-	}
-}
-
-// TestDeadLetterFailureAppliesOnce makes storing dead letters fail (their
-// stream is gone) while a message mixes valid and rejected lines. The
-// message must be handed back rather than acknowledged, and once the
-// consumer has bound again (which creates the stream anew) its valid
-// events must not reach the sink a second time, nor the messages behind
-// it be lost or reordered.
-func TestDeadLetterFailureAppliesOnce(t *testing.T) {
-	s := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, s)
-	cfg := testConfig()
-	ensureStreams(t, js, cfg)
-	sink := &recorder{}
-	c, _, _ := newConsumer(t, s, cfg, sink)
-	run(t, c)
-	waitFor(t, "the consumer bound", settled(c))
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := js.DeleteStream(ctx, ingest.DeadLetterStream); err != nil {
-		t.Fatal(err)
-	}
-	msgs := messages("m", 2, 3, 1, 2)
-	for i, m := range msgs {
-		data := m.data()
-		if i%2 == 0 {
-			data = append(data, "\nnot json"...)
-		}
-		publishData(t, js, data)
-	}
-	waitFor(t, "every message acknowledged", settled(c))
-	sameLines(t, "sink", sink.Lines(), lines(msgs))
-	if dead := deadLetters(t, js); len(dead) != 2 {
-		t.Errorf("%d dead letters, want 2", len(dead))
 	}
 }

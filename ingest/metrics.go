@@ -23,25 +23,10 @@ const otherMethod = uint8(len(methods) - 1)
 // methodIndex returns method's index in methods, otherMethod when it is not
 // one of them.
 func methodIndex(method string) uint8 {
-	switch method {
-	case "GET":
-		return 0
-	case "HEAD":
-		return 1
-	case "POST":
-		return 2
-	case "PUT":
-		return 3
-	case "PATCH":
-		return 4
-	case "DELETE":
-		return 5
-	case "OPTIONS":
-		return 6
-	case "CONNECT":
-		return 7
-	case "TRACE":
-		return 8
+	for i, m := range methods[:otherMethod] {
+		if m == method {
+			return uint8(i)
+		}
 	}
 	return otherMethod
 }

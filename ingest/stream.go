@@ -25,14 +25,16 @@ const (
 	// HeaderSequence is the rejected message's sequence in EventsStream,
 	// where the whole message stays for the stream's max_age.
 	HeaderSequence = "Vigil-Stream-Sequence"
-	// HeaderRejectSize is the rejected line's size in bytes, set when the
-	// dead letter keeps only its first DeadLetterMaxBytes.
+	// HeaderRejectSize is a too_large line's size in bytes, set when the
+	// dead letter keeps only its first DeadLetterMaxBytes (cut at the
+	// start of a UTF-8 character).
 	HeaderRejectSize = "Vigil-Reject-Size"
 )
 
-// DeadLetterMaxBytes is how much of a rejected line a dead letter keeps.
-// Only an oversized line (too_large) is longer; storing it whole would let a
-// sender double the storage its garbage costs.
+// DeadLetterMaxBytes is how much of a too_large line a dead letter keeps:
+// storing it whole would let a sender double the storage its garbage
+// costs. A line rejected for any other reason is kept whole (it is at most
+// ingest.max_event_bytes).
 const DeadLetterMaxBytes = 1 << 10
 
 // EnsureStreams creates or updates the events and dead-letter streams.
@@ -109,6 +111,7 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if !c.streamMade.IsZero() {
 			c.settled.reset()
 			c.replayed.reset()
+			c.unsettled.reset()
 		}
 		c.streamMade = made
 	}
