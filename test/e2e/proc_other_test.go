@@ -7,3 +7,6 @@ import "os/exec"
 // dieWithParent does nothing where the kernel offers no parent-death
 // signal; test cleanups still kill every process they started.
 func dieWithParent(*exec.Cmd) {}
+
+// residentBytes is 0 where /proc is not available.
+func residentBytes(*proc) int64 { return 0 }
