@@ -19,9 +19,9 @@ import (
 // (the last sample within 10% of the one at the end of warm-up) and
 // goroutines must not grow; the daemon must keep up with the traffic.
 // Warm-up lasts until the detection state has filled its budget
-// (detect.state_memory), which this traffic takes more than half an hour
-// to do: docs/performance.md has the curves. It logs the curve; run it
-// with -v:
+// (detect.state_memory), which this traffic takes about 35 minutes to do
+// (VIGIL_E2E_SOAK=40m VIGIL_E2E_SOAK_WARMUP=30m): docs/performance.md has
+// the curves. It logs the curve; run it with -v:
 //
 //	VIGIL_E2E_SOAK=10m go test -run TestSoak -timeout 30m -v ./test/e2e/
 func TestSoak(t *testing.T) {
