@@ -45,7 +45,7 @@ type Metrics struct {
 
 	mu        sync.Mutex
 	cfg       Config
-	services  map[string]map[string]bool // service -> endpoints seen
+	services  map[string]int // service label -> how many endpoints it keeps
 	clients   map[string]bool
 	endpoints map[[2]string]*endpointSeries // by service and endpoint label
 	reqSeries map[seriesKey]prometheus.Counter
@@ -55,10 +55,12 @@ type Metrics struct {
 // endpointSeries is what Observe needs for one service and endpoint: their
 // label values, the duration histogram and the request counters made so
 // far. Observe finds it with one lookup of the event's service and
-// endpoint while both are within their caps.
+// endpoint while both are within their caps. The series of the endpoints
+// a service keeps are also the record of which endpoints those are.
 type endpointSeries struct {
 	service, endpoint string
 	overflow          bool                // a label is "other": its events take the slow path
+	kept              bool                // takes a place under MaxEndpoints; false for the "other" of overflow
 	duration          prometheus.Observer // nil until an event reports latency
 	requests          map[requestKey]prometheus.Counter
 }
@@ -79,7 +81,7 @@ type seriesKey struct {
 func NewMetrics(reg prometheus.Registerer, cfg Config) *Metrics {
 	m := &Metrics{
 		cfg:       cfg,
-		services:  map[string]map[string]bool{},
+		services:  map[string]int{},
 		clients:   map[string]bool{},
 		endpoints: map[[2]string]*endpointSeries{},
 		reqSeries: map[seriesKey]prometheus.Counter{},
@@ -177,19 +179,45 @@ func (m *Metrics) Observe(ev *event.Event, now time.Time) {
 }
 
 // endpoint returns the series of service and endpoint, counting the
-// labels that overflow their caps.
+// labels that overflow their caps. A service within MaxServices is kept in
+// m.services, with the number of endpoints it keeps; services past the cap
+// share "other", which keeps endpoints like any other service. An endpoint
+// within its service's MaxEndpoints is kept as its series; endpoints past
+// the cap share the service's "other" series. The strings it keeps are
+// copies, so they do not pin the decoder's buffer.
 func (m *Metrics) endpoint(service, endpoint string) *endpointSeries {
-	svc, ep := m.serviceEndpoint(service, endpoint)
-	es := m.endpoints[[2]string{svc, ep}]
-	if es == nil {
-		// Kept: copies, so that they do not pin the decoder's buffer.
-		svc, ep = strings.Clone(svc), strings.Clone(ep)
-		es = &endpointSeries{
-			service: svc, endpoint: ep, overflow: svc == other || ep == other,
-			requests: map[requestKey]prometheus.Counter{},
-		}
-		m.endpoints[[2]string{svc, ep}] = es
+	n, ok := m.services[service]
+	if !ok && len(m.services) >= m.cfg.MaxServices {
+		m.overflow["service"].Inc()
+		service = other
+		n, ok = m.services[other]
 	}
+	if !ok {
+		service = strings.Clone(service)
+		m.services[service] = 0
+	}
+	key := [2]string{service, endpoint}
+	// An endpoint named "other" is kept only if it came within the cap; the
+	// "other" series that overflow made does not make it kept.
+	if es := m.endpoints[key]; es != nil && es.kept {
+		return es
+	}
+	kept := n < m.cfg.MaxEndpoints
+	if kept {
+		m.services[service] = n + 1
+	} else {
+		m.overflow["endpoint"].Inc()
+		key[1] = other
+		if es := m.endpoints[key]; es != nil {
+			return es
+		}
+	}
+	key = [2]string{strings.Clone(key[0]), strings.Clone(key[1])}
+	es := &endpointSeries{
+		service: key[0], endpoint: key[1], overflow: key[0] == other || key[1] == other,
+		kept: kept, requests: map[requestKey]prometheus.Counter{},
+	}
+	m.endpoints[key] = es
 	return es
 }
 
@@ -227,36 +255,6 @@ func (m *Metrics) newSeries(sk seriesKey) prometheus.Counter {
 	c := m.requests.WithLabelValues(lv...)
 	m.reqSeries[sk] = c
 	return c
-}
-
-// serviceEndpoint returns the label values of service and endpoint, and
-// records them while within their caps. The values it keeps are copies, so
-// they do not pin the decoder's buffer; the values it returns may not be.
-func (m *Metrics) serviceEndpoint(service, endpoint string) (string, string) {
-	eps, ok := m.services[service]
-	if !ok {
-		if len(m.services) >= m.cfg.MaxServices {
-			m.overflow["service"].Inc()
-			service = other
-			if eps, ok = m.services[other]; !ok {
-				eps = map[string]bool{}
-				m.services[other] = eps
-			}
-		} else {
-			eps = map[string]bool{}
-			service = strings.Clone(service)
-			m.services[service] = eps
-		}
-	}
-	if !eps[endpoint] {
-		if len(eps) >= m.cfg.MaxEndpoints {
-			m.overflow["endpoint"].Inc()
-			return service, other
-		}
-		endpoint = strings.Clone(endpoint)
-		eps[endpoint] = true
-	}
-	return service, endpoint
 }
 
 func (m *Metrics) client(id string) string {

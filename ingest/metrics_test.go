@@ -61,6 +61,85 @@ func TestMetricsBoundLabels(t *testing.T) {
 			want:     map[string]float64{"a|/x|GET|200": 1, "a|/y|GET|200": 1, "a|other|other|other": 2},
 			overflow: map[string]float64{"series": 2},
 		},
+		// The cases below pin how the service and endpoint caps treat events
+		// that overflow again, and real values that are literally "other".
+		{
+			name:     "every event of an overflowed service counts",
+			tune:     func(c *Config) { c.MaxServices = 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"b", "/x", "GET", ""}, {"b", "/x", "GET", ""}, {"c", "/y", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "other|/x|GET|200": 2, "other|/y|GET|200": 1},
+			overflow: map[string]float64{"service": 3},
+		},
+		{
+			name:     "overflowed services share other, whose endpoints are capped",
+			tune:     func(c *Config) { c.MaxServices, c.MaxEndpoints = 1, 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"b", "/x", "GET", ""}, {"c", "/y", "GET", ""}, {"b", "/y", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "other|/x|GET|200": 1, "other|other|GET|200": 2},
+			overflow: map[string]float64{"service": 3, "endpoint": 2},
+		},
+		{
+			name:     "every event of an overflowed endpoint counts",
+			tune:     func(c *Config) { c.MaxEndpoints = 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"a", "/y", "GET", ""}, {"a", "/y", "GET", ""}, {"a", "/x", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 2, "a|other|GET|200": 2},
+			overflow: map[string]float64{"endpoint": 2},
+		},
+		{
+			name:     "an endpoint named other within the cap is kept and takes a place",
+			tune:     func(c *Config) { c.MaxEndpoints = 2 },
+			events:   []req{{"a", "other", "GET", ""}, {"a", "/x", "GET", ""}, {"a", "/y", "GET", ""}, {"a", "other", "GET", ""}},
+			want:     map[string]float64{"a|other|GET|200": 3, "a|/x|GET|200": 1},
+			overflow: map[string]float64{"endpoint": 1},
+		},
+		{
+			name:     "an endpoint named other past the cap overflows",
+			tune:     func(c *Config) { c.MaxEndpoints = 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"a", "other", "GET", ""}, {"a", "/y", "GET", ""}, {"a", "other", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "a|other|GET|200": 3},
+			overflow: map[string]float64{"endpoint": 3},
+		},
+		{
+			name:     "a service named other within the cap is shared with overflowed services",
+			tune:     func(c *Config) { c.MaxServices = 2 },
+			events:   []req{{"other", "/x", "GET", ""}, {"a", "/x", "GET", ""}, {"b", "/x", "GET", ""}, {"b", "/y", "GET", ""}, {"other", "/y", "GET", ""}},
+			want:     map[string]float64{"other|/x|GET|200": 2, "a|/x|GET|200": 1, "other|/y|GET|200": 2},
+			overflow: map[string]float64{"service": 2},
+		},
+		{
+			name:     "a service named other past the cap overflows only until other is kept",
+			tune:     func(c *Config) { c.MaxServices = 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"other", "/x", "GET", ""}, {"other", "/x", "GET", ""}, {"b", "/x", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "other|/x|GET|200": 3},
+			overflow: map[string]float64{"service": 2},
+		},
+		{
+			name:     "a service named other after an overflow does not count",
+			tune:     func(c *Config) { c.MaxServices = 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"b", "/x", "GET", ""}, {"other", "/x", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "other|/x|GET|200": 2},
+			overflow: map[string]float64{"service": 1},
+		},
+		{
+			name:     "a service named other shares its endpoint cap with overflowed services",
+			tune:     func(c *Config) { c.MaxServices, c.MaxEndpoints = 2, 1 },
+			events:   []req{{"other", "/x", "GET", ""}, {"a", "/x", "GET", ""}, {"b", "/y", "GET", ""}, {"other", "/y", "GET", ""}},
+			want:     map[string]float64{"other|/x|GET|200": 1, "a|/x|GET|200": 1, "other|other|GET|200": 2},
+			overflow: map[string]float64{"service": 1, "endpoint": 2},
+		},
+		{
+			name:     "service and endpoint named other within their caps are kept",
+			tune:     func(c *Config) { c.MaxServices, c.MaxEndpoints = 1, 1 },
+			events:   []req{{"other", "other", "GET", ""}, {"b", "/x", "GET", ""}, {"other", "other", "GET", ""}},
+			want:     map[string]float64{"other|other|GET|200": 3},
+			overflow: map[string]float64{"service": 1, "endpoint": 1},
+		},
+		{
+			name:     "service and endpoint named other after overflows count the endpoint",
+			tune:     func(c *Config) { c.MaxServices, c.MaxEndpoints = 1, 1 },
+			events:   []req{{"a", "/x", "GET", ""}, {"b", "/y", "GET", ""}, {"c", "/z", "GET", ""}, {"other", "other", "GET", ""}},
+			want:     map[string]float64{"a|/x|GET|200": 1, "other|/y|GET|200": 1, "other|other|GET|200": 2},
+			overflow: map[string]float64{"service": 2, "endpoint": 2},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
