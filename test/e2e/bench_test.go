@@ -6,6 +6,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
-	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -69,7 +69,13 @@ func BenchmarkOneEventPerMessage(b *testing.B) {
 
 // BenchmarkNDJSON measures events/s with about 100 events per message:
 // draining a backlog, and end to end, publishing while Vigil consumes (from
-// the first publish until Vigil has applied the last event).
+// the first publish until the server has Vigil's acknowledgement of the
+// last message, which Vigil sends once it has applied its events). Each is
+// compared with the transport's ceiling on the same server in the same
+// run: a consumer in the test process that only receives and acknowledges.
+// The end of a run is read from the server's records, so that polling
+// Vigil's metrics costs it nothing while it works. It also reports the CPU
+// time Vigil used per event and how many of the machine's cores were busy.
 func BenchmarkNDJSON(b *testing.B) {
 	const perMsg = 100
 	n := benchEvents() / perMsg * perMsg
@@ -78,27 +84,50 @@ func BenchmarkNDJSON(b *testing.B) {
 		c := connect(b, ns.url())
 		c.ensureStreams(b)
 		c.prefill(b, n/perMsg, normalMsgs(perMsg))
+		ceilDrain := ceiling(b, c, "ceiling-consume", ceilingConsume)
 		v := newVigil(b, benchConfig(ns.url()))
 		drain := c.drained(b, ingest.DefaultConfig().Consumer, 5*time.Minute)
+		b.ReportMetric(float64(n)/ceilDrain.Seconds(), "ceiling-drain-events/s")
 		b.ReportMetric(float64(n)/drain.Seconds(), "drain-events/s")
 
-		msgs := make([]*nats.Msg, n/perMsg)
-		next := normalMsgs(perMsg)
-		for i := range msgs {
-			msgs[i] = next(i)
-		}
-		start := time.Now()
+		msgs := preparedMsgs(n/perMsg, perMsg)
+		cpu0, busy0, start := v.metric("process_cpu_seconds_total"), machineBusy(), time.Now()
 		pub := c.prefill(b, len(msgs), func(i int) *nats.Msg { return msgs[i] })
-		testkit.WaitFor(b, 5*time.Minute, "every event applied", func() error { return receivedAtLeast(v, float64(2*n)) })
-		e2e := time.Since(start)
+		ci := c.allAckedBy(b, ingest.DefaultConfig().Consumer, 5*time.Minute)
+		e2e, busy := ci.AckFloor.Last.Sub(start), machineBusy()-busy0
+		cpu := v.metric("process_cpu_seconds_total") - cpu0
+		if r := v.metric("vigil_events_received_total"); r != float64(2*n) {
+			b.Fatalf("vigil applied %v events, want %d", r, 2*n)
+		}
 		b.ReportMetric(float64(n)/pub.Seconds(), "publish-events/s")
 		b.ReportMetric(float64(n)/e2e.Seconds(), "end-to-end-events/s")
+		b.ReportMetric(cpu*1e6/float64(n), "vigil-cpu-µs/event")
+		b.ReportMetric(busy.Seconds()/e2e.Seconds(), "end-to-end-busy-cores")
 		if m, err := v.metrics(); err == nil {
 			b.ReportMetric(sumMetric(m, "vigil_alerts_total"), "alert-transitions")
 		}
 		v.stop()
+
+		msgs = preparedMsgs(n/perMsg, perMsg)
+		busy0 = machineBusy()
+		ceilE2E := ceilingLive(b, c, ns.url(), msgs)
+		busy = machineBusy() - busy0
+		b.ReportMetric(float64(n)/ceilE2E.Seconds(), "ceiling-end-to-end-events/s")
+		b.ReportMetric(busy.Seconds()/ceilE2E.Seconds(), "ceiling-end-to-end-busy-cores")
+		b.ReportMetric(100*ceilE2E.Seconds()/e2e.Seconds(), "%-of-ceiling-end-to-end")
 		ns.stop()
 	}
+}
+
+// preparedMsgs builds n messages of ordinary traffic, perMsg events each, so
+// that publishing them costs the publisher no more than the send.
+func preparedMsgs(n, perMsg int) []*nats.Msg {
+	msgs := make([]*nats.Msg, n)
+	next := normalMsgs(perMsg)
+	for i := range msgs {
+		msgs[i] = next(i)
+	}
+	return msgs
 }
 
 // benchConfig runs the daemon on an external NATS for a drain, with
@@ -194,6 +223,23 @@ const (
 	ceilingAckAll                     // two fetches in flight, AckAll on each batch's last
 )
 
+// ceilingConsumer creates a durable consumer configured as Vigil's, but
+// acknowledging by policy and starting at deliver.
+func ceilingConsumer(b *testing.B, c *client, name string, policy jetstream.AckPolicy, deliver jetstream.DeliverPolicy) jetstream.Consumer {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := ingest.DefaultConfig()
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, ingest.EventsStream, jetstream.ConsumerConfig{
+		Durable: name, DeliverPolicy: deliver, AckPolicy: policy,
+		AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: -1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cons
+}
+
 // ceiling drains the stream with a durable consumer that only receives and
 // acknowledges, configured as Vigil's, and returns the drain time.
 func ceiling(b *testing.B, c *client, name string, mode ceilingMode) time.Duration {
@@ -205,12 +251,7 @@ func ceiling(b *testing.B, c *client, name string, mode ceilingMode) time.Durati
 	if mode == ceilingAckAll {
 		policy = jetstream.AckAllPolicy
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, ingest.EventsStream, jetstream.ConsumerConfig{
-		Durable: name, AckPolicy: policy, AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: -1,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cons := ceilingConsumer(b, c, name, policy, jetstream.DeliverAllPolicy)
 	if mode == ceilingConsume {
 		cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.PullMaxMessages(cfg.FetchBatch))
 		if err != nil {
@@ -225,6 +266,31 @@ func ceiling(b *testing.B, c *client, name string, mode ceilingMode) time.Durati
 	cancel()
 	wg.Wait()
 	return d
+}
+
+// ceilingLive is the transport end to end: a consumer on its own connection
+// to url that only receives and acknowledges, as Vigil's ceiling, while c
+// publishes msgs. It returns the time from the first publish until the
+// server has the consumer's acknowledgement of the last message.
+func ceilingLive(b *testing.B, c *client, url string, msgs []*nats.Msg) time.Duration {
+	b.Helper()
+	cons := ceilingConsumer(b, connect(b, url), "ceiling-live", jetstream.AckExplicitPolicy, jetstream.DeliverNewPolicy)
+	var got atomic.Int64
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		got.Add(1)
+		_ = m.Ack()
+	}, jetstream.PullMaxMessages(ingest.DefaultConfig().FetchBatch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cc.Stop()
+	start := time.Now()
+	c.prefill(b, len(msgs), func(i int) *nats.Msg { return msgs[i] })
+	ci := c.allAckedBy(b, "ceiling-live", 5*time.Minute)
+	if n := got.Load(); n != int64(len(msgs)) {
+		b.Fatalf("the ceiling consumer received %d messages, want %d", n, len(msgs))
+	}
+	return ci.AckFloor.Last.Sub(start)
 }
 
 // fetchAck receives batches and acknowledges them until ctx is done: each

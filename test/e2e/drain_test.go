@@ -71,12 +71,22 @@ func (c *client) prefill(t testing.TB, n int, next func(i int) *nats.Msg) time.D
 // the consumer's creation to its last acknowledgement.
 func (c *client) drained(t testing.TB, name string, timeout time.Duration) time.Duration {
 	t.Helper()
+	ci := c.allAckedBy(t, name, timeout)
+	return ci.AckFloor.Last.Sub(ci.Created)
+}
+
+// allAckedBy waits until the durable consumer name has acknowledged every
+// message of the events stream, all of which must have been published
+// already, and returns its state then; AckFloor.Last is the server's time
+// of the last acknowledgement.
+func (c *client) allAckedBy(t testing.TB, name string, timeout time.Duration) *jetstream.ConsumerInfo {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
 		ci, err := c.consumerInfo(ctx, name)
 		if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Last != nil {
-			return ci.AckFloor.Last.Sub(ci.Created)
+			return ci
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +49,91 @@ func TestMalformedFlood(t *testing.T) {
 	if longRun() && ratio < 0.8 {
 		t.Errorf("live valid throughput in the flood is %.0f%% of the clean run's, want at least 80%%", 100*ratio)
 	}
+}
+
+// BenchmarkMalformedFlood compares the backlog drain of the flood with the
+// transport's ceiling in the same run. For each of a clean stream (valid
+// single-event messages) and the flood (a malformed message after each
+// valid one) it drains a fresh stream twice: with the daemon, and with a
+// consumer in the test process that does only what the flood asks of the
+// transport: it acknowledges each valid message, and stores each malformed
+// one (its first 1 KiB, as Vigil does) in the dead-letter stream before
+// acknowledging it. It reports valid events/s for each and the ratios.
+//
+//	VIGIL_E2E_BENCH_EVENTS=100000 go test -run '^$' -bench MalformedFlood -benchtime 1x -count 3 ./test/e2e/
+func BenchmarkMalformedFlood(b *testing.B) {
+	n := benchEvents()
+	for range b.N {
+		ceilClean, ceilFlood := ceilingMix(b, n, 0), ceilingMix(b, n, n)
+		clean, flood := drainMix(b, n, 0), drainMix(b, n, n)
+		b.ReportMetric(float64(n)/ceilClean.Seconds(), "ceiling-clean-valid-events/s")
+		b.ReportMetric(float64(n)/ceilFlood.Seconds(), "ceiling-flood-valid-events/s")
+		b.ReportMetric(100*ceilClean.Seconds()/ceilFlood.Seconds(), "ceiling-flood-%-of-clean")
+		b.ReportMetric(float64(n)/clean.Seconds(), "vigil-clean-valid-events/s")
+		b.ReportMetric(float64(n)/flood.Seconds(), "vigil-flood-valid-events/s")
+		b.ReportMetric(100*clean.Seconds()/flood.Seconds(), "vigil-flood-%-of-clean")
+		b.ReportMetric(100*ceilFlood.Seconds()/flood.Seconds(), "vigil-flood-%-of-ceiling")
+	}
+}
+
+// ceilingMix fills a fresh stream as drainMix does and drains it with the
+// ceiling consumer of BenchmarkMalformedFlood, returning the drain time.
+func ceilingMix(b *testing.B, valid, bad int) time.Duration {
+	b.Helper()
+	ns := startNATSServer(b)
+	defer ns.stop()
+	c := connect(b, ns.url())
+	c.ensureStreams(b)
+	c.prefill(b, valid+bad, mixMsgs(bad))
+
+	// A second goroutine acknowledges in delivery order, each malformed
+	// message once its dead letter is stored, as Vigil's settling stage does.
+	type delivery struct {
+		m    jetstream.Msg
+		dead jetstream.PubAckFuture
+	}
+	settle := make(chan delivery, 4*ingest.DefaultConfig().FetchBatch)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for d := range settle {
+			if d.dead != nil {
+				select {
+				case <-d.dead.Ok():
+				case <-d.dead.Err():
+					failed.Add(1) // acknowledged all the same, so that the drain ends
+				}
+			}
+			_ = d.m.Ack()
+		}
+	})
+	cons := ceilingConsumer(b, c, "ceiling-flood", jetstream.AckExplicitPolicy, jetstream.DeliverAllPolicy)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		d := delivery{m: m}
+		if md, err := m.Metadata(); err == nil && md.Sequence.Stream <= uint64(2*bad) && md.Sequence.Stream%2 == 0 {
+			dl := nats.NewMsg(ingest.DeadLetterSubject)
+			dl.Data = m.Data()[:min(len(m.Data()), ingest.DeadLetterMaxBytes)]
+			if d.dead, err = c.js.PublishMsgAsync(dl, jetstream.WithStallWait(10*time.Second)); err != nil {
+				failed.Add(1)
+				d.dead = nil
+			}
+		}
+		settle <- d
+	}, jetstream.PullMaxMessages(ingest.DefaultConfig().FetchBatch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := c.drained(b, "ceiling-flood", 5*time.Minute)
+	cc.Stop()
+	close(settle)
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d dead letters not stored", f)
+	}
+	if got := c.streamMsgs(b, ingest.DeadLetterStream); got != uint64(bad) {
+		b.Fatalf("the dead-letter stream holds %d messages, want %d", got, bad)
+	}
+	return d
 }
 
 // liveMix runs a fresh daemon, publishes valid single-event messages at
@@ -109,21 +196,28 @@ func (c *client) publishAsync(t testing.TB, m *nats.Msg) jetstream.PubAckFuture 
 	}
 }
 
-// drainMix fills a fresh stream with valid single-event messages and bad
-// ones interleaved, lets a fresh daemon drain it, checks every count, and
-// returns the drain time.
-func drainMix(t *testing.T, valid, bad int) time.Duration {
-	ns := startNATSServer(t)
-	c := connect(t, ns.url())
-	c.ensureStreams(t)
+// mixMsgs returns the message builder of a flood: valid single-event
+// messages with a malformed one after each while bad lasts. The stream
+// therefore holds a malformed message at every even sequence up to 2*bad.
+func mixMsgs(bad int) func(i int) *nats.Msg {
 	good := normalMsgs(1)
-	total := valid + bad
-	c.prefill(t, total, func(i int) *nats.Msg {
-		if bad > 0 && i%2 == 1 {
+	return func(i int) *nats.Msg {
+		if i < 2*bad && i%2 == 1 {
 			return malformed(i / 2)
 		}
 		return good(i)
-	})
+	}
+}
+
+// drainMix fills a fresh stream with valid single-event messages and bad
+// ones interleaved, lets a fresh daemon drain it, checks every count, and
+// returns the drain time.
+func drainMix(t testing.TB, valid, bad int) time.Duration {
+	t.Helper()
+	ns := startNATSServer(t)
+	c := connect(t, ns.url())
+	c.ensureStreams(t)
+	c.prefill(t, valid+bad, mixMsgs(bad))
 	v := newVigil(t, vigilConfig{NATSURL: ns.url(), Lateness: drainLateness})
 	d := c.drained(t, ingest.DefaultConfig().Consumer, 2*time.Minute)
 
