@@ -125,8 +125,6 @@ func (c *client) streamInfo(t testing.TB) (*jetstream.StreamInfo, *jetstream.Con
 type traffic struct {
 	em     *emit.Emitter
 	ips    int // distinct source addresses to cycle through; 0: the generator's
-	fill   int // events to emit at full speed before the steady rate
-	filled chan struct{}
 	paused atomic.Bool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -142,14 +140,6 @@ func startTraffic(t testing.TB, url string, rate int, opts ...emit.Option) *traf
 // through ips distinct ones (10.0.0.0/8).
 func startTrafficIPs(t testing.TB, url string, rate, ips int, opts ...emit.Option) *traffic {
 	t.Helper()
-	return startTrafficFill(t, url, rate, ips, 0, opts...)
-}
-
-// startTrafficFill is startTrafficIPs that first emits fill events of the
-// same traffic as fast as JetStream takes them, then goes on at rate;
-// tr.filled is closed once the fill is handed to the Emitter.
-func startTrafficFill(t testing.TB, url string, rate, ips, fill int, opts ...emit.Option) *traffic {
-	t.Helper()
 	opts = append([]emit.Option{emit.WithBufferSize(1 << 20), emit.WithAckTimeout(2 * time.Second),
 		emit.WithRetryBackoff(50*time.Millisecond, 500*time.Millisecond)}, opts...)
 	em, err := emit.Connect(url, opts...)
@@ -157,7 +147,7 @@ func startTrafficFill(t testing.TB, url string, rate, ips, fill int, opts ...emi
 		t.Fatalf("emitter: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tr := &traffic{em: em, ips: ips, fill: fill, filled: make(chan struct{}), cancel: cancel}
+	tr := &traffic{em: em, ips: ips, cancel: cancel}
 	tr.wg.Go(func() { tr.generate(ctx, rate) })
 	t.Cleanup(func() { tr.stop(t) })
 	return tr
@@ -168,39 +158,13 @@ func startTrafficFill(t testing.TB, url string, rate, ips, fill int, opts ...emi
 func (tr *traffic) pause()  { tr.paused.Store(true) }
 func (tr *traffic) resume() { tr.paused.Store(false) }
 
-// fillAhead is how many events the fill keeps unpublished in the Emitter,
-// well under the buffer startTrafficFill gives it, so that none is dropped.
-const fillAhead = 100_000
-
-// generate emits tr.fill events at full speed, then rate events per second,
-// in 10ms steps, until ctx is done.
+// generate emits rate events per second, in 10ms steps, until ctx is done.
 func (tr *traffic) generate(ctx context.Context, rate int) {
 	gen := simulate.NewGenerator(uint64(time.Now().UnixNano()), nil)
-	n := 0
-	var ev event.Event
-	next := func(now time.Time) {
-		gen.Normal(now, &ev)
-		if tr.ips > 0 {
-			n++
-			i := n % tr.ips
-			ev.SourceIP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		}
-		tr.em.Emit(ev)
-	}
-	for i := range tr.fill {
-		next(time.Now())
-		for i%1000 == 999 && tr.em.Stats().Pending() > fillAhead {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-	close(tr.filled)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	start, sent := time.Now(), 0
+	start, sent, n := time.Now(), 0, 0
+	var ev event.Event
 	for {
 		select {
 		case <-ctx.Done():
@@ -212,7 +176,13 @@ func (tr *traffic) generate(ctx context.Context, rate int) {
 			}
 			due := int(now.Sub(start).Seconds() * float64(rate))
 			for ; sent < due; sent++ {
-				next(now)
+				gen.Normal(now, &ev)
+				if tr.ips > 0 {
+					n++
+					i := n % tr.ips
+					ev.SourceIP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+				}
+				tr.em.Emit(ev)
 			}
 		}
 	}
