@@ -45,7 +45,7 @@ type Metrics struct {
 
 	mu        sync.Mutex
 	cfg       Config
-	services  map[string]int // service label -> how many endpoints it keeps
+	services  map[string]*int // service label -> how many endpoints it keeps
 	clients   map[string]bool
 	endpoints map[[2]string]*endpointSeries // by service and endpoint label
 	reqSeries map[seriesKey]prometheus.Counter
@@ -81,7 +81,7 @@ type seriesKey struct {
 func NewMetrics(reg prometheus.Registerer, cfg Config) *Metrics {
 	m := &Metrics{
 		cfg:       cfg,
-		services:  map[string]int{},
+		services:  map[string]*int{},
 		clients:   map[string]bool{},
 		endpoints: map[[2]string]*endpointSeries{},
 		reqSeries: map[seriesKey]prometheus.Counter{},
@@ -193,8 +193,11 @@ func (m *Metrics) endpoint(service, endpoint string) *endpointSeries {
 		n, ok = m.services[other]
 	}
 	if !ok {
-		service = strings.Clone(service)
-		m.services[service] = 0
+		// A new key is a copy. Counting through the pointer leaves it be:
+		// assigning to an existing key would store the caller's string,
+		// which may point into the message.
+		service, n = strings.Clone(service), new(int)
+		m.services[service] = n
 	}
 	key := [2]string{service, endpoint}
 	// An endpoint named "other" is kept only if it came within the cap; the
@@ -202,9 +205,9 @@ func (m *Metrics) endpoint(service, endpoint string) *endpointSeries {
 	if es := m.endpoints[key]; es != nil && es.kept {
 		return es
 	}
-	kept := n < m.cfg.MaxEndpoints
+	kept := *n < m.cfg.MaxEndpoints
 	if kept {
-		m.services[service] = n + 1
+		*n++
 	} else {
 		m.overflow["endpoint"].Inc()
 		key[1] = other

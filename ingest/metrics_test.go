@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -279,5 +280,58 @@ func TestMetricsDurationOnlyWhereReported(t *testing.T) {
 	want := map[string]string{"/timed": "2/0.5", "/other-timed": "1/0.4"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("duration series (count/sum) = %v, want %v", got, want)
+	}
+}
+
+// TestMetricsKeepCopies checks that no string Metrics keeps points into an
+// event's message: the decoder's strings do (event.Decoder.SetAliasing),
+// and a kept one would pin the whole message for the process's life.
+func TestMetricsKeepCopies(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ClientLabel = true
+	m := NewMetrics(prometheus.NewRegistry(), cfg)
+	var msgs [][]byte
+	inMessage := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		for _, b := range msgs {
+			if first := uintptr(unsafe.Pointer(&b[0])); p >= first && p < first+uintptr(len(b)) {
+				return true
+			}
+		}
+		return false
+	}
+	// A new service, a new endpoint of a known service, a known pair, and
+	// a new client: each path that records a label value.
+	for i, r := range [][3]string{{"billing", "/a", "c1"}, {"billing", "/b", "c1"}, {"billing", "/b", "c1"}, {"billing", "/c", "c2"}} {
+		msg := []byte(r[0] + r[1] + r[2])
+		msgs = append(msgs, msg)
+		at := func(from, n int) string { return unsafe.String(&msg[from], n) }
+		ev := event.Event{Time: time.Unix(100, 0), Service: at(0, len(r[0])), Endpoint: at(len(r[0]), len(r[1])),
+			ClientID: at(len(r[0])+len(r[1]), len(r[2])), Method: "GET", Status: 200, RequestID: fmt.Sprint(i)}
+		m.Observe(&ev, time.Unix(101, 0))
+	}
+	var kept []string
+	for s := range m.services {
+		kept = append(kept, s)
+	}
+	for k := range m.clients {
+		kept = append(kept, k)
+	}
+	for k, es := range m.endpoints {
+		kept = append(kept, k[0], k[1], es.service, es.endpoint)
+		for rk := range es.requests {
+			kept = append(kept, rk.client)
+		}
+	}
+	for sk := range m.reqSeries {
+		kept = append(kept, sk.service, sk.endpoint, sk.client)
+	}
+	for _, s := range kept {
+		if inMessage(s) {
+			t.Errorf("Metrics keeps %q pointing into an event's message", s)
+		}
+	}
+	if len(kept) < 10 {
+		t.Fatalf("only %d kept strings checked: %q", len(kept), kept)
 	}
 }
