@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/vigil-sec/vigil/event"
 )
@@ -219,6 +222,38 @@ func TestRetriesUntilStreamExists(t *testing.T) {
 	}
 	if got := len(decodeAll(t, ns.readStream(), time.Now())); got != 20 {
 		t.Errorf("stream holds %d events, want 20", got)
+	}
+}
+
+// TestRetriesWhenStreamIngestIsFull publishes faster than a server whose
+// streams queue at most one message for storing: it refuses the rest with
+// 429 Too Many Requests, and the Emitter must send them again rather than
+// drop them.
+func TestRetriesWhenStreamIngestIsFull(t *testing.T) {
+	ns := &natsServer{t: t, dir: t.TempDir(), port: server.RANDOM_PORT, ingestQueue: 1}
+	ns.start()
+	ns.port = ns.srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(ns.stop)
+	ns.createStream()
+	e := newEmitter(t, ns.connect(), WithMaxBatch(1), WithRetryBackoff(time.Millisecond, 10*time.Millisecond))
+	const n = 2000
+	for i := range n {
+		if !e.Emit(testEvent(i)) {
+			t.Fatalf("Emit %d dropped the event", i)
+		}
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	st := e.Stats()
+	if st.Published != n || st.Dropped != 0 {
+		t.Errorf("stats = %+v, want %d published, none dropped", st, n)
+	}
+	if st.PublishErrors == 0 {
+		t.Error("the server never refused a publish: the test did not exercise the retry")
+	}
+	if got := len(decodeAll(t, ns.readStream(), time.Now())); got != n {
+		t.Errorf("stream holds %d events, want %d", got, n)
 	}
 }
 

@@ -78,7 +78,9 @@ func classify(err error) (errIndex, bool) {
 		errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
 		return errConnClosed, true
 	case errors.As(err, &apiErr):
-		if apiErr.Code == 503 || apiErr.Code == 408 {
+		// 429: the stream's queue of messages waiting to be stored is full
+		// (nats-server's stream ingest limit); it drains in moments.
+		if apiErr.Code == 503 || apiErr.Code == 408 || apiErr.Code == 429 {
 			return errUnavailable, true
 		}
 		return errRejected, false

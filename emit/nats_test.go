@@ -24,6 +24,9 @@ type natsServer struct {
 	dir  string
 	port int
 	srv  *server.Server
+	// ingestQueue, when set, is how many published messages a stream may
+	// hold waiting to be stored before the server answers 429.
+	ingestQueue int
 }
 
 // startNATS starts an embedded server on a random loopback port with its
@@ -68,7 +71,7 @@ func (ns *natsServer) start() {
 	ns.t.Helper()
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: ns.port, JetStream: true, StoreDir: ns.dir,
-		NoLog: true, NoSigs: true,
+		NoLog: true, NoSigs: true, StreamMaxBufferedMsgs: ns.ingestQueue,
 	})
 	if err != nil {
 		ns.t.Fatalf("nats server: %v", err)
