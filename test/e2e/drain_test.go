@@ -39,11 +39,14 @@ func (c *client) ensureStreams(t testing.TB) {
 }
 
 // prefill publishes n messages built by next as fast as JetStream stores
-// them and fails t unless every one was acknowledged.
+// them and fails t unless every one was acknowledged. At most prefillAhead
+// are unacknowledged at a time: nats-server refuses publishes (429) once a
+// stream holds 100,000 messages or 128 MiB waiting to be stored, and 2048
+// of the largest messages the benchmarks send (25 KB) stay well under that.
 func (c *client) prefill(t testing.TB, n int, next func(i int) *nats.Msg) time.Duration {
 	t.Helper()
 	var failed atomic.Int64
-	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(8192),
+	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(prefillAhead),
 		jetstream.WithPublishAsyncTimeout(30*time.Second),
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
 	if err != nil {
@@ -65,6 +68,8 @@ func (c *client) prefill(t testing.TB, n int, next func(i int) *nats.Msg) time.D
 	}
 	return time.Since(start)
 }
+
+const prefillAhead = 2048
 
 // drained waits until the durable consumer name has acknowledged every
 // message of the events stream and returns the server-measured time from

@@ -57,8 +57,9 @@ func TestMalformedFlood(t *testing.T) {
 // valid one) it drains a fresh stream twice: with the daemon, and with a
 // consumer in the test process that does only what the flood asks of the
 // transport: it acknowledges each valid message, and stores each malformed
-// one (its first 1 KiB, as Vigil does) in the dead-letter stream before
-// acknowledging it. It reports valid events/s for each and the ratios.
+// one (its first 1 KiB, as Vigil does, but without Vigil's headers) in the
+// dead-letter stream before acknowledging it. It reports valid events/s
+// for each and the ratios.
 //
 //	VIGIL_E2E_BENCH_EVENTS=100000 go test -run '^$' -bench MalformedFlood -benchtime 1x -count 3 ./test/e2e/
 func BenchmarkMalformedFlood(b *testing.B) {
@@ -125,6 +126,7 @@ func ceilingMix(b *testing.B, valid, bad int) time.Duration {
 	}
 	d := c.drained(b, "ceiling-flood", 5*time.Minute)
 	cc.Stop()
+	<-cc.Closed() // no handler sends after this
 	close(settle)
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
@@ -197,8 +199,9 @@ func (c *client) publishAsync(t testing.TB, m *nats.Msg) jetstream.PubAckFuture 
 }
 
 // mixMsgs returns the message builder of a flood: valid single-event
-// messages with a malformed one after each while bad lasts. The stream
-// therefore holds a malformed message at every even sequence up to 2*bad.
+// messages with a malformed one after each while bad lasts (bad must not
+// exceed the valid messages). The stream therefore holds a malformed
+// message at every even sequence up to 2*bad.
 func mixMsgs(bad int) func(i int) *nats.Msg {
 	good := normalMsgs(1)
 	return func(i int) *nats.Msg {

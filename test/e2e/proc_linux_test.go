@@ -33,8 +33,8 @@ func residentBytes(p *proc) int64 {
 }
 
 // machineBusy returns the CPU time all cores have spent busy since boot
-// (/proc/stat: everything but idle and iowait), or 0 when it cannot be
-// read.
+// (/proc/stat: everything but idle, iowait and the time the hypervisor
+// gave to others), or 0 when it cannot be read.
 func machineBusy() time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -47,13 +47,13 @@ func machineBusy() time.Duration {
 	}
 	var ticks int64
 	for i, v := range f[1:9] {
-		if i == 3 || i == 4 { // idle, iowait
+		if i == 3 || i == 4 || i == 7 { // idle, iowait, steal
 			continue
 		}
 		n, _ := strconv.ParseInt(v, 10, 64)
 		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / clockTicks
+	return time.Duration(ticks) * (time.Second / clockTicks)
 }
 
 // clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux

@@ -73,7 +73,8 @@ func TestSoak(t *testing.T) {
 	// A minute's median on either side, so that a passing peak (messages
 	// in flight while the daemon is a second behind) does not count as
 	// growth; peaks are bounded by ingest's in-flight limits.
-	base, end := medianRSS(samples, warmUp, warmUp+time.Minute), medianRSS(samples, d-time.Minute, d)
+	lastAt := samples[len(samples)-1].at
+	base, end := medianRSS(samples, warmUp, warmUp+time.Minute), medianRSS(samples, lastAt-time.Minute, lastAt)
 	peak := slices.MaxFunc(samples, func(a, b sample) int { return cmp.Compare(a.rss, b.rss) })
 	t.Logf("soak: resident memory, median of a minute: %.1f MiB after warm-up (%s), %.1f MiB at the end; peak %.1f MiB at %s",
 		base/(1<<20), warmUp, end/(1<<20), peak.rss/(1<<20), peak.at)
