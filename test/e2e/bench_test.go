@@ -168,17 +168,11 @@ func BenchmarkConsumerInProcess(b *testing.B) {
 		ns := startNATSServer(b)
 		c := connect(b, ns.url())
 		c.ensureStreams(b)
+		bad := 0
 		if envInt("VIGIL_E2E_BENCH_BAD", 0) > 0 {
-			good := normalMsgs(perMsg)
-			c.prefill(b, 2*n/perMsg, func(i int) *nats.Msg {
-				if i%2 == 1 {
-					return malformed(i / 2)
-				}
-				return good(i)
-			})
-		} else {
-			c.prefill(b, n/perMsg, normalMsgs(perMsg))
+			bad = n / perMsg
 		}
+		c.prefill(b, n/perMsg+bad, mixMsgs(perMsg, bad))
 		eng := newBenchEngine(b)
 		cons, err := ingest.New(cfg, c.nc, ingest.Options{Sink: eng})
 		if err != nil {

@@ -85,7 +85,7 @@ func ceilingMix(b *testing.B, valid, bad int) time.Duration {
 	defer ns.stop()
 	c := connect(b, ns.url())
 	c.ensureStreams(b)
-	c.prefill(b, valid+bad, mixMsgs(bad))
+	c.prefill(b, valid+bad, mixMsgs(1, bad))
 
 	// A second goroutine acknowledges in delivery order, each malformed
 	// message once its dead letter is stored, as Vigil's settling stage does.
@@ -198,12 +198,12 @@ func (c *client) publishAsync(t testing.TB, m *nats.Msg) jetstream.PubAckFuture 
 	}
 }
 
-// mixMsgs returns the message builder of a flood: valid single-event
-// messages with a malformed one after each while bad lasts (bad must not
+// mixMsgs returns the message builder of a flood: valid messages of perMsg
+// events with a malformed one after each while bad lasts (bad must not
 // exceed the valid messages). The stream therefore holds a malformed
 // message at every even sequence up to 2*bad.
-func mixMsgs(bad int) func(i int) *nats.Msg {
-	good := normalMsgs(1)
+func mixMsgs(perMsg, bad int) func(i int) *nats.Msg {
+	good := normalMsgs(perMsg)
 	return func(i int) *nats.Msg {
 		if i < 2*bad && i%2 == 1 {
 			return malformed(i / 2)
@@ -220,7 +220,7 @@ func drainMix(t testing.TB, valid, bad int) time.Duration {
 	ns := startNATSServer(t)
 	c := connect(t, ns.url())
 	c.ensureStreams(t)
-	c.prefill(t, valid+bad, mixMsgs(bad))
+	c.prefill(t, valid+bad, mixMsgs(1, bad))
 	v := newVigil(t, vigilConfig{NATSURL: ns.url(), Lateness: drainLateness})
 	d := c.drained(t, ingest.DefaultConfig().Consumer, 2*time.Minute)
 

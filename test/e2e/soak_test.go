@@ -73,8 +73,8 @@ func TestSoak(t *testing.T) {
 	// A minute's median on either side, so that a passing peak (messages
 	// in flight while the daemon is a second behind) does not count as
 	// growth; peaks are bounded by ingest's in-flight limits.
-	lastAt := samples[len(samples)-1].at
-	base, end := medianRSS(samples, warmUp, warmUp+time.Minute), medianRSS(samples, lastAt-time.Minute, lastAt)
+	last := samples[len(samples)-1]
+	base, end := medianRSS(samples, warmUp, warmUp+time.Minute), medianRSS(samples, last.at-time.Minute, last.at)
 	peak := slices.MaxFunc(samples, func(a, b sample) int { return cmp.Compare(a.rss, b.rss) })
 	t.Logf("soak: resident memory, median of a minute: %.1f MiB after warm-up (%s), %.1f MiB at the end; peak %.1f MiB at %s",
 		base/(1<<20), warmUp, end/(1<<20), peak.rss/(1<<20), peak.at)
@@ -82,7 +82,7 @@ func TestSoak(t *testing.T) {
 		t.Errorf("resident memory grew after warm-up: median %.1f MiB in the minute after %s, %.1f MiB in the last",
 			base/(1<<20), warmUp, end/(1<<20))
 	}
-	atWarm, last := samples[slices.IndexFunc(samples, func(s sample) bool { return s.at >= warmUp })], samples[len(samples)-1]
+	atWarm := samples[slices.IndexFunc(samples, func(s sample) bool { return s.at >= warmUp })]
 	if last.goroutines > atWarm.goroutines+5 {
 		t.Errorf("goroutines grew after warm-up: %v at %s, %v at the end", atWarm.goroutines, atWarm.at, last.goroutines)
 	}
