@@ -61,7 +61,11 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, st *groupState) {
 		value: res.value, threshold: res.threshold,
 	}
 	for _, f := range c.groupBy {
-		a.labels[f.name] = strings.Clone(f.label(e.ctx.ev))
+		v := strings.Clone(f.label(e.ctx.ev))
+		if e.opts.Label != nil {
+			v = e.opts.Label(f.name, v)
+		}
+		a.labels[f.name] = v
 	}
 	if c.kind == KindSequence {
 		a.isFalse, a.falseSince = true, t

@@ -39,6 +39,12 @@ type Options struct {
 	// MaxFiring bounds the firing alerts held in memory (default 10000);
 	// past it new alerts are dropped and counted.
 	MaxFiring int
+	// Label, when set, rewrites each label value of a new alert (for
+	// example to pseudonymise addresses and user names) before its
+	// fingerprint and templates are computed, so that every alert the
+	// engine emits or reports (Emit, Firing) carries only rewritten values.
+	// It is called with the engine's lock held and must not call back.
+	Label func(name, value string) string
 }
 
 const defaultMaxFiring = 10000
@@ -190,11 +196,18 @@ func (e *Engine) Process(ev *event.Event) {
 		return
 	}
 	t := ev.Time.UnixNano()
-	if e.opts.Live {
-		// A publisher whose clock runs ahead must not drag the watermark.
-		// The wall clock itself moves the watermark only through Tick, which
-		// the daemon calls once it has caught up with the stream, so that a
-		// backlog (after a restart or an outage) is judged on event time.
+	// A publisher whose clock runs ahead must not drag the watermark: event
+	// time counts for the watermark no later than when the event arrived.
+	// The arrival is the message's stored time when ingest knows it, so that
+	// a rebuild from the stream after a restart moves the watermark exactly
+	// as live processing did; else, live, the wall clock. The wall clock
+	// itself moves the watermark only through Tick, which the daemon calls
+	// once it has caught up with the stream, so that a backlog (after a
+	// restart or an outage) is judged on event time.
+	switch {
+	case !ev.Received.IsZero():
+		t = min(t, ev.Received.UnixNano())
+	case e.opts.Live:
 		t = min(t, e.opts.Now().UnixNano())
 	}
 	if e.hasTime && ev.Time.UnixNano() < e.wm {

@@ -189,3 +189,47 @@ func TestLiveBacklogIsJudgedOnEventTime(t *testing.T) {
 		t.Fatalf("transitions after Tick = %v", got)
 	}
 }
+
+// TestReceivedBoundsTheWatermark checks that an event whose clock runs ahead
+// moves the watermark no further than when it was received, in replay of a
+// stream (Received set) as live: the events that arrived after it, with
+// their true times, are not late.
+func TestReceivedBoundsTheWatermark(t *testing.T) {
+	e, rec := newEngine(t, mustRules(t, thresholdRule), Options{Lateness: 5 * time.Second})
+	ahead := ev(4*time.Minute, 200, "192.0.2.9", "x")
+	ahead.Received = t0
+	e.Process(ahead)
+	for i := range 5 {
+		x := ev(time.Duration(i+1)*time.Second, 401, "192.0.2.1", "alice")
+		x.Received = x.Time
+		e.Process(x)
+	}
+	if late := e.Stats().Late; late != 0 {
+		t.Fatalf("late = %d after an event 4 minutes ahead of its arrival", late)
+	}
+	if got := rec.transitions(); len(got) != 1 || got[0] != "fail_ip/firing" {
+		t.Fatalf("transitions = %v, want the attack to fire", got)
+	}
+}
+
+// TestLabelHookRewritesBeforeFingerprint checks that Options.Label rewrites
+// label values before the fingerprint and templates are computed, on every
+// way an alert leaves the engine.
+func TestLabelHookRewritesBeforeFingerprint(t *testing.T) {
+	rules := mustRules(t, thresholdRule+`    summary: 'from {{ .Labels.source_ip }}'
+`)
+	hide := func(name, v string) string { return name + ":" + strings.ToUpper(v[:1]) }
+	e, rec := newEngine(t, rules, Options{Label: hide})
+	for i := range 5 {
+		e.Process(ev(time.Duration(i)*time.Second, 401, "192.0.2.1", "alice"))
+	}
+	want := map[string]string{"source_ip": "source_ip:1"}
+	for _, a := range append(rec.alerts, e.Firing()...) {
+		if a.Labels["source_ip"] != want["source_ip"] || a.Fingerprint != Fingerprint("fail_ip", want) || a.Summary != "from source_ip:1" {
+			t.Fatalf("alert = %+v; want only rewritten values", a)
+		}
+	}
+	if len(rec.alerts) != 1 {
+		t.Fatalf("transitions = %v", rec.transitions())
+	}
+}

@@ -24,6 +24,12 @@ type Event struct {
 
 	// HasLatency reports whether latency_ms was present.
 	HasLatency bool
+
+	// Received is when Vigil received the event: the JetStream timestamp of
+	// the message that carried it, the same whether the message is consumed
+	// live or replayed from the stream after a restart. Zero when unknown
+	// (events read from a file). It is not part of the wire schema.
+	Received time.Time
 }
 
 // Reset clears e for reuse by a decoder, keeping the Attrs map's storage.
