@@ -29,22 +29,32 @@ const (
 // identified by its rule and labels (Fingerprint). StartsAt and EndsAt are
 // event time; EndsAt is zero while the alert fires.
 type Alert struct {
-	Rule        string            `json:"rule"`
-	Category    string            `json:"category"`
-	Severity    string            `json:"severity"`
-	State       State             `json:"state"`
-	Transition  Transition        `json:"transition"`
-	Labels      map[string]string `json:"labels"`
-	Value       float64           `json:"value"`
-	Threshold   float64           `json:"threshold"`
-	Window      Duration          `json:"window"`
-	StartsAt    time.Time         `json:"starts_at"`
-	EndsAt      time.Time         `json:"ends_at,omitzero"`
-	Fingerprint string            `json:"fingerprint"`
-	Summary     string            `json:"summary"`
-	Description string            `json:"description"`
-	Sample      []string          `json:"sample"`
+	Rule       string            `json:"rule"`
+	Category   string            `json:"category"`
+	Severity   string            `json:"severity"`
+	State      State             `json:"state"`
+	Transition Transition        `json:"transition"`
+	Labels     map[string]string `json:"labels"`
+	Value      float64           `json:"value"`
+	Threshold  float64           `json:"threshold"`
+	// Unit says how to read Value and Threshold: UnitShare for a share of
+	// events between 0 and 1 (show it as a percentage), UnitMS for
+	// milliseconds, empty for a count.
+	Unit        string    `json:"unit,omitempty"`
+	Window      Duration  `json:"window"`
+	StartsAt    time.Time `json:"starts_at"`
+	EndsAt      time.Time `json:"ends_at,omitzero"`
+	Fingerprint string    `json:"fingerprint"`
+	Summary     string    `json:"summary"`
+	Description string    `json:"description"`
+	Sample      []string  `json:"sample"`
 }
+
+// Units of Alert.Value.
+const (
+	UnitShare = "share"
+	UnitMS    = "ms"
+)
 
 // Duration is a time.Duration that reads and writes as a Go duration string
 // ("5m0s") in JSON.

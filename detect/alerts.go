@@ -223,6 +223,9 @@ func (e *Engine) alertOf(a *firingAlert) Alert {
 	if al.Sample == nil {
 		al.Sample = []string{}
 	}
+	if r.c.kind == KindRatio || (r.c.kind == KindSpike && r.c.of != nil) {
+		al.Unit = UnitShare
+	}
 	data := TemplateData{
 		Rule: r.Name, Category: r.Category, Severity: r.Severity, Labels: al.Labels,
 		Value: a.value, Threshold: a.threshold, Window: r.c.window.String(),

@@ -160,8 +160,18 @@ func (r *Rule) template(key, text, dflt string) (*template.Template, error) {
 	for _, f := range r.GroupBy {
 		labels[f] = "x"
 	}
+	// The check run refuses a label the rule never has: at run time a
+	// missing label would render empty, and {{ .Labels.usr }} would quietly
+	// drop the user name from every alert.
+	check, err := t.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("%s template: %w", key, err)
+	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, TemplateData{Rule: r.Name, Labels: labels, Window: "1m0s"}); err != nil {
+	if err := check.Option("missingkey=error").Execute(&buf, TemplateData{Rule: r.Name, Labels: labels, Window: "1m0s"}); err != nil {
+		if strings.Contains(err.Error(), "map has no entry for key") {
+			return nil, fmt.Errorf("%s template names a label this rule does not have: %w; its labels are its group_by fields (%s)", key, err, strings.Join(r.GroupBy, ", "))
+		}
 		return nil, fmt.Errorf("%s template: %w", key, err)
 	}
 	return t, nil

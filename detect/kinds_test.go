@@ -276,3 +276,18 @@ func TestSequenceWindowEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestAlertUnit checks that alerts say how to read their value: a share for
+// ratio rules, nothing (a count) for threshold rules.
+func TestAlertUnit(t *testing.T) {
+	for src, want := range map[string]string{ratioRule: UnitShare, thresholdRule: ""} {
+		e, rec := newEngine(t, mustRules(t, src), Options{})
+		for i := range 10 {
+			e.Process(ev(time.Duration(i)*time.Second, 503, "192.0.2.1", ""))
+			e.Process(ev(time.Duration(i)*time.Second, 401, "192.0.2.1", ""))
+		}
+		if len(rec.alerts) == 0 || rec.alerts[0].Unit != want {
+			t.Errorf("%s: alerts %+v; want unit %q", rec.transitions(), rec.alerts, want)
+		}
+	}
+}
