@@ -48,6 +48,23 @@ type Alert struct {
 	Summary     string    `json:"summary"`
 	Description string    `json:"description"`
 	Sample      []string  `json:"sample"`
+	// Condition names the condition of the rule that held last (empty
+	// when it has no name); Values holds what each of its checks measured,
+	// by check name (count, distinct, share, events, rate, percentile).
+	Condition string             `json:"condition,omitempty"`
+	Values    map[string]float64 `json:"values,omitempty"`
+	// AppSensor and Attack are the rule's OWASP AppSensor detection points
+	// and MITRE ATT&CK techniques.
+	AppSensor []string `json:"appsensor,omitempty"`
+	Attack    []string `json:"attack,omitempty"`
+	// IncidentID groups the alerts that are about the same attack: alerts
+	// sharing an address, network, user or client (or, for alerts about a
+	// whole service, the service) within the incident window. Receivers
+	// thread an incident's alerts. IncidentSeverity is the incident's
+	// severity when the transition was emitted: the highest of its alerts',
+	// raised one level once three rules have joined.
+	IncidentID       string `json:"incident_id,omitempty"`
+	IncidentSeverity string `json:"incident_severity,omitempty"`
 }
 
 // Units of Alert.Value.

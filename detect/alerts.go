@@ -17,33 +17,60 @@ import (
 // time in Unix nanoseconds.
 type firingAlert struct {
 	rule        int
-	key         []byte // the group's cache key
+	key         []byte // the group's alert key
 	labels      map[string]string
 	fingerprint string
+	severity    string // the rule's, raised for listed source addresses
 	startsAt    int64
+	// scans follow each condition (track) of the rule; the alert's
+	// condition is false once all of theirs is. A sequence has one scan,
+	// false from the moment it held (an instant condition).
+	scans    []trackScan
+	lastSent int64
+	// What the condition last seen holding measured.
+	value, threshold float64
+	track            int
+	vals             [maxChecks]float64
+	sample           []string
+	incident         *incident
+}
+
+// trackScan is where resolution checks stand for one condition.
+type trackScan struct {
+	// scanK is the last fine bucket whose final window was evaluated.
+	scanK int64
 	// falseSince is when the condition stopped holding; valid when isFalse.
 	falseSince int64
 	isFalse    bool
-	// scanK is the last fine bucket whose final window was evaluated.
-	scanK            int64
-	lastSent         int64
-	value, threshold float64
-	sample           []string
 }
 
 var transitionIndex = map[Transition]int{TransitionFiring: 0, TransitionRepeat: 1, TransitionResolved: 2}
 
-// holds records that rule i's condition holds for the group key at event
-// time t: it fires a new alert or keeps the group's alert firing.
-func (e *Engine) holds(i int, key []byte, res result, t int64, st *groupState) {
+// isFalse reports whether every condition of a is false, and since when.
+func (a *firingAlert) isFalse() (int64, bool) {
+	since := int64(math.MinInt64)
+	for _, s := range a.scans {
+		if !s.isFalse {
+			return 0, false
+		}
+		since = max(since, s.falseSince)
+	}
+	return since, true
+}
+
+// holds records that rule i's condition res.track holds for the group key
+// at event time t: it fires a new alert or keeps the group's alert firing.
+// sample is the group's latest request ids.
+func (e *Engine) holds(i int, key []byte, res result, t int64, sample [][]byte) {
 	c := e.rules[i].c
 	if a := e.firing[string(key)]; a != nil {
-		a.value, a.threshold = res.value, res.threshold
-		a.scanK = max(a.scanK, floorDiv(t, c.g)-1)
+		a.value, a.threshold, a.vals, a.track = res.value, res.threshold, res.vals, res.track
+		s := &a.scans[min(res.track, len(a.scans)-1)]
 		if c.kind == KindSequence { // an instant condition: it held at t
-			a.isFalse, a.falseSince = true, max(a.falseSince, t)
+			s.isFalse, s.falseSince = true, max(s.falseSince, t)
 		} else {
-			a.isFalse = false
+			s.scanK = max(s.scanK, floorDiv(t, c.tracks[res.track].g)-1)
+			s.isFalse = false
 		}
 		e.nextDue = min(e.nextDue, e.due(a))
 		return
@@ -56,29 +83,72 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, st *groupState) {
 		return
 	}
 	a := &firingAlert{
-		rule: i, key: bytes.Clone(key), labels: make(map[string]string, len(c.groupBy)),
-		startsAt: t, scanK: floorDiv(t, c.g) - 1, lastSent: t,
-		value: res.value, threshold: res.threshold,
+		rule: i, key: bytes.Clone(key), labels: make(map[string]string, len(c.groupBy)+1),
+		severity: e.rules[i].Severity, startsAt: t, lastSent: t,
+		value: res.value, threshold: res.threshold, vals: res.vals, track: res.track,
 	}
 	for _, f := range c.groupBy {
-		v := strings.Clone(f.label(e.ctx.ev))
-		if e.opts.Label != nil {
-			v = e.opts.Label(f.name, v)
-		}
-		a.labels[f.name] = v
+		a.labels[f.name] = e.labelValue(f.name, strings.Clone(f.label(&e.ctx)))
 	}
-	if c.kind == KindSequence {
-		a.isFalse, a.falseSince = true, t
-	}
+	e.enrich(c, a)
+	a.scans = e.newScans(c, res.track, t)
 	a.fingerprint = Fingerprint(e.rules[i].Name, a.labels)
-	for _, id := range st.sample {
+	for _, id := range sample {
 		a.sample = append(a.sample, string(id))
 	}
 	e.firing[string(a.key)] = a
 	e.order = append(e.order, a)
 	e.counts.rules[i].firing++
+	e.incidents.open(a, e, t)
 	e.emit(a, TransitionFiring, 0)
 	e.nextDue = min(e.nextDue, e.due(a))
+}
+
+// newScans starts the resolution checks of a new alert: the condition that
+// fired holds at t, the others are taken as false from t.
+func (e *Engine) newScans(c *compiled, fired int, t int64) []trackScan {
+	if c.kind == KindSequence {
+		return []trackScan{{isFalse: true, falseSince: t}}
+	}
+	scans := make([]trackScan, len(c.tracks))
+	for j, tr := range c.tracks {
+		scans[j] = trackScan{scanK: floorDiv(t, tr.g) - 1, isFalse: j != fired, falseSince: t}
+	}
+	return scans
+}
+
+func (e *Engine) labelValue(name, v string) string {
+	if e.opts.Label != nil {
+		return e.opts.Label(name, v)
+	}
+	return v
+}
+
+// enrich adds label source_list to an alert about an address in an
+// operator CIDR list, and raises its severity as the list says.
+func (e *Engine) enrich(c *compiled, a *firingAlert) {
+	if _, grouped := a.labels["source_list"]; grouped {
+		return
+	}
+	_, byIP := a.labels["source_ip"]
+	_, byPrefix := a.labels["source_prefix"]
+	if (!byIP && !byPrefix) || !e.ctx.ev.SourceIP.IsValid() {
+		return
+	}
+	name, raise := c.lists.sourceList(e.ctx.ev.SourceIP)
+	if name == "" {
+		return
+	}
+	a.labels["source_list"] = name
+	a.severity = raiseSeverity(a.severity, raise)
+}
+
+func raiseSeverity(s string, by int) string {
+	i := slices.Index(Severities, s)
+	if i < 0 {
+		return s
+	}
+	return Severities[min(i+by, len(Severities)-1)]
 }
 
 // Fingerprint identifies an alert across runs: the first 8 bytes of SHA-256
@@ -98,10 +168,16 @@ func Fingerprint(rule string, labels map[string]string) string {
 // due is the watermark at which a needs its next check.
 func (e *Engine) due(a *firingAlert) int64 {
 	c := e.rules[a.rule].c
-	if a.isFalse {
-		return a.falseSince + int64(c.resolveAfter)
+	if since, ok := a.isFalse(); ok {
+		return since + int64(c.resolveAfter)
 	}
-	return min((a.scanK+2)*c.g, a.lastSent+int64(c.repeat))
+	d := a.lastSent + int64(c.repeat)
+	for j, s := range a.scans {
+		if !s.isFalse {
+			d = min(d, (s.scanK+2)*c.tracks[j].g)
+		}
+	}
+	return d
 }
 
 type pending struct {
@@ -146,49 +222,56 @@ func (e *Engine) check() {
 			e.counts.rules[p.a.rule].firing--
 		}
 		e.emit(p.a, p.tr, p.at)
+		if p.tr == TransitionResolved {
+			e.incidents.resolved(p.a, p.at)
+		}
 	}
 }
 
 // checkAlert brings a up to the watermark and reports the transition due, if any.
 func (e *Engine) checkAlert(a *firingAlert) (pending, bool) {
 	c := e.rules[a.rule].c
-	if !a.isFalse {
-		if kEnd := floorDiv(e.wm, c.g) - 1; kEnd > a.scanK {
-			e.scan(a, c, kEnd)
+	for j := range a.scans {
+		s := &a.scans[j]
+		if s.isFalse || c.kind == KindSequence {
+			continue
+		}
+		if kEnd := floorDiv(e.wm, c.tracks[j].g) - 1; kEnd > s.scanK {
+			e.scan(a, j, kEnd)
 		}
 	}
-	if a.isFalse && a.falseSince+int64(c.resolveAfter) <= e.wm {
-		return pending{a, TransitionResolved, a.falseSince + int64(c.resolveAfter)}, true
+	since, isFalse := a.isFalse()
+	if isFalse && since+int64(c.resolveAfter) <= e.wm {
+		return pending{a, TransitionResolved, since + int64(c.resolveAfter)}, true
 	}
-	if d := a.lastSent + int64(c.repeat); e.wm >= d && (!a.isFalse || a.falseSince >= d) {
+	if d := a.lastSent + int64(c.repeat); e.wm >= d && (!isFalse || since >= d) {
 		a.lastSent = d
 		return pending{a, TransitionRepeat, d}, true
 	}
 	return pending{}, false
 }
 
-// scan evaluates the final windows ending with fine buckets scanK+1..kEnd and
-// stops at the first where the condition does not hold.
-func (e *Engine) scan(a *firingAlert, c *compiled, kEnd int64) {
-	st, _ := e.load(a.key)
+// scan evaluates condition j's final windows ending with fine buckets
+// scanK+1..kEnd and stops at the first where it does not hold.
+func (e *Engine) scan(a *firingAlert, j int, kEnd int64) {
+	tr := e.rules[a.rule].c.tracks[j]
+	s := &a.scans[j]
+	st, _ := e.load(e.slotOf(a.key, byte(j)))
 	kh, ok := st.newestIdx()
-	limit := kh + c.nb
-	if c.kind == KindSpike {
-		limit += (c.nbb+1)*c.gb/c.g + 1
-	}
-	for k := a.scanK + 1; k <= kEnd; k++ {
+	limit := kh + tr.nb
+	for k := s.scanK + 1; k <= kEnd; k++ {
 		if !ok || k > limit {
-			a.isFalse, a.falseSince, a.scanK = true, (k+1)*c.g, k
+			s.isFalse, s.falseSince, s.scanK = true, (k+1)*tr.g, k
 			return
 		}
-		res := c.evaluate(st, k)
+		res := tr.evaluate(st, k, e.sk, &e.scratch)
 		if !res.ok {
-			a.isFalse, a.falseSince, a.scanK = true, (k+1)*c.g, k
+			s.isFalse, s.falseSince, s.scanK = true, (k+1)*tr.g, k
 			return
 		}
-		a.value, a.threshold = res.value, res.threshold
+		a.value, a.threshold, a.vals, a.track = res.value, res.threshold, res.vals, j
 	}
-	a.scanK = kEnd
+	s.scanK = kEnd
 }
 
 // emit sends one transition to Emit and counts it. endsAt is used for
@@ -213,22 +296,30 @@ func (e *Engine) emit(a *firingAlert, tr Transition, endsAt int64) {
 // alertOf builds the firing Alert for a, with rendered templates.
 func (e *Engine) alertOf(a *firingAlert) Alert {
 	r := e.rules[a.rule]
+	tr := r.c.tracks[min(a.track, len(r.c.tracks)-1)]
 	al := Alert{
-		Rule: r.Name, Category: r.Category, Severity: r.Severity,
+		Rule: r.Name, Category: r.Category, Severity: a.severity,
 		State: StateFiring, Transition: TransitionFiring,
 		Labels: maps.Clone(a.labels), Value: a.value, Threshold: a.threshold,
-		Window: Duration(r.c.window), StartsAt: time.Unix(0, a.startsAt).UTC(),
+		Unit: unitOf(tr.checks[0].agg), Condition: tr.name,
+		Window: Duration(tr.window), StartsAt: time.Unix(0, a.startsAt).UTC(),
 		Fingerprint: a.fingerprint, Sample: slices.Clone(a.sample),
+		Values:    make(map[string]float64, len(tr.checks)),
+		AppSensor: slices.Clone(r.AppSensor), Attack: slices.Clone(r.Attack),
+	}
+	for i, ch := range tr.checks {
+		al.Values[ch.name] = a.vals[i]
 	}
 	if al.Sample == nil {
 		al.Sample = []string{}
 	}
-	if r.c.kind == KindRatio || (r.c.kind == KindSpike && r.c.of != nil) {
-		al.Unit = UnitShare
+	if inc := a.incident; inc != nil {
+		al.IncidentID, al.IncidentSeverity = inc.id, inc.severity
 	}
 	data := TemplateData{
-		Rule: r.Name, Category: r.Category, Severity: r.Severity, Labels: al.Labels,
-		Value: a.value, Threshold: a.threshold, Window: r.c.window.String(),
+		Rule: r.Name, Category: r.Category, Severity: al.Severity, Labels: al.Labels,
+		Value: a.value, Threshold: a.threshold, Window: tr.window.String(),
+		Condition: tr.name, Values: al.Values,
 	}
 	al.Summary = e.render(r, r.c.summary, data)
 	al.Description = e.render(r, r.c.description, data)

@@ -4,49 +4,81 @@ import (
 	"encoding/binary"
 )
 
-// apply runs rule i on the current event: match, update the group's window
-// state in the cache, evaluate, and fire or refresh the group's alert.
+// Group keys. Every state value and alert of a group is keyed by the rule
+// index, a slot byte and the group_by values, length-prefixed: the slot is
+// the track (condition) for state values and alertSlot for the alert.
+const alertSlot = 0xff
+
+// apply runs rule i on the current event.
 func (e *Engine) apply(i int) {
 	c := e.rules[i].c
 	rc := &e.counts.rules[i]
 	rc.evaluations++
 	m := c.match.eval(&e.ctx)
-	switch {
-	case c.kind == KindRatio || (c.kind == KindSpike && c.of != nil):
-		// Every event matching "of" counts in the denominator.
+	if c.kind == KindSequence {
+		if m {
+			rc.matches++
+			e.applySequence(i, c)
+		}
+		return
+	}
+	if c.hasOf {
+		// Events outside `of` are ignored; inside, they count in the
+		// denominator whether or not they match.
 		if !c.of.eval(&e.ctx) {
 			return
 		}
-	case !m:
+	} else if !m {
 		return
 	}
 	if m {
 		rc.matches++
 	}
-	key, ok := e.groupKey(i, c)
-	if !ok {
+	if !e.groupKey(i, c) {
 		return
 	}
 	t := e.ctx.ev.Time.UnixNano()
-	k := floorDiv(t, c.g)
-	st, h, done := e.loadForUpdate(i, key, k, t, m)
+	for j, tr := range c.tracks {
+		mt := m && tr.match.eval(&e.ctx)
+		if mt || (c.hasOf && tr.needB) {
+			e.applyTrack(i, j, tr, mt, t)
+		}
+	}
+}
+
+// applyTrack updates track j's window state of the current group with the
+// event (matching it, or only in its denominator), evaluates the condition
+// and fires or refreshes the group's alert.
+func (e *Engine) applyTrack(i, j int, tr *track, mt bool, t int64) {
+	c := e.rules[i].c
+	k := floorDiv(t, tr.g)
+	key := e.slot(byte(j))
+	st, h, done := e.loadForUpdate(i, j, key, k, t, mt)
 	if done {
 		return
 	}
-	var res result
-	switch c.kind {
-	case KindSequence:
-		if res, ok = e.applySequence(c, st, k); !ok {
-			return
-		}
-	default:
-		if !e.update(c, st, k, m) {
-			return
-		}
-		kh, _ := st.newestIdx()
-		res = c.evaluate(st, max(k, kh))
+	khPrev, had := st.newestIdx()
+	if st.empty() {
+		st.first = k
+		tr.initSeries(st, k)
 	}
-	if m {
+	if tr.nSeries > 0 {
+		tr.sampleAt(st, k, e.sk)
+	}
+	if !e.update(tr, st, k, mt) {
+		return
+	}
+	var res result
+	kh, _ := st.newestIdx()
+	switch {
+	case !tr.hasPct:
+		res = tr.evaluate(st, max(k, kh), e.sk, &e.scratch)
+	case !had || k > khPrev:
+		// A percentile is judged once per bucket, over the buckets before
+		// the one this event opened.
+		res = tr.evaluate(st, k-1, e.sk, &e.scratch)
+	}
+	if mt {
 		e.vBuf = append(e.vBuf[:0], e.ctx.ev.RequestID...)
 		if h != nil {
 			st.pushOwnedSample(e.vBuf)
@@ -56,22 +88,23 @@ func (e *Engine) apply(i int) {
 	}
 	e.store(key, st, h, c.alwaysHot)
 	if res.ok {
-		e.holds(i, key, res, t, st)
+		res.track = j
+		e.holds(i, e.slot(alertSlot), res, t, st.sample)
 	}
 }
 
 // loadForUpdate returns the group's state to update: its hot entry's, or the
 // cache's decoded into the scratch state. done reports that the in-place
 // fast path for a denominator-only event has already applied the event.
-func (e *Engine) loadForUpdate(i int, key []byte, k, t int64, m bool) (st *groupState, h *hotEntry, done bool) {
+func (e *Engine) loadForUpdate(i, j int, key []byte, k, t int64, mt bool) (st *groupState, h *hotEntry, done bool) {
 	if h = e.hot.get(key); h != nil {
 		return &h.st, h, false
 	}
 	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	if !m && e.denominatorOnly(i, key, k, t) {
+	if !mt && e.denominatorOnly(i, j, key, k, t) {
 		return nil, nil, true
 	}
-	if e.st.decode(e.valBuf) != nil {
+	if e.st.decode(e.valBuf, e.sk) != nil {
 		e.log.Warn("detect state corrupt; starting the group afresh", "rule", e.rules[i].Name)
 	}
 	return &e.st, nil, false
@@ -84,7 +117,7 @@ func (e *Engine) load(key []byte) (st *groupState, h *hotEntry) {
 		return &h.st, h
 	}
 	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	_ = e.st.decode(e.valBuf)
+	_ = e.st.decode(e.valBuf, e.sk)
 	return &e.st, nil
 }
 
@@ -113,99 +146,95 @@ func (e *Engine) store(key []byte, st *groupState, h *hotEntry, admit bool) {
 	e.evicted = evicted[:0]
 }
 
-// denominatorOnly is the fast path for an event that counts only in a ratio
-// or spike rule's denominator: it updates the current bucket in place. Such
-// an event lowers the ratio, so it can only make the condition hold when it
-// brings the window to exactly min_events, and it can keep a firing alert
-// alive; both cases are evaluated. It reports false when the fast path does
-// not apply and the caller must take the general one.
-func (e *Engine) denominatorOnly(i int, key []byte, k, t int64) bool {
-	c := e.rules[i].c
-	if len(e.firing) > 0 && e.firing[string(key)] != nil {
+// denominatorOnly is the fast path for an event that counts only in a
+// condition's denominator: it updates the current bucket in place. Such an
+// event lowers a share, so it can only make the condition hold when it
+// brings the denominator to the condition's minimum, and it can keep a
+// firing alert alive; both cases are evaluated. It reports false when the
+// fast path does not apply and the caller must take the general one.
+func (e *Engine) denominatorOnly(i, j int, key []byte, k, t int64) bool {
+	tr := e.rules[i].c.tracks[j]
+	if !tr.denomFast || tr.nSeries > 0 {
 		return false
 	}
-	winB, ok := bumpNewestB(e.valBuf, k, k-c.nb+1, uint64(c.minEvents))
+	if len(e.firing) > 0 && e.firing[string(e.slot(alertSlot))] != nil {
+		e.slot(byte(j))
+		return false
+	}
+	e.slot(byte(j))
+	winB, ok := bumpNewestB(e.valBuf, k, k-tr.nb+1, tr.minB)
 	if !ok {
 		return false
 	}
 	e.cache.Set(key, e.valBuf)
-	if winB == uint64(c.minEvents) && e.st.decode(e.valBuf) == nil {
+	if tr.minB > 0 && winB == tr.minB && e.st.decode(e.valBuf, e.sk) == nil {
 		kh, _ := e.st.newestIdx()
-		if res := c.evaluate(&e.st, kh); res.ok {
-			e.holds(i, key, res, t, &e.st)
+		if res := tr.evaluate(&e.st, kh, e.sk, &e.scratch); res.ok {
+			res.track = j
+			e.holds(i, e.slot(alertSlot), res, t, e.st.sample)
 		}
 	}
 	return true
 }
 
 // update adds the event to the state; it reports false when the event does
-// not count (a distinct rule's field is absent).
-func (e *Engine) update(c *compiled, st *groupState, k int64, m bool) bool {
-	switch c.kind {
-	case KindThreshold:
-		st.fine = addBucket(st.fine, k, 1, 0)
-	case KindDistinct:
+// not count (a distinct check's field is absent and nothing else counts).
+func (e *Engine) update(tr *track, st *groupState, k int64, mt bool) bool {
+	if tr.hasDistinct && mt {
 		var ok bool
-		e.vBuf, ok = c.distinct.key(e.vBuf[:0], e.ctx.ev)
-		if !ok {
+		e.vBuf, ok = tr.distinct.key(e.vBuf[:0], &e.ctx)
+		switch {
+		case ok:
+			st.set = addToSet(st.set, hashValue(e.vBuf), k, tr.setCap)
+		case !tr.needB:
 			return false
+		default:
+			mt = false
 		}
-		c.addDistinct(st, e.vBuf, k)
-	case KindRatio, KindSpike:
-		var a uint32
-		if m {
-			a = 1
-		}
-		if c.kind == KindSpike && c.of == nil { // count spike: only matching events reach here
-			a = 1
-		}
-		if c.kind == KindSpike && len(st.fine) == 0 && len(st.coarse) == 0 {
-			st.first = k
-		}
-		st.fine = addBucket(st.fine, k, a, 1)
+	}
+	var a, b uint32
+	if mt && tr.needA {
+		a = 1
+	}
+	if tr.needB {
+		b = 1
+	}
+	if a+b > 0 {
+		st.fine = addBucket(st.fine, k, a, b)
+	}
+	if tr.hasPct && mt && e.ctx.ev.HasLatency {
+		e.sk.addValue(st, k, e.ctx.ev.LatencyMS)
 	}
 	kh, _ := st.newestIdx()
-	c.prune(st, max(k, kh))
+	tr.prune(st, max(k, kh))
 	return true
 }
 
-// applySequence counts a "first" event, or evaluates a "then" event against
-// the "first" events before it in the window. ok is false when the event
-// matches neither, or only "then" without completing the sequence: the state
-// need not be written then.
-func (e *Engine) applySequence(c *compiled, st *groupState, k int64) (result, bool) {
-	first := c.first.eval(&e.ctx)
-	then := c.then.eval(&e.ctx)
-	if !first && !then {
-		return result{}, false
-	}
-	var res result
-	if then {
-		c.prune(st, k)
-		res = c.evaluate(st, k)
-		if !first && !res.ok {
-			return res, false
-		}
-	}
-	if first {
-		st.fine = addBucket(st.fine, k, 1, 0)
-		kh, _ := st.newestIdx()
-		c.prune(st, max(k, kh))
-	}
-	return res, true
-}
-
-// groupKey builds the cache key of the current event's group for rule i:
-// the rule index and each group_by value, length-prefixed. ok is false when
-// the event lacks a group_by field.
-func (e *Engine) groupKey(i int, c *compiled) ([]byte, bool) {
+// groupKey builds the key of the current event's group for rule i in
+// e.keyBuf, in the alert slot; it reports false when the event lacks a
+// group_by field.
+func (e *Engine) groupKey(i int, c *compiled) bool {
 	b := binary.BigEndian.AppendUint16(e.keyBuf[:0], uint16(i))
+	b = append(b, alertSlot)
 	var ok bool
 	for _, f := range c.groupBy {
-		if b, ok = f.key(b, e.ctx.ev); !ok {
-			return nil, false
+		if b, ok = f.key(b, &e.ctx); !ok {
+			return false
 		}
 	}
 	e.keyBuf = b
-	return b, true
+	return true
+}
+
+// slot sets the slot byte of the current group key and returns the key.
+func (e *Engine) slot(s byte) []byte {
+	e.keyBuf[2] = s
+	return e.keyBuf
+}
+
+// slotOf returns key (an alert key) with slot s, in e.scanKey.
+func (e *Engine) slotOf(key []byte, s byte) []byte {
+	e.scanKey = append(e.scanKey[:0], key...)
+	e.scanKey[2] = s
+	return e.scanKey
 }

@@ -2,118 +2,269 @@ package detect
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
+	"maps"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
-
-	"github.com/vigil-sec/vigil/event"
 )
 
-// compiled is a rule ready to run: predicates compiled once, bucket geometry
-// fixed, templates parsed.
+// compiled is a rule ready to run: predicates compiled once, its conditions
+// compiled to tracks with fixed bucket geometry, templates parsed. Every
+// kind compiles to the same form: threshold, distinct, ratio and spike are
+// a `when` with one condition, and a sequence's trigger is a `when` over its
+// first events.
 type compiled struct {
-	kind                 Kind
-	match, of            *predicate // of: ratio, spike (nil = every event)
-	first, then          *predicate // sequence
-	groupBy              []field
-	alwaysHot            bool // grouped by service alone, or not at all: see hot.go
-	distinct             field
-	window               time.Duration
-	g                    int64   // fine bucket width, ns
-	nb                   int64   // fine buckets in the window
-	gb                   int64   // coarse bucket width (spike), ns
-	nbb                  int64   // coarse buckets in the baseline (spike)
-	setCap               int     // distinct values kept per group
-	count                int     // threshold, distinct, sequence
-	ratio                float64 // ratio
-	minEvents            int     // ratio, spike
-	factor, minValue     float64 // spike
+	kind  Kind
+	match *predicate
+	// of selects the events the rule counts when it has share or events
+	// checks (nil: every event matching match); hasOf says it has them.
+	of    *predicate
+	hasOf bool
+
+	// Sequences: the trigger tracks count first; then completes the
+	// sequence; known events teach the group's usual then_new values.
+	first, then, known *predicate
+	thenNew            field
+	hasThenNew         bool
+	knownFor           time.Duration
+
+	groupBy   []field
+	alwaysHot bool // grouped only by fields services set: see hot.go
+	tracks    []*track
+	window    time.Duration // the longest condition window
+
 	resolveAfter, repeat time.Duration
 	summary, description *template.Template
+	unit                 string
+	lists                *listSet
 }
 
-// field reads one event field as a group key part and as a label value.
-type field struct {
-	name  string
-	attr  string // set for attrs.<key>
-	key   func(dst []byte, ev *event.Event) ([]byte, bool)
-	label func(ev *event.Event) string
-}
+// Sequence set bounds: the trigger's then_new values kept per group (more
+// than a distributed attack's addresses in a window), and known values.
+const (
+	freshCap = 256
+	knownCap = 16
+)
 
-// Compile validates r and compiles its expressions and templates. It is
-// idempotent; New compiles rules that have not been compiled yet.
-func (r *Rule) Compile() error {
+// Compile validates r and compiles its expressions and templates, with no
+// operator lists. It is idempotent; New compiles rules that have not been
+// compiled yet.
+func (r *Rule) Compile() error { return r.CompileWith(nil) }
+
+// CompileWith is Compile with the operator lists the rule's expressions and
+// the derived field source_list may use (see lists.go).
+func (r *Rule) CompileWith(ls *Lists) error {
 	if r.c != nil {
 		return nil
 	}
 	if err := r.validate(); err != nil {
 		return err
 	}
-	c := &compiled{kind: r.Kind(), window: r.Window()}
-	var errs []error
-	pred := func(key, src string, dflt bool) *predicate {
-		if src == "" && dflt {
-			return nil
+	cp := compiler{lists: ls.compiled()}
+	c := &compiled{kind: r.Kind(), lists: cp.lists}
+	c.match = cp.pred("match", r.Match, true)
+	conds, of := r.conditions()
+	c.hasOf = of != ""
+	c.of = cp.pred(ofKey(r), of, true)
+	if s := r.Sequence; s != nil {
+		c.first = cp.pred("sequence.first", s.First, false)
+		c.then = cp.pred("sequence.then", s.Then, false)
+		if s.ThenNew != "" {
+			c.thenNew, c.hasThenNew = newField(s.ThenNew), true
 		}
-		p, err := compilePredicate(src)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		if s.Known != nil {
+			c.known = cp.pred("sequence.known.match", s.Known.Match, false)
+			c.knownFor = s.Known.For.D()
 		}
-		return p
-	}
-	c.match = pred("match", r.Match, true)
-	switch {
-	case r.Ratio != nil:
-		c.of = pred("ratio.of", r.Ratio.Of, true)
-	case r.Spike != nil:
-		c.of = pred("spike.of", r.Spike.Of, true)
-	case r.Sequence != nil:
-		c.first = pred("sequence.first", r.Sequence.First, false)
-		c.then = pred("sequence.then", r.Sequence.Then, false)
-	case r.Distinct != nil:
-		c.distinct = newField(r.Distinct.Field)
-		c.setCap = max(r.Distinct.Count+r.Distinct.Count/2, 8)
 	}
 	c.alwaysHot = true
 	for _, f := range r.GroupBy {
 		c.groupBy = append(c.groupBy, newField(f))
-		c.alwaysHot = c.alwaysHot && f == "service"
+		c.alwaysHot = c.alwaysHot && isServiceField(f)
 	}
-	c.geometry(r)
-	c.params(r)
+	for i := range conds {
+		tr := cp.track(&conds[i], fmt.Sprintf("%s[%d]", condKey(r), i))
+		c.tracks = append(c.tracks, tr)
+		c.window = max(c.window, tr.window)
+	}
+	c.timing(r)
+	if len(c.tracks) > 0 && len(c.tracks[0].checks) > 0 {
+		c.unit = unitOf(c.tracks[0].checks[0].agg)
+	}
 	var err error
 	if c.summary, err = r.template("summary", r.Summary, defaultSummary); err != nil {
-		errs = append(errs, err)
+		cp.errs = append(cp.errs, err)
 	}
 	if c.description, err = r.template("description", r.Description, ""); err != nil {
-		errs = append(errs, err)
+		cp.errs = append(cp.errs, err)
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	if len(cp.errs) > 0 {
+		return errors.Join(cp.errs...)
 	}
 	r.c = c
 	return nil
 }
 
-const defaultSummary = `{{ .Rule }}{{ range $k, $v := .Labels }} {{ $k }}={{ $v }}{{ end }}: {{ .Value }} (threshold {{ .Threshold }}) in {{ .Window }}`
+// compiler collects the errors of one rule's compilation.
+type compiler struct {
+	lists *listSet
+	errs  []error
+}
 
-// geometry fixes the bucket widths: about 60 buckets per window, at least 1 s.
-// The window holds ceil(W/g)+1 buckets, so every event within W of the
-// evaluation time counts, and events up to g older may count too.
-func (c *compiled) geometry(r *Rule) {
-	w := int64(c.window)
-	c.g = max(w/60, int64(time.Second))
-	c.nb = (w+c.g-1)/c.g + 1
-	if r.Spike != nil {
-		b := int64(r.Spike.Baseline)
-		gb := max(b/60, c.g)
-		c.gb = (gb + c.g - 1) / c.g * c.g
-		c.nbb = (b + c.gb - 1) / c.gb
+func (cp *compiler) pred(key, src string, dflt bool) *predicate {
+	if src == "" && dflt {
+		return nil
 	}
+	p, err := compilePredicate(src, cp.lists)
+	if err != nil {
+		cp.errs = append(cp.errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return p
+}
+
+// track compiles one condition.
+func (cp *compiler) track(cs *ConditionSpec, key string) *track {
+	tr := &track{name: cs.Name, window: cs.Window.D(), slices: int64(cs.Slices)}
+	tr.match = cp.pred(key+".match", cs.Match, true)
+	if d := cs.Distinct; d != nil {
+		tr.distinct, tr.hasDistinct = newField(d.Field), true
+		tr.setCap = distinctCap(d)
+	}
+	if p := cs.Percentile; p != nil {
+		tr.pctField, tr.quantile, tr.hasPct = p.Field, p.P/100, true
+	}
+	tr.geometry()
+	tr.denomFast = !tr.hasPct
+	for _, spec := range cs.checks() {
+		ch := check{name: spec.name, agg: spec.agg}
+		ch.min, ch.hasMin = bound(spec.min)
+		ch.max, ch.hasMax = bound(spec.max)
+		if spec.base != nil {
+			ch.base = tr.baseline(spec.base, tr.nSeries)
+			tr.nSeries++
+		}
+		switch spec.agg {
+		case aggShare:
+			tr.needA, tr.needB = true, true
+		case aggEvents:
+			tr.needB = true
+		case aggCount, aggRate:
+			tr.needA = true
+		}
+		if spec.agg == aggEvents {
+			if ch.hasMin && ch.base == nil {
+				tr.minB = uint64(ch.min)
+			}
+			// A denominator event moves an events check's value up: only
+			// a plain minimum is safe on the in-place path.
+			tr.denomFast = tr.denomFast && !ch.hasMax && ch.base == nil
+		}
+		if spec.agg == aggShare && ch.hasMax {
+			tr.denomFast = false // a share falls with every denominator event
+		}
+		tr.checks = append(tr.checks, ch)
+	}
+	if tr.slices > 1 {
+		tr.sliceMinB = max(1, (tr.minB+uint64(tr.slices)-1)/uint64(tr.slices))
+	}
+	return tr
+}
+
+// distinctCap is how many distinct values a group keeps: enough above the
+// largest bound for the decision to be exact.
+func distinctCap(d *DistinctCheck) int {
+	n := 0.0
+	for _, p := range []*float64{d.Min, d.Max} {
+		if p != nil {
+			n = max(n, *p)
+		}
+	}
+	if d.Base != nil {
+		return maxDistinct * 2
+	}
+	return min(max(int(n)+int(n)/2+1, 8), maxDistinct*2)
+}
+
+// conditions returns the rule's conditions, the older kinds written as a
+// `when`, and the expression of its denominator.
+func (r *Rule) conditions() (Conditions, string) {
+	f := func(v float64) *float64 { return &v }
+	switch {
+	case len(r.When) > 0:
+		return r.When, r.Of
+	case r.Threshold != nil:
+		return Conditions{{Window: r.Threshold.Window, Count: &Check{Min: f(float64(r.Threshold.Count))}}}, ""
+	case r.Distinct != nil:
+		d := r.Distinct
+		return Conditions{{Window: d.Window, Distinct: &DistinctCheck{Field: d.Field, Min: f(float64(d.Count))}}}, ""
+	case r.Ratio != nil:
+		of := r.Ratio.Of
+		if of == "" {
+			of = "true"
+		}
+		return Conditions{{Window: r.Ratio.Window, Share: &Check{Min: f(r.Ratio.Ratio)},
+			Events: &Check{Min: f(float64(r.Ratio.MinEvents))}}}, of
+	case r.Spike != nil:
+		return r.Spike.conditions()
+	case r.Sequence != nil:
+		s := r.Sequence
+		if len(s.When) > 0 {
+			return s.When, s.Of
+		}
+		return Conditions{{Window: s.Window, Count: &Check{Min: f(float64(s.Count))}}}, ""
+	}
+	return nil, ""
+}
+
+// conditions writes a spike as a baseline check that needs a full period of
+// history, as spike rules always have.
+func (s *SpikeSpec) conditions() (Conditions, string) {
+	full := s.Baseline
+	base := &BaselineSpec{Factor: s.Factor, Period: s.Baseline, MinHistory: &full}
+	if s.Of == "" {
+		m := max(float64(s.MinEvents), s.MinValue)
+		return Conditions{{Window: s.Window, Count: &Check{Min: &m, Baseline: base}}}, ""
+	}
+	minEv, minV := float64(s.MinEvents), s.MinValue
+	return Conditions{{Window: s.Window, Share: &Check{Min: &minV, Baseline: base},
+		Events: &Check{Min: &minEv}}}, s.Of
+}
+
+func ofKey(r *Rule) string {
+	switch {
+	case r.Ratio != nil:
+		return "ratio.of"
+	case r.Spike != nil:
+		return "spike.of"
+	case r.Sequence != nil:
+		return "sequence.of"
+	}
+	return "of"
+}
+
+func condKey(r *Rule) string {
+	if r.Sequence != nil {
+		return "sequence.when"
+	}
+	return "when"
+}
+
+func unitOf(agg aggKind) string {
+	switch agg {
+	case aggShare:
+		return UnitShare
+	case aggPercentile:
+		return UnitMS
+	}
+	return ""
+}
+
+// timing sets resolve_after (default: the longest window) and the repeat
+// interval.
+func (c *compiled) timing(r *Rule) {
 	c.resolveAfter = r.ResolveAfter.D()
 	if c.resolveAfter == 0 {
 		c.resolveAfter = c.window
@@ -124,29 +275,16 @@ func (c *compiled) geometry(r *Rule) {
 	}
 }
 
-func (c *compiled) params(r *Rule) {
-	switch {
-	case r.Threshold != nil:
-		c.count = r.Threshold.Count
-	case r.Distinct != nil:
-		c.count = r.Distinct.Count
-	case r.Ratio != nil:
-		c.ratio, c.minEvents = r.Ratio.Ratio, r.Ratio.MinEvents
-	case r.Spike != nil:
-		c.factor, c.minValue, c.minEvents = r.Spike.Factor, r.Spike.MinValue, r.Spike.MinEvents
-	case r.Sequence != nil:
-		c.count = r.Sequence.Count
-	}
-}
-
 // horizon is how long after a group's last event its state can still matter.
 func (c *compiled) horizon() time.Duration {
-	h := time.Duration(c.nb * c.g)
-	if c.kind == KindSpike {
-		h += time.Duration((c.nbb + 1) * c.gb)
+	h := time.Duration(0)
+	for _, tr := range c.tracks {
+		h = max(h, tr.horizon())
 	}
-	return h
+	return max(h, c.knownFor)
 }
+
+const defaultSummary = `{{ .Rule }}{{ range $k, $v := .Labels }} {{ $k }}={{ $v }}{{ end }}: {{ .Value }} (threshold {{ .Threshold }}) in {{ .Window }}`
 
 func (r *Rule) template(key, text, dflt string) (*template.Template, error) {
 	if text == "" {
@@ -167,71 +305,33 @@ func (r *Rule) template(key, text, dflt string) (*template.Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s template: %w", key, err)
 	}
+	values := map[string]float64{}
+	conds, _ := r.conditions()
+	for _, c := range conds {
+		for _, ch := range c.checks() {
+			values[ch.name] = 1
+		}
+	}
 	var buf bytes.Buffer
-	if err := check.Option("missingkey=error").Execute(&buf, TemplateData{Rule: r.Name, Labels: labels, Window: "1m0s"}); err != nil {
+	data := TemplateData{Rule: r.Name, Labels: labels, Window: "1m0s", Values: values}
+	if err := check.Option("missingkey=error").Execute(&buf, data); err != nil {
 		if strings.Contains(err.Error(), "map has no entry for key") {
-			return nil, fmt.Errorf("%s template names a label this rule does not have: %w; its labels are its group_by fields (%s)", key, err, strings.Join(r.GroupBy, ", "))
+			return nil, fmt.Errorf("%s template names a key this rule does not have: %w; its .Labels are its group_by fields (%s) and its .Values its checks (%s)",
+				key, err, strings.Join(r.GroupBy, ", "), strings.Join(slices.Sorted(maps.Keys(values)), ", "))
 		}
 		return nil, fmt.Errorf("%s template: %w", key, err)
 	}
 	return t, nil
 }
 
-// TemplateData is what summary and description templates see.
+// TemplateData is what summary and description templates see. Values holds
+// every check of the condition that fired, by name (count, distinct, share,
+// events, rate, percentile); Condition is its name, if it has one.
 type TemplateData struct {
 	Rule, Category, Severity string
 	Labels                   map[string]string
 	Value, Threshold         float64
 	Window                   string
-}
-
-func newField(name string) field {
-	f := field{name: name}
-	if k, ok := strings.CutPrefix(name, "attrs."); ok {
-		f.attr = k
-		f.label = func(ev *event.Event) string { return ev.Attrs[k] }
-	}
-	switch name {
-	case "source_ip":
-		f.key = func(dst []byte, ev *event.Event) ([]byte, bool) {
-			if !ev.SourceIP.IsValid() {
-				return dst, false
-			}
-			b := ev.SourceIP.As16()
-			return append(dst, b[:]...), true
-		}
-		f.label = func(ev *event.Event) string {
-			if !ev.SourceIP.IsValid() {
-				return ""
-			}
-			return ev.SourceIP.String()
-		}
-		return f
-	case "status":
-		f.label = func(ev *event.Event) string { return strconv.Itoa(ev.Status) }
-	case "service":
-		f.label = func(ev *event.Event) string { return ev.Service }
-	case "method":
-		f.label = func(ev *event.Event) string { return ev.Method }
-	case "endpoint":
-		f.label = func(ev *event.Event) string { return ev.Endpoint }
-	case "path":
-		f.label = func(ev *event.Event) string { return ev.Path }
-	case "user":
-		f.label = func(ev *event.Event) string { return ev.User }
-	case "client_id":
-		f.label = func(ev *event.Event) string { return ev.ClientID }
-	case "user_agent":
-		f.label = func(ev *event.Event) string { return ev.UserAgent }
-	}
-	label := f.label
-	f.key = func(dst []byte, ev *event.Event) ([]byte, bool) {
-		v := label(ev)
-		if v == "" {
-			return dst, false
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		return append(dst, v...), true
-	}
-	return f
+	Condition                string
+	Values                   map[string]float64
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// engine emits or reports (Emit, Firing) carries only rewritten values.
 	// It is called with the engine's lock held and must not call back.
 	Label func(name, value string) string
+	// PrefixV4 and PrefixV6 are the network sizes of the derived field
+	// source_prefix (default 24 and 64).
+	PrefixV4, PrefixV6 int
+	// Incidents configures the correlation of alerts into incidents.
+	Incidents IncidentOptions
 }
 
 const defaultMaxFiring = 10000
@@ -58,11 +63,16 @@ type Engine struct {
 	cache *fastcache.Cache
 	log   *slog.Logger
 
-	hot                          *hotSet
-	ctx                          evalCtx
-	st                           groupState
-	keyBuf, valBuf, outBuf, vBuf []byte
-	evicted                      []*hotEntry
+	hot                                           *hotSet
+	ctx                                           evalCtx
+	cfg                                           derivedConfig
+	sk                                            *sketchCodec
+	incidents                                     *correlator
+	st                                            groupState
+	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey  []byte
+	seqSample                                     [][]byte
+	scratch                                       []float64
+	evicted                                       []*hotEntry
 
 	newest, wm       int64 // ns; valid when hasTime
 	hasTime          bool
@@ -114,6 +124,15 @@ func New(rules []*Rule, opts Options) (*Engine, error) {
 	if opts.MaxFiring <= 0 {
 		opts.MaxFiring = defaultMaxFiring
 	}
+	if opts.PrefixV4 == 0 {
+		opts.PrefixV4 = defaultPrefixV4
+	}
+	if opts.PrefixV6 == 0 {
+		opts.PrefixV6 = defaultPrefixV6
+	}
+	if opts.PrefixV4 < 8 || opts.PrefixV4 > 32 || opts.PrefixV6 < 16 || opts.PrefixV6 > 128 {
+		return nil, fmt.Errorf("source_prefix sizes /%d and /%d: set IPv4 between 8 and 32, IPv6 between 16 and 128", opts.PrefixV4, opts.PrefixV6)
+	}
 	hotBudget, cacheBudget := splitBudget(opts.StateMemory)
 	e := &Engine{
 		rules:   rules,
@@ -121,9 +140,16 @@ func New(rules []*Rule, opts Options) (*Engine, error) {
 		cache:   fastcache.New(cacheBudget),
 		hot:     newHotSet(hotBudget),
 		log:     opts.Logger,
-		firing:  make(map[string]*firingAlert),
-		nextDue: math.MaxInt64,
+		firing:    make(map[string]*firingAlert),
+		nextDue:   math.MaxInt64,
+		sk:        newSketchCodec(),
+		incidents: newCorrelator(opts.Incidents),
 	}
+	e.cfg = derivedConfig{v4Bits: opts.PrefixV4, v6Bits: opts.PrefixV6, lists: &listSet{}}
+	if len(rules) > 0 {
+		e.cfg.lists = rules[0].c.lists
+	}
+	e.ctx.cfg = &e.cfg
 	e.counts.rules = make([]ruleCounters, len(rules))
 	for _, r := range rules {
 		e.horizon = max(e.horizon, int64(r.c.horizon()+r.c.resolveAfter))

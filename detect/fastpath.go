@@ -22,16 +22,21 @@ type (
 )
 
 // compileFast returns a closure equivalent to the checked expression tree n,
-// or nil when n uses anything outside the fast subset.
-func compileFast(n ast.Node) func(*evalCtx) bool {
-	f, ok := fastBool(n)
+// or nil when n uses anything outside the fast subset; ls holds the lists
+// `in lists.NAME` reads.
+func compileFast(n ast.Node, ls *listSet) func(*evalCtx) bool {
+	fc := fastc{ls: ls}
+	f, ok := fc.fastBool(n)
 	if !ok {
 		return nil
 	}
 	return f
 }
 
-func fastBool(n ast.Node) (boolFn, bool) {
+// fastc translates one expression.
+type fastc struct{ ls *listSet }
+
+func (fc fastc) fastBool(n ast.Node) (boolFn, bool) {
 	switch n := n.(type) {
 	case *ast.BoolNode:
 		v := n.Value
@@ -42,21 +47,21 @@ func fastBool(n ast.Node) (boolFn, bool) {
 		}
 	case *ast.UnaryNode:
 		if n.Operator == "!" || n.Operator == "not" {
-			if f, ok := fastBool(n.Node); ok {
+			if f, ok := fc.fastBool(n.Node); ok {
 				return func(c *evalCtx) bool { return !f(c) }, true
 			}
 		}
 	case *ast.BinaryNode:
-		return fastBinary(n)
+		return fc.fastBinary(n)
 	}
 	return nil, false
 }
 
-func fastBinary(n *ast.BinaryNode) (boolFn, bool) {
+func (fc fastc) fastBinary(n *ast.BinaryNode) (boolFn, bool) {
 	switch n.Operator {
 	case "&&", "and", "||", "or":
-		l, ok1 := fastBool(n.Left)
-		r, ok2 := fastBool(n.Right)
+		l, ok1 := fc.fastBool(n.Left)
+		r, ok2 := fc.fastBool(n.Right)
 		if !ok1 || !ok2 {
 			return nil, false
 		}
@@ -65,9 +70,9 @@ func fastBinary(n *ast.BinaryNode) (boolFn, bool) {
 		}
 		return func(c *evalCtx) bool { return l(c) || r(c) }, true
 	case "==", "!=", "<", "<=", ">", ">=":
-		return fastCompare(n)
+		return fc.fastCompare(n)
 	case "in":
-		return fastIn(n)
+		return fc.fastIn(n)
 	case "matches":
 		l, ok := fastStr(n.Left)
 		pat, isConst := constString(n.Right)
@@ -93,7 +98,7 @@ func fastBinary(n *ast.BinaryNode) (boolFn, bool) {
 	return nil, false
 }
 
-func fastCompare(n *ast.BinaryNode) (boolFn, bool) {
+func (fc fastc) fastCompare(n *ast.BinaryNode) (boolFn, bool) {
 	if l, ok := fastStr(n.Left); ok {
 		r, ok := fastStr(n.Right)
 		if !ok {
@@ -114,8 +119,8 @@ func fastCompare(n *ast.BinaryNode) (boolFn, bool) {
 			return func(c *evalCtx) bool { return l(c) >= r(c) }, true
 		}
 	}
-	if l, ok := fastBool(n.Left); ok && (n.Operator == "==" || n.Operator == "!=") {
-		r, ok := fastBool(n.Right)
+	if l, ok := fc.fastBool(n.Left); ok && (n.Operator == "==" || n.Operator == "!=") {
+		r, ok := fc.fastBool(n.Right)
 		if !ok {
 			return nil, false
 		}
@@ -145,7 +150,10 @@ func fastCompare(n *ast.BinaryNode) (boolFn, bool) {
 	}
 }
 
-func fastIn(n *ast.BinaryNode) (boolFn, bool) {
+func (fc fastc) fastIn(n *ast.BinaryNode) (boolFn, bool) {
+	if m, ok := n.Right.(*ast.MemberNode); ok {
+		return fc.fastInList(n.Left, m)
+	}
 	cn, ok := n.Right.(*ast.ConstantNode)
 	if !ok {
 		return nil, false
@@ -163,6 +171,21 @@ func fastIn(n *ast.BinaryNode) (boolFn, bool) {
 		}
 	}
 	return nil, false
+}
+
+// fastInList translates `x in lists.NAME`.
+func (fc fastc) fastInList(left ast.Node, m *ast.MemberNode) (boolFn, bool) {
+	id, ok := m.Node.(*ast.IdentifierNode)
+	name, isConst := constString(m.Property)
+	if !ok || id.Value != "lists" || !isConst || m.Method {
+		return nil, false
+	}
+	set := fc.ls.values[name]
+	l, ok := fastStr(left)
+	if !ok || set == nil {
+		return nil, false
+	}
+	return func(c *evalCtx) bool { _, in := set[l(c)]; return in }, true
 }
 
 func constString(n ast.Node) (string, bool) {
@@ -227,6 +250,12 @@ func stringField(name string) (strFn, bool) {
 		return func(c *evalCtx) string { return c.ev.ClientID }, true
 	case "user_agent":
 		return func(c *evalCtx) string { return c.ev.UserAgent }, true
+	case "source_prefix":
+		return (*evalCtx).sourcePrefix, true
+	case "status_class":
+		return (*evalCtx).statusClass, true
+	case "source_list":
+		return (*evalCtx).sourceList, true
 	}
 	return nil, false
 }

@@ -71,22 +71,45 @@ var fastExprs = []string{
 	`true`,
 	`not false`,
 	`(status == 200) == true`,
+	`source_prefix == "192.0.2.0/24"`,
+	`status_class == "4xx" && source_list == ""`,
+	`user in lists.honey_users`,
+	`path in lists.honey_paths || endpoint in lists.honey_paths`,
+}
+
+// testLists are the lists the expression tests may name.
+func testLists(t testing.TB) *listSet {
+	ls, err := NewLists(map[string]ListSpec{
+		"honey_users": {Values: []string{"alice", "backup-admin"}},
+		"honey_paths": {Values: []string{"/v1/auth/login", "/.env"}},
+		"known_bad":   {CIDRs: []string{"192.0.2.0/25"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls.compiled()
+}
+
+// testCtx is an evaluation context with default derived-field settings.
+func testCtx(ls *listSet) *evalCtx {
+	return &evalCtx{cfg: &derivedConfig{v4Bits: defaultPrefixV4, v6Bits: defaultPrefixV6, lists: ls}}
 }
 
 func TestFastPathMatchesVM(t *testing.T) {
 	for _, src := range fastExprs {
 		t.Run(src, func(t *testing.T) {
-			p, err := compilePredicate(src)
+			ls := testLists(t)
+			p, err := compilePredicate(src, ls)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if p.fast == nil {
 				t.Fatalf("%q did not take the fast path", src)
 			}
-			var c evalCtx
+			c := testCtx(ls)
 			for _, ev := range sampleEvents() {
 				c.reset(ev)
-				if f, v := p.fast(&c), vmEval(p, &c); f != v {
+				if f, v := p.fast(c), vmEval(p, c); f != v {
 					t.Fatalf("event %s: fast=%v vm=%v", ev.RequestID, f, v)
 				}
 			}
@@ -95,20 +118,20 @@ func TestFastPathMatchesVM(t *testing.T) {
 }
 
 func TestSlowPathStillWorks(t *testing.T) {
-	p, err := compilePredicate(`len(user) > 3 && ts.Hour() == 10`)
+	p, err := compilePredicate(`len(user) > 3 && ts.Hour() == 10`, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.fast != nil {
 		t.Fatal("expected the VM path")
 	}
-	var c evalCtx
+	c := testCtx(nil)
 	c.reset(&event.Event{Time: t0, User: "alice"})
-	if !p.eval(&c) {
+	if !p.eval(c) {
 		t.Fatal("want true")
 	}
 	c.reset(&event.Event{Time: t0, User: "bob"})
-	if p.eval(&c) {
+	if p.eval(c) {
 		t.Fatal("want false")
 	}
 }
@@ -125,17 +148,18 @@ func FuzzExprEnv(f *testing.F) {
 	f.Add(`1/0 == 1`)
 	f.Add(`let x = status; x == 401`)
 	evs := sampleEvents()
+	ls := testLists(f)
 	f.Fuzz(func(t *testing.T, src string) {
-		p, err := compilePredicate(src)
+		p, err := compilePredicate(src, ls)
 		if err != nil {
 			return
 		}
-		var c evalCtx
+		c := testCtx(ls)
 		for _, ev := range evs {
 			c.reset(ev)
-			got := p.eval(&c)
+			got := p.eval(c)
 			if p.fast != nil {
-				if want := vmEval(p, &c); got != want {
+				if want := vmEval(p, c); got != want {
 					t.Fatalf("%q on event %s: fast=%v vm=%v", src, ev.RequestID, got, want)
 				}
 			}
@@ -170,17 +194,22 @@ func FuzzParseRules(f *testing.F) {
 // FuzzStateDecode checks that any bytes decode without panic and that a
 // decoded state re-encodes to something that decodes the same.
 func FuzzStateDecode(f *testing.F) {
-	s := groupState{first: 7, fine: []bucket{{1, 2, 3}, {5, 1, 0}}, coarse: []bucket{{-3, 9, 9}}, set: []setEntry{{1, 10}, {2, 4}}}
+	sk := newSketchCodec()
+	s := groupState{first: 7, fine: []bucket{{1, 2, 3}, {5, 1, 0}}, set: []setEntry{{1, 10}, {2, 4}},
+		fresh: []setEntry{{9, 5}}, known: []setEntry{{3, -200}},
+		series: []series{{sampled: 40, samples: []baseSample{{38, 1.5}, {39, 0}, {40, 2}}}}}
+	sk.addValue(&s, 5, 120)
+	sk.addValue(&s, 5, 80)
 	s.pushSample([]byte("req-1"))
 	f.Add(s.encode(nil))
 	f.Add([]byte{stateVersion})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s1, s2 groupState
-		if s1.decode(b) != nil {
+		if s1.decode(b, sk) != nil {
 			return
 		}
 		enc := s1.encode(nil)
-		if err := s2.decode(enc); err != nil {
+		if err := s2.decode(enc, sk); err != nil {
 			t.Fatalf("re-decode: %v", err)
 		}
 		if string(s2.encode(nil)) != string(enc) {

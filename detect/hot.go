@@ -2,6 +2,7 @@ package detect
 
 import (
 	"container/list"
+	"slices"
 )
 
 // The hot set keeps the decoded window state of the busiest groups in
@@ -81,9 +82,16 @@ func (h *hotSet) evict(evicted []*hotEntry) []*hotEntry {
 	return evicted
 }
 
+// sketchSize is what one latency sketch is counted as in the hot set's
+// budget: a few pages of the paginated store.
+const sketchSize = 1024
+
 // size estimates the encoded size of s.
 func (s *groupState) size() int {
-	n := 16 + len(s.fine)*fineSize + len(s.coarse)*coarseSize + len(s.set)*setSize
+	n := 16 + len(s.fine)*fineSize + (len(s.set)+len(s.fresh)+len(s.known))*setSize + len(s.sketches)*sketchSize
+	for _, sr := range s.series {
+		n += 8 + len(sr.samples)*6
+	}
 	for _, id := range s.sample {
 		n += 1 + len(id)
 	}
@@ -95,8 +103,17 @@ func (s *groupState) size() int {
 func (s *groupState) copyTo(dst *groupState) {
 	dst.first = s.first
 	dst.fine = append(dst.fine[:0], s.fine...)
-	dst.coarse = append(dst.coarse[:0], s.coarse...)
 	dst.set = append(dst.set[:0], s.set...)
+	dst.fresh = append(dst.fresh[:0], s.fresh...)
+	dst.known = append(dst.known[:0], s.known...)
+	dst.series = dst.series[:0]
+	for _, sr := range s.series {
+		dst.series = append(dst.series, series{sampled: sr.sampled, samples: slices.Clone(sr.samples), cache: sr.cache})
+	}
+	dst.sketches = dst.sketches[:0]
+	for _, sb := range s.sketches {
+		dst.sketches = append(dst.sketches, sketchBucket{idx: sb.idx, sk: sb.sk.Copy()})
+	}
 	dst.sample = dst.sample[:0]
 	for _, id := range s.sample {
 		dst.sample = append(dst.sample, append(make([]byte, 0, maxSampleID), id...))

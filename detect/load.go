@@ -18,12 +18,28 @@ const maxRuleFile = 4 << 20
 
 // ruleFile is the top level of a rule file.
 type ruleFile struct {
-	Rules []*Rule `yaml:"rules"`
+	// Lists declares operator lists the rules may use (see lists.go).
+	Lists map[string]ListSpec `yaml:"lists"`
+	Rules []*Rule             `yaml:"rules"`
 }
 
-// ParseRules parses and compiles the rules in one YAML file. name is used in
-// errors, which read "name:line: ...". Unknown keys are errors.
+// ParseRules parses and compiles the rules in one YAML file, with the lists
+// it declares. name is used in errors, which read "name:line: ...".
+// Unknown keys are errors.
 func ParseRules(name string, data []byte) ([]*Rule, error) {
+	f, err := parseFile(name, data)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := NewLists(f.Lists)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return f.Rules, compileAll(f.Rules, ls)
+}
+
+// parseFile decodes one rule file and places its rules, without compiling.
+func parseFile(name string, data []byte) (*ruleFile, error) {
 	if len(data) > maxRuleFile {
 		return nil, fmt.Errorf("%s: file is %d bytes; split it (at most %d)", name, len(data), maxRuleFile)
 	}
@@ -44,14 +60,22 @@ func ParseRules(name string, data []byte) ([]*Rule, error) {
 		if i < len(lines) {
 			r.Line = lines[i]
 		}
-		if err := r.Compile(); err != nil {
-			errs = append(errs, ruleError(r, err))
-		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return f.Rules, nil
+	return &f, nil
+}
+
+// compileAll compiles rules with lists; errors name each rule.
+func compileAll(rules []*Rule, ls *Lists) error {
+	var errs []error
+	for _, r := range rules {
+		if err := r.CompileWith(ls); err != nil {
+			errs = append(errs, ruleError(r, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ruleError prefixes each of err's lines with the rule's location and name.
@@ -110,14 +134,18 @@ func ruleLines(data []byte) []int {
 
 // LoadFS parses every *.yaml and *.yml file directly in dir of fsys, in name
 // order, and checks that rule names are unique across files. display is
-// prepended to file names in errors and in Rule.File.
-func LoadFS(fsys fs.FS, dir, display string) ([]*Rule, error) {
+// prepended to file names in errors and in Rule.File. The rules are compiled
+// with the lists all files declare, replaced or completed by overrides (the
+// daemon config's detect.lists).
+func LoadFS(fsys fs.FS, dir, display string, overrides map[string]ListSpec) ([]*Rule, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("read rules directory %s: %w", display, err)
 	}
 	var all []*Rule
 	var errs []error
+	lists := map[string]ListSpec{}
+	listFile := map[string]string{}
 	for _, ent := range entries {
 		ext := path.Ext(ent.Name())
 		if ent.IsDir() || (ext != ".yaml" && ext != ".yml") {
@@ -128,12 +156,29 @@ func LoadFS(fsys fs.FS, dir, display string) ([]*Rule, error) {
 			errs = append(errs, fmt.Errorf("read rule file: %w", err))
 			continue
 		}
-		rs, err := ParseRules(path.Join(display, ent.Name()), data)
+		name := path.Join(display, ent.Name())
+		f, err := parseFile(name, data)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		all = append(all, rs...)
+		for ln, spec := range f.Lists {
+			if prev, dup := listFile[ln]; dup {
+				errs = append(errs, fmt.Errorf("%s: list %q is already declared in %s; declare each list once", name, ln, prev))
+			}
+			lists[ln], listFile[ln] = spec, name
+		}
+		all = append(all, f.Rules...)
+	}
+	ls, err := (*Lists)(nil).Merge(lists)
+	if err == nil {
+		ls, err = ls.Merge(overrides)
+	}
+	if err == nil {
+		err = compileAll(all, ls)
+	}
+	if err != nil {
+		errs = append(errs, err)
 	}
 	errs = append(errs, duplicateNames(all)...)
 	if len(errs) > 0 {

@@ -21,6 +21,9 @@ const (
 	KindRatio     Kind = "ratio"
 	KindSpike     Kind = "spike"
 	KindSequence  Kind = "sequence"
+	// KindWhen is the general form the others are written in: conditions
+	// over windows, each a set of checks on aggregates (see spec.go).
+	KindWhen Kind = "when"
 )
 
 // Severities, lowest first.
@@ -35,7 +38,15 @@ type Rule struct {
 	Category    string   `yaml:"category"`
 	Match       string   `yaml:"match"`
 	GroupBy     []string `yaml:"group_by"`
+	// Of selects the events that share and events checks of When count
+	// (the denominator); events matching neither are ignored.
+	Of string `yaml:"of"`
+	// AppSensor and Attack name the OWASP AppSensor detection points and
+	// MITRE ATT&CK techniques the rule implements; alerts carry them.
+	AppSensor []string `yaml:"appsensor"`
+	Attack    []string `yaml:"attack"`
 
+	When      Conditions     `yaml:"when"`
 	Threshold *ThresholdSpec `yaml:"threshold"`
 	Distinct  *DistinctSpec  `yaml:"distinct"`
 	Ratio     *RatioSpec     `yaml:"ratio"`
@@ -92,14 +103,23 @@ type SpikeSpec struct {
 	MinValue  float64  `yaml:"min_value"`
 }
 
-// SequenceSpec fires when, per group, an event matching Then follows at least
-// Count events matching First within Window. The rule's match applies to
-// both.
+// SequenceSpec fires when, per group, an event matching Then comes while
+// the trigger holds over the events matching First: at least Count of them
+// within Window, or, with When, any of its conditions (Of is then the
+// denominator of share and events checks). With ThenNew, the Then event's
+// value of that field must not be among the First events' values in the
+// trigger's window, nor (with Known) among the values the group had on
+// events matching Known.Match within Known.For. The rule's match applies to
+// every event.
 type SequenceSpec struct {
-	First  string   `yaml:"first"`
-	Count  int      `yaml:"count"`
-	Then   string   `yaml:"then"`
-	Window Duration `yaml:"window"`
+	First   string     `yaml:"first"`
+	Count   int        `yaml:"count"`
+	Window  Duration   `yaml:"window"`
+	Of      string     `yaml:"of"`
+	When    Conditions `yaml:"when"`
+	Then    string     `yaml:"then"`
+	ThenNew string     `yaml:"then_new"`
+	Known   *KnownSpec `yaml:"known"`
 }
 
 // Limits on rule parameters.
@@ -114,6 +134,7 @@ const (
 	minRepeatInterval = time.Minute
 	defaultRepeat     = 4 * time.Hour
 	maxTemplateLen    = 4096
+	maxMetadata       = 8
 )
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -131,6 +152,7 @@ func (r *Rule) kinds() (Kind, int) {
 		set  bool
 		kind Kind
 	}{
+		{len(r.When) > 0, KindWhen},
 		{r.Threshold != nil, KindThreshold}, {r.Distinct != nil, KindDistinct},
 		{r.Ratio != nil, KindRatio}, {r.Spike != nil, KindSpike}, {r.Sequence != nil, KindSequence},
 	} {
@@ -141,9 +163,14 @@ func (r *Rule) kinds() (Kind, int) {
 	return k, n
 }
 
-// Window returns the rule's window (the current window for spike rules).
+// Window returns the rule's window (the current window for spike rules,
+// the longest for a rule with several conditions).
 func (r *Rule) Window() time.Duration {
 	switch {
+	case len(r.When) > 0:
+		return longestWindow(r.When)
+	case r.Sequence != nil && len(r.Sequence.When) > 0:
+		return longestWindow(r.Sequence.When)
 	case r.Threshold != nil:
 		return r.Threshold.Window.D()
 	case r.Distinct != nil:
@@ -156,6 +183,39 @@ func (r *Rule) Window() time.Duration {
 		return r.Sequence.Window.D()
 	}
 	return 0
+}
+
+func longestWindow(cs Conditions) time.Duration {
+	w := time.Duration(0)
+	for _, c := range cs {
+		w = max(w, c.Window.D())
+	}
+	return w
+}
+
+// Lookback is how much event time before now the rule's state depends on:
+// its longest window, plus a baseline's period or what a sequence learns
+// as known. A daemon replays this much of its stream after a restart.
+func (r *Rule) Lookback() time.Duration {
+	lb := r.Window()
+	conds := r.When
+	switch {
+	case r.Spike != nil:
+		lb += r.Spike.Baseline.D()
+	case r.Sequence != nil:
+		conds = r.Sequence.When
+		if k := r.Sequence.Known; k != nil {
+			lb = max(lb, k.For.D())
+		}
+	}
+	for _, c := range conds {
+		for _, ch := range c.checks() {
+			if ch.base != nil {
+				lb = max(lb, c.Window.D()+ch.base.period())
+			}
+		}
+	}
+	return lb
 }
 
 // validate checks the rule's plain fields and parameters; expressions and
@@ -176,9 +236,15 @@ func (r *Rule) validate() error {
 		errs = append(errs, err)
 	}
 	if _, n := r.kinds(); n != 1 {
-		add("set exactly one of threshold, distinct, ratio, spike or sequence (found %d)", n)
+		add("set exactly one of when, threshold, distinct, ratio, spike or sequence (found %d)", n)
 	} else if err := r.validateKind(); err != nil {
 		errs = append(errs, err)
+	}
+	if r.Of != "" && len(r.When) == 0 {
+		add("of applies to when; for ratio and spike rules write it inside their block")
+	}
+	if len(r.AppSensor) > maxMetadata || len(r.Attack) > maxMetadata {
+		add("list at most %d appsensor and attack references", maxMetadata)
 	}
 	if ra := r.ResolveAfter.D(); ra < 0 || ra > maxWindow {
 		add("resolve_after %s must be between 0s and %s", ra, maxWindow)
@@ -208,6 +274,8 @@ func (r *Rule) validateKind() error {
 		}
 	}
 	switch {
+	case len(r.When) > 0:
+		errs = append(errs, validateConditions("when", r.When, r.Of != ""))
 	case r.Threshold != nil:
 		count("threshold.count", r.Threshold.Count, maxCount)
 		window("threshold.window", r.Threshold.Window)
@@ -226,10 +294,52 @@ func (r *Rule) validateKind() error {
 	case r.Spike != nil:
 		errs = append(errs, r.Spike.validate(window, count))
 	case r.Sequence != nil:
-		count("sequence.count", r.Sequence.Count, maxCount)
-		window("sequence.window", r.Sequence.Window)
-		if r.Sequence.First == "" || r.Sequence.Then == "" {
-			add("sequence needs both first and then expressions")
+		errs = append(errs, r.Sequence.validate(window, count))
+	}
+	return errors.Join(errs...)
+}
+
+func validateConditions(key string, cs Conditions, hasOf bool) error {
+	if len(cs) > maxConditions {
+		return fmt.Errorf("%s has %d conditions; use at most %d", key, len(cs), maxConditions)
+	}
+	var errs []error
+	for i := range cs {
+		errs = append(errs, cs[i].validate(fmt.Sprintf("%s[%d]", key, i), hasOf))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *SequenceSpec) validate(window func(string, Duration), count func(string, int, int)) error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch {
+	case len(s.When) > 0 && (s.Count != 0 || s.Window != 0):
+		add("sequence: set either count and window, or when")
+	case len(s.When) > 0:
+		errs = append(errs, validateConditions("sequence.when", s.When, s.Of != ""))
+	default:
+		count("sequence.count", s.Count, maxCount)
+		window("sequence.window", s.Window)
+		if s.Of != "" {
+			add("sequence.of applies to sequence.when conditions with share or events checks")
+		}
+	}
+	if s.First == "" || s.Then == "" {
+		add("sequence needs both first and then expressions")
+	}
+	if s.ThenNew != "" && !isGroupField(s.ThenNew) {
+		add("sequence.then_new %q is not a field; use one of %s", s.ThenNew, groupFieldList())
+	}
+	if k := s.Known; k != nil {
+		if s.ThenNew == "" {
+			add("sequence.known learns values of then_new; set then_new (e.g. source_ip)")
+		}
+		if f := k.For.D(); f < time.Minute || f > maxKnownFor {
+			add("sequence.known.for is %s; set it between 1m and %s", f, maxKnownFor)
+		}
+		if k.Match == "" {
+			add("sequence.known.match is empty; say which events show a value is normal, e.g. status < 400")
 		}
 	}
 	return errors.Join(errs...)
@@ -253,7 +363,8 @@ func (s *SpikeSpec) validate(window func(string, Duration), count func(string, i
 
 // groupFields are the event fields usable in group_by and distinct.field,
 // besides attrs.<key>.
-var groupFields = []string{"service", "method", "endpoint", "status", "path", "source_ip", "user", "client_id", "user_agent"}
+var groupFields = []string{"service", "method", "endpoint", "status", "path", "source_ip", "user", "client_id", "user_agent",
+	"source_prefix", "status_class", "source_list"}
 
 func isGroupField(f string) bool {
 	if k, ok := strings.CutPrefix(f, "attrs."); ok {

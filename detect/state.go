@@ -4,34 +4,39 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+
+	"github.com/DataDog/sketches-go/ddsketch"
 )
 
-// A group's window state is one fastcache value: a small varint header, then
-// fixed-width entries, so that decoding is a few loads per bucket and the
-// common update (one more event in a ratio's newest bucket) can be made in
-// place without decoding at all:
+// A group's window state for one condition (a track) is one fastcache
+// value: a small varint header, then mostly fixed-width entries, so that
+// decoding is a few loads per bucket and the common update (one more event
+// in a share's denominator) can be made in place without decoding at all:
 //
 //	version   byte (stateVersion)
-//	counts    uvarint each: fine buckets, coarse buckets, distinct entries, samples
-//	first     varint: fine bucket of the group's first event (spike rules
-//	          trust a baseline only once it is covered)
-//	fineBase  varint: index of the oldest fine bucket
+//	counts    uvarint each: fine buckets, distinct entries, fresh entries,
+//	          known entries, baseline series, sketches, samples
+//	first     varint: fine bucket of the group's first event (its history)
+//	fineBase  varint: the bucket other bucket indexes are relative to
 //	fine      per bucket 12 bytes: index - fineBase, a, b (uint32 LE)
-//	coarse    per bucket 16 bytes: index (int64), a, b (spike baselines only)
-//	distinct  per value 8 bytes: 32-bit hash, fine bucket of its latest event
-//	          (relative to fineBase)
+//	distinct  per value 8 bytes: 32-bit hash, bucket of its latest event
+//	          (relative to fineBase, int32); fresh and known alike
+//	series    per baseline: uvarint samples, varint last sampled coarse
+//	          bucket, then per sample a uvarint coarse-bucket step and a
+//	          float32 value
+//	sketches  per fine bucket with latency values: varint index - fineBase,
+//	          uvarint length, the DDSketch encoding (index mapping omitted)
 //	sample    per request id: 1-byte length, bytes (at most 64)
 //
-// Buckets hold counters a (matching events) and b (events matching "of").
-// Only non-empty buckets are stored, so a group seen once costs about 30
-// bytes plus its sample.
+// Buckets hold counters a (matching events) and b (events matching the
+// rule's `of`). Only non-empty buckets are stored, so a group seen once
+// costs about 30 bytes plus its sample.
 
 const (
-	stateVersion = 2
+	stateVersion = 3
 	sampleSize   = 5
 	maxSampleID  = 64
 	fineSize     = 12
-	coarseSize   = 16
 	setSize      = 8
 	maxEntries   = 1 << 16
 )
@@ -46,27 +51,50 @@ type setEntry struct {
 	last int64 // fine bucket index of the value's latest event
 }
 
+// series is one baseline check's history: the value of its aggregate over
+// the condition's window, sampled at the end of each sample interval.
+type series struct {
+	sampled int64 // the last coarse bucket whose end was sampled
+	samples []baseSample
+	cache   baseCache // derived; not encoded
+}
+
+type baseSample struct {
+	c int64 // coarse bucket at whose end the value was taken
+	v float32
+}
+
+type sketchBucket struct {
+	idx int64
+	sk  *ddsketch.DDSketch
+}
+
 // groupState is the decoded value. Its slices are reused across decodes;
 // sample entries alias the buffer the state was decoded from.
 type groupState struct {
-	first        int64
-	fine, coarse []bucket
-	set          []setEntry
-	sample       [][]byte
+	first    int64
+	fine     []bucket
+	set      []setEntry // the distinct check's values, newest first
+	fresh    []setEntry // sequence: then_new values of the trigger's events
+	known    []setEntry // sequence: then_new values known for the group
+	series   []series
+	sketches []sketchBucket
+	sample   [][]byte
 }
 
 func (s *groupState) reset() {
 	s.first = 0
-	s.fine, s.coarse, s.set, s.sample = s.fine[:0], s.coarse[:0], s.set[:0], s.sample[:0]
+	s.fine, s.set, s.fresh, s.known = s.fine[:0], s.set[:0], s.fresh[:0], s.known[:0]
+	s.series, s.sketches, s.sample = s.series[:0], s.sketches[:0], s.sample[:0]
 }
 
 var errCorrupt = errors.New("corrupt window state")
 
 // header is the decoded fixed part of a value; off is where fine entries start.
 type header struct {
-	nFine, nCoarse, nSet, nSample int
-	first, fineBase               int64
-	off                           int
+	nFine, nSet, nFresh, nKnown, nSeries, nSketch, nSample int
+	first, fineBase                                        int64
+	off                                                    int
 }
 
 func parseHeader(b []byte) (header, bool) {
@@ -75,21 +103,29 @@ func parseHeader(b []byte) (header, bool) {
 		return h, false
 	}
 	d := decoder{b: b[1:]}
-	n := [4]uint64{d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint()}
+	var n [7]uint64
+	for i := range n {
+		n[i] = d.uvarint()
+		if n[i] > maxEntries {
+			return h, false
+		}
+	}
 	h.first, h.fineBase = d.varint(), d.varint()
-	if d.err || n[0] > maxEntries || n[1] > maxEntries || n[2] > maxEntries || n[3] > sampleSize {
+	if d.err || n[6] > sampleSize {
 		return h, false
 	}
-	h.nFine, h.nCoarse, h.nSet, h.nSample = int(n[0]), int(n[1]), int(n[2]), int(n[3])
+	h.nFine, h.nSet, h.nFresh, h.nKnown = int(n[0]), int(n[1]), int(n[2]), int(n[3])
+	h.nSeries, h.nSketch, h.nSample = int(n[4]), int(n[5]), int(n[6])
 	h.off = len(b) - len(d.b)
-	if len(d.b) < h.nFine*fineSize+h.nCoarse*coarseSize+h.nSet*setSize+h.nSample {
+	if len(d.b) < h.nFine*fineSize+(h.nSet+h.nFresh+h.nKnown)*setSize+h.nSample {
 		return h, false
 	}
 	return h, true
 }
 
-// decode replaces s with the state in b. On error s is left empty.
-func (s *groupState) decode(b []byte) error {
+// decode replaces s with the state in b. On error s is left empty. Sketches
+// are decoded with provider's stores under mapping.
+func (s *groupState) decode(b []byte, sk *sketchCodec) error {
 	s.reset()
 	if len(b) == 0 {
 		return nil
@@ -105,14 +141,33 @@ func (s *groupState) decode(b []byte) error {
 		s.fine = append(s.fine, bucket{idx: h.fineBase + int64(le.Uint32(p)), a: le.Uint32(p[4:]), b: le.Uint32(p[8:])})
 		p = p[fineSize:]
 	}
-	for range h.nCoarse {
-		s.coarse = append(s.coarse, bucket{idx: int64(le.Uint64(p)), a: le.Uint32(p[8:]), b: le.Uint32(p[12:])})
-		p = p[coarseSize:]
+	s.set, p = decodeSet(s.set, p, h.nSet, h.fineBase)
+	s.fresh, p = decodeSet(s.fresh, p, h.nFresh, h.fineBase)
+	s.known, p = decodeSet(s.known, p, h.nKnown, h.fineBase)
+	d := decoder{b: p}
+	for range h.nSeries {
+		s.series = append(s.series, series{})
+		d.series(&s.series[len(s.series)-1])
 	}
-	for range h.nSet {
-		s.set = append(s.set, setEntry{hash: le.Uint32(p), last: h.fineBase + int64(int32(le.Uint32(p[4:])))})
-		p = p[setSize:]
+	for range h.nSketch {
+		idx, n := d.varint(), d.uvarint()
+		if d.err || uint64(len(d.b)) < n || sk == nil {
+			s.reset()
+			return errCorrupt
+		}
+		x, err := sk.decode(d.b[:n])
+		if err != nil {
+			s.reset()
+			return errCorrupt
+		}
+		s.sketches = append(s.sketches, sketchBucket{idx: h.fineBase + idx, sk: x})
+		d.b = d.b[n:]
 	}
+	if d.err {
+		s.reset()
+		return errCorrupt
+	}
+	p = d.b
 	for range h.nSample {
 		if len(p) == 0 {
 			s.reset()
@@ -129,22 +184,50 @@ func (s *groupState) decode(b []byte) error {
 	return nil
 }
 
-// encode appends the encoding of s to dst. Fine buckets and distinct
-// entries must lie within 2^31 buckets of the oldest fine bucket, which
-// pruning guarantees.
-func (s *groupState) encode(dst []byte) []byte {
-	base := int64(0)
-	switch {
-	case len(s.fine) > 0:
-		base = s.fine[0].idx
-	case len(s.set) > 0:
-		base = s.set[len(s.set)-1].last
+func decodeSet(dst []setEntry, p []byte, n int, base int64) ([]setEntry, []byte) {
+	le := binary.LittleEndian
+	for range n {
+		dst = append(dst, setEntry{hash: le.Uint32(p), last: base + int64(int32(le.Uint32(p[4:])))})
+		p = p[setSize:]
 	}
+	return dst, p
+}
+
+func (d *decoder) series(sr *series) {
+	n := d.uvarint()
+	sr.sampled = d.varint()
+	if n > maxEntries {
+		d.err = true
+		return
+	}
+	sr.samples = sr.samples[:0]
+	c := int64(0)
+	for i := range n {
+		step := d.uvarint()
+		if i == 0 {
+			c = d.varint()
+		} else {
+			c += int64(step)
+		}
+		if len(d.b) < 4 {
+			d.err = true
+			return
+		}
+		v := math.Float32frombits(binary.LittleEndian.Uint32(d.b))
+		d.b = d.b[4:]
+		sr.samples = append(sr.samples, baseSample{c: c, v: v})
+	}
+	sr.cache = baseCache{}
+}
+
+// encode appends the encoding of s to dst. Fine buckets and set entries
+// must lie within 2^31 buckets of the base, which pruning guarantees.
+func (s *groupState) encode(dst []byte) []byte {
+	base := s.base()
 	dst = append(dst, stateVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(s.fine)))
-	dst = binary.AppendUvarint(dst, uint64(len(s.coarse)))
-	dst = binary.AppendUvarint(dst, uint64(len(s.set)))
-	dst = binary.AppendUvarint(dst, uint64(len(s.sample)))
+	for _, n := range []int{len(s.fine), len(s.set), len(s.fresh), len(s.known), len(s.series), len(s.sketches), len(s.sample)} {
+		dst = binary.AppendUvarint(dst, uint64(n))
+	}
 	dst = binary.AppendVarint(dst, s.first)
 	dst = binary.AppendVarint(dst, base)
 	le := binary.LittleEndian
@@ -153,14 +236,33 @@ func (s *groupState) encode(dst []byte) []byte {
 		dst = le.AppendUint32(dst, bk.a)
 		dst = le.AppendUint32(dst, bk.b)
 	}
-	for _, bk := range s.coarse {
-		dst = le.AppendUint64(dst, uint64(bk.idx))
-		dst = le.AppendUint32(dst, bk.a)
-		dst = le.AppendUint32(dst, bk.b)
+	for _, set := range [][]setEntry{s.set, s.fresh, s.known} {
+		for _, e := range set {
+			dst = le.AppendUint32(dst, e.hash)
+			dst = le.AppendUint32(dst, uint32(int32(e.last-base)))
+		}
 	}
-	for _, e := range s.set {
-		dst = le.AppendUint32(dst, e.hash)
-		dst = le.AppendUint32(dst, uint32(int32(e.last-base)))
+	for i := range s.series {
+		sr := &s.series[i]
+		dst = binary.AppendUvarint(dst, uint64(len(sr.samples)))
+		dst = binary.AppendVarint(dst, sr.sampled)
+		for j, x := range sr.samples {
+			if j == 0 {
+				dst = binary.AppendUvarint(dst, 0)
+				dst = binary.AppendVarint(dst, x.c)
+			} else {
+				dst = binary.AppendUvarint(dst, uint64(x.c-sr.samples[j-1].c))
+			}
+			dst = le.AppendUint32(dst, math.Float32bits(x.v))
+		}
+	}
+	for _, sb := range s.sketches {
+		dst = binary.AppendVarint(dst, sb.idx-base)
+		n := len(dst)
+		dst = binary.AppendUvarint(dst, 0) // placeholder, patched below
+		start := len(dst)
+		sb.sk.Encode(&dst, true)
+		dst = patchLength(dst, n, start)
 	}
 	for _, id := range s.sample {
 		dst = append(dst, byte(len(id)))
@@ -169,12 +271,46 @@ func (s *groupState) encode(dst []byte) []byte {
 	return dst
 }
 
+// patchLength rewrites the one-byte uvarint placeholder at n with the
+// length of dst[start:], shifting the body when the length needs more bytes.
+func patchLength(dst []byte, n, start int) []byte {
+	body := len(dst) - start
+	var lb [binary.MaxVarintLen64]byte
+	ln := binary.PutUvarint(lb[:], uint64(body))
+	if ln == 1 {
+		dst[n] = lb[0]
+		return dst
+	}
+	dst = append(dst, lb[:ln-1]...)
+	copy(dst[n+ln:], dst[start:start+body])
+	copy(dst[n:], lb[:ln])
+	return dst
+}
+
+// base is the bucket the encoding's indexes are relative to: the oldest fine
+// bucket, else the newest entry of a set.
+func (s *groupState) base() int64 {
+	switch {
+	case len(s.fine) > 0:
+		return s.fine[0].idx
+	case len(s.set) > 0:
+		return s.set[0].last
+	case len(s.fresh) > 0:
+		return s.fresh[0].last
+	case len(s.known) > 0:
+		return s.known[0].last
+	case len(s.sketches) > 0:
+		return s.sketches[0].idx
+	}
+	return s.first
+}
+
 // bumpNewestB adds one to counter b of the newest fine bucket in place, when
 // that bucket is k, and returns the sum of b over buckets lo..k, or
 // math.MaxUint64 when the newest bucket alone holds more than atMost. It is the
-// update for an event that only counts in a ratio's denominator and lands in
-// the current bucket, which is most of the traffic a per-service ratio or
-// spike rule sees.
+// update for an event that only counts in a share's denominator and lands in
+// the current bucket, which is most of the traffic a per-service or
+// per-address share sees.
 func bumpNewestB(v []byte, k, lo int64, atMost uint64) (winB uint64, ok bool) {
 	h, ok := parseHeader(v)
 	if !ok || h.nFine == 0 {
@@ -199,6 +335,24 @@ func bumpNewestB(v []byte, k, lo int64, atMost uint64) (winB uint64, ok bool) {
 		}
 	}
 	return winB, true
+}
+
+// knownSince reports whether the encoded state v knows the value with hash
+// h as seen at or after bucket since, without decoding the state.
+func knownSince(v []byte, h uint32, since int64) bool {
+	hd, ok := parseHeader(v)
+	if !ok {
+		return false
+	}
+	le := binary.LittleEndian
+	p := v[hd.off+hd.nFine*fineSize+(hd.nSet+hd.nFresh)*setSize:]
+	for range hd.nKnown {
+		if le.Uint32(p) == h && hd.fineBase+int64(int32(le.Uint32(p[4:]))) >= since {
+			return true
+		}
+		p = p[setSize:]
+	}
+	return false
 }
 
 type decoder struct {
@@ -226,8 +380,8 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
-// add adds (a, b) to the bucket idx of an ascending bucket list, inserting it
-// if needed, and returns the list.
+// addBucket adds (a, b) to the bucket idx of an ascending bucket list,
+// inserting it if needed, and returns the list.
 func addBucket(bs []bucket, idx int64, a, b uint32) []bucket {
 	i := len(bs)
 	for i > 0 && bs[i-1].idx > idx {

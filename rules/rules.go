@@ -20,9 +20,13 @@ func FS() fs.FS { return defaults }
 
 // Load returns the compiled rules of every *.yaml/*.yml file in dir, or the
 // embedded default set when dir is "". Errors name the file, line and rule.
-func Load(dir string) ([]*detect.Rule, error) {
+func Load(dir string) ([]*detect.Rule, error) { return LoadWith(dir, nil) }
+
+// LoadWith is Load with operator lists (the config's detect.lists) that
+// replace or add to the lists the rule files declare.
+func LoadWith(dir string, lists map[string]detect.ListSpec) ([]*detect.Rule, error) {
 	if dir == "" {
-		return detect.LoadFS(defaults, ".", "rules (embedded)")
+		return detect.LoadFS(defaults, ".", "rules (embedded)", lists)
 	}
-	return detect.LoadFS(os.DirFS(dir), ".", dir)
+	return detect.LoadFS(os.DirFS(dir), ".", dir, lists)
 }

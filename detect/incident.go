@@ -1,0 +1,240 @@
+package detect
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Incidents. One attack sets off several rules: a brute force from one
+// address fires the per-address rule, the per-user rule and, if it works,
+// the takeover rule. The engine correlates alerts that share an entity into
+// one incident, so that receivers can thread them and page once:
+//
+//   - an alert's entities are its address, network (source_prefix, and the
+//     network of its address), user and client labels, plus those of the
+//     event that made it fire (a per-address brute force names the user it
+//     targets, and so meets the per-user alert on that user);
+//   - an alert about a whole service (no such label) has the service as
+//     its entity, so an error spike, an outage and a latency rise of one
+//     service are one incident;
+//   - an alert joins the incident of any of its entities that still has a
+//     firing alert or saw one fire or resolve within the incident window
+//     (default 30 minutes); when it meets several, they merge into the
+//     oldest;
+//   - the incident's severity is the highest of its alerts', one level
+//     higher once three different rules have joined.
+//
+// Incident ids are derived from the first alert's fingerprint and start, so
+// a replay of the same events gives the same ids. Correlation runs on event
+// time under the engine's lock, as the rest of the engine.
+
+// IncidentOptions configure correlation.
+type IncidentOptions struct {
+	// Window is how long after its last alert fired or resolved an
+	// incident takes new alerts (default 30m).
+	Window time.Duration
+	// Disabled turns correlation off: alerts carry no incident.
+	Disabled bool
+}
+
+const (
+	defaultIncidentWindow = 30 * time.Minute
+	maxIncidentKeys       = 64
+	escalateAfterRules    = 3
+	sweepEvery            = 256
+	// lookupOnly marks a key an alert joins by but does not register.
+	lookupOnly = "?"
+)
+
+type incident struct {
+	id       string
+	opened   int64
+	last     int64 // an alert fired or resolved
+	firing   int
+	rules    []int
+	severity string
+	keys     []string
+	into     *incident // merged into another
+}
+
+type correlator struct {
+	opts   IncidentOptions
+	byKey  map[string]*incident
+	opens  int
+	active []*incident
+}
+
+func newCorrelator(o IncidentOptions) *correlator {
+	if o.Window <= 0 {
+		o.Window = defaultIncidentWindow
+	}
+	return &correlator{opts: o, byKey: map[string]*incident{}}
+}
+
+// root follows merges.
+func (inc *incident) root() *incident {
+	for inc.into != nil {
+		inc = inc.into
+	}
+	return inc
+}
+
+func (inc *incident) open(t, window int64) bool {
+	return inc.firing > 0 || t-inc.last <= window
+}
+
+// open puts a new alert, fired at t by the current event, in an incident.
+func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
+	if co == nil || co.opts.Disabled {
+		return
+	}
+	keys := e.incidentKeys(a)
+	var inc *incident
+	for _, k := range keys {
+		found := co.byKey[strings.TrimPrefix(k, lookupOnly)]
+		if found == nil {
+			continue
+		}
+		found = found.root()
+		if !found.open(t, int64(co.opts.Window)) {
+			continue
+		}
+		switch {
+		case inc == nil:
+			inc = found
+		case found != inc:
+			inc = co.merge(inc, found)
+		}
+	}
+	if inc == nil {
+		sum := sha256.Sum256([]byte(a.fingerprint + "\x00" + strconv.FormatInt(t, 10)))
+		inc = &incident{id: hex.EncodeToString(sum[:8]), opened: t}
+		co.active = append(co.active, inc)
+	}
+	inc.firing++
+	inc.last = max(inc.last, t)
+	if !slices.Contains(inc.rules, a.rule) {
+		inc.rules = append(inc.rules, a.rule)
+	}
+	for _, k := range keys {
+		if len(inc.keys) >= maxIncidentKeys {
+			break
+		}
+		if strings.HasPrefix(k, lookupOnly) {
+			continue
+		}
+		if co.byKey[k] == nil || co.byKey[k].root() != inc {
+			co.byKey[k] = inc
+			inc.keys = append(inc.keys, k)
+		}
+	}
+	inc.severity = e.incidentSeverity(inc, a)
+	a.incident = inc
+	if co.opens++; co.opens%sweepEvery == 0 {
+		co.sweep(t)
+	}
+}
+
+// merge folds the younger of x and y into the older and returns the older.
+func (co *correlator) merge(x, y *incident) *incident {
+	if y.opened < x.opened || (y.opened == x.opened && y.id < x.id) {
+		x, y = y, x
+	}
+	y.into = x
+	x.firing += y.firing
+	x.last = max(x.last, y.last)
+	for _, r := range y.rules {
+		if !slices.Contains(x.rules, r) {
+			x.rules = append(x.rules, r)
+		}
+	}
+	x.keys = append(x.keys, y.keys...)
+	return x
+}
+
+// resolved records that an alert of inc resolved at t.
+func (co *correlator) resolved(a *firingAlert, t int64) {
+	if co == nil || a.incident == nil {
+		return
+	}
+	inc := a.incident.root()
+	inc.firing--
+	inc.last = max(inc.last, t)
+}
+
+// sweep forgets incidents closed for longer than the window.
+func (co *correlator) sweep(t int64) {
+	keep := co.active[:0]
+	for _, inc := range co.active {
+		if inc.into == nil && inc.open(t, int64(co.opts.Window)) {
+			keep = append(keep, inc)
+			continue
+		}
+		if inc.into != nil && inc.root().open(t, int64(co.opts.Window)) {
+			keep = append(keep, inc)
+			continue
+		}
+		for _, k := range inc.keys {
+			if co.byKey[k] == inc || (co.byKey[k] != nil && co.byKey[k].root() == inc.root()) {
+				delete(co.byKey, k)
+			}
+		}
+	}
+	clear(co.active[len(keep):])
+	co.active = keep
+}
+
+// incidentSeverity is the highest severity among inc's alerts so far (the
+// new alert a included), one level more once enough rules joined.
+func (e *Engine) incidentSeverity(inc *incident, a *firingAlert) string {
+	best := slices.Index(Severities, inc.severity)
+	if i := slices.Index(Severities, a.severity); i > best {
+		best = i
+	}
+	if best < 0 {
+		return a.severity
+	}
+	sev := Severities[best]
+	if len(inc.rules) >= escalateAfterRules {
+		sev = raiseSeverity(sev, 1)
+	}
+	return sev
+}
+
+// incidentKeys are the entities of a new alert, from the current event
+// (whose values are raw, before any label rewriting).
+func (e *Engine) incidentKeys(a *firingAlert) []string {
+	c := e.rules[a.rule].c
+	var keys []string
+	entity := false
+	ev := e.ctx.ev
+	for _, f := range c.groupBy {
+		switch f.name {
+		case "source_ip", "source_prefix", "user", "client_id":
+			entity = true
+		}
+	}
+	if !entity {
+		return []string{"service:" + ev.Service}
+	}
+	if ev.SourceIP.IsValid() {
+		// An address meets the alerts about its network, but two addresses
+		// of one network meet only through such an alert.
+		net := "net:" + e.ctx.sourcePrefix()
+		if _, byNet := a.labels["source_prefix"]; !byNet {
+			net = lookupOnly + net
+		}
+		keys = append(keys, "ip:"+e.ctx.sourceIP(), net)
+	}
+	if ev.User != "" {
+		keys = append(keys, "user:"+ev.User)
+	}
+	if ev.ClientID != "" {
+		keys = append(keys, "client:"+ev.ClientID)
+	}
+	return keys
+}

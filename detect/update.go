@@ -1,0 +1,115 @@
+package detect
+
+import (
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// floorDiv divides rounding towards minus infinity, so bucket indexes of
+// times before 1970 still line up.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// newestIdx is the newest fine bucket a state holds, or the newest distinct
+// entry's bucket; ok is false when the state holds neither.
+func (s *groupState) newestIdx() (int64, bool) {
+	var n int64
+	ok := false
+	if len(s.fine) > 0 {
+		n, ok = s.fine[len(s.fine)-1].idx, true
+	}
+	if len(s.set) > 0 && (!ok || s.set[0].last > n) {
+		n, ok = s.set[0].last, true
+	}
+	if len(s.sketches) > 0 && (!ok || s.sketches[len(s.sketches)-1].idx > n) {
+		n, ok = s.sketches[len(s.sketches)-1].idx, true
+	}
+	return n, ok
+}
+
+// empty reports whether the state was never written.
+func (s *groupState) empty() bool {
+	return s.first == 0 && len(s.fine) == 0 && len(s.set) == 0 && len(s.fresh) == 0 &&
+		len(s.known) == 0 && len(s.series) == 0 && len(s.sketches) == 0
+}
+
+// prune drops what can no longer matter once the newest bucket is kh:
+// buckets, sketches and distinct values before the window. Baseline samples
+// are trimmed when they are taken.
+func (tr *track) prune(s *groupState, kh int64) {
+	lo := kh - tr.nb + 1
+	i := 0
+	for i < len(s.fine) && s.fine[i].idx < lo {
+		i++
+	}
+	if i > 0 {
+		s.fine = append(s.fine[:0], s.fine[i:]...)
+	}
+	j := 0
+	for j < len(s.sketches) && s.sketches[j].idx < lo {
+		j++
+	}
+	if j > 0 {
+		clear(s.sketches[:j])
+		s.sketches = append(s.sketches[:0], s.sketches[j:]...)
+	}
+	if tr.hasDistinct {
+		s.set = slices.DeleteFunc(s.set, func(e setEntry) bool { return e.last < lo })
+	}
+}
+
+// hashValue is the 32-bit hash distinct and sequence sets keep of a value.
+func hashValue(v []byte) uint32 { return uint32(xxhash.Sum64(v)) }
+
+// addToSet records value hash h seen in bucket k in a set ordered newest
+// first, keeping at most limit entries (the oldest goes first).
+func addToSet(set []setEntry, h uint32, k int64, limit int) []setEntry {
+	for i, e := range set {
+		if e.hash == h {
+			if k > e.last {
+				set[i].last = k
+				sortSet(set)
+			}
+			return set
+		}
+	}
+	if len(set) >= limit {
+		set = set[:limit-1]
+	}
+	set = append(set, setEntry{hash: h, last: k})
+	sortSet(set)
+	return set
+}
+
+func sortSet(set []setEntry) {
+	slices.SortStableFunc(set, func(x, y setEntry) int {
+		switch {
+		case x.last > y.last:
+			return -1
+		case x.last < y.last:
+			return 1
+		}
+		return 0
+	})
+}
+
+// inSet reports whether set holds h seen at or after bucket since.
+func inSet(set []setEntry, h uint32, since int64) bool {
+	for _, e := range set {
+		if e.hash == h && e.last >= since {
+			return true
+		}
+	}
+	return false
+}
+
+// pruneSet drops entries last seen before bucket lo.
+func pruneSet(set []setEntry, lo int64) []setEntry {
+	return slices.DeleteFunc(set, func(e setEntry) bool { return e.last < lo })
+}
