@@ -63,16 +63,16 @@ type Engine struct {
 	cache *fastcache.Cache
 	log   *slog.Logger
 
-	hot                                           *hotSet
-	ctx                                           evalCtx
-	cfg                                           derivedConfig
-	sk                                            *sketchCodec
-	incidents                                     *correlator
-	st                                            groupState
-	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey  []byte
-	seqSample                                     [][]byte
-	scratch                                       []float64
-	evicted                                       []*hotEntry
+	hot                                          *hotSet
+	ctx                                          evalCtx
+	cfg                                          derivedConfig
+	sk                                           *sketchCodec
+	incidents                                    *correlator
+	st                                           groupState
+	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey []byte
+	seqSample                                    [][]byte
+	scratch                                      []float64
+	evicted                                      []*hotEntry
 
 	newest, wm       int64 // ns; valid when hasTime
 	hasTime          bool
@@ -135,11 +135,11 @@ func New(rules []*Rule, opts Options) (*Engine, error) {
 	}
 	hotBudget, cacheBudget := splitBudget(opts.StateMemory)
 	e := &Engine{
-		rules:   rules,
-		opts:    opts,
-		cache:   fastcache.New(cacheBudget),
-		hot:     newHotSet(hotBudget),
-		log:     opts.Logger,
+		rules:     rules,
+		opts:      opts,
+		cache:     fastcache.New(cacheBudget),
+		hot:       newHotSet(hotBudget),
+		log:       opts.Logger,
 		firing:    make(map[string]*firingAlert),
 		nextDue:   math.MaxInt64,
 		sk:        newSketchCodec(),
