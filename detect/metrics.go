@@ -1,6 +1,13 @@
 package detect
 
 import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
 	"github.com/VictoriaMetrics/fastcache"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -12,7 +19,7 @@ type collector struct {
 	e                                        *Engine
 	alerts, firing, evals, matches           *prometheus.Desc
 	stateBytes, stateCap, stateEntries, late *prometheus.Desc
-	dropped                                  *prometheus.Desc
+	dropped, baselines                       *prometheus.Desc
 }
 
 func newCollector(e *Engine) *collector {
@@ -30,12 +37,13 @@ func newCollector(e *Engine) *collector {
 		stateEntries: d("vigil_detect_state_groups", "Groups (rule and label values) with window state in the cache."),
 		late:         d("vigil_events_late_total", "Events older than the watermark, left out of windows."),
 		dropped:      d("vigil_detect_alerts_dropped_total", "New alerts dropped because too many alerts were firing."),
+		baselines:    d("vigil_detect_baseline_groups", "Groups with a baseline check, by rule and whether they have min_history of history yet (ready) or not (learning).", "rule", "state"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.alerts, c.firing, c.evals, c.matches, c.stateBytes, c.stateCap, c.stateEntries, c.late, c.dropped} {
+	for _, d := range []*prometheus.Desc{c.alerts, c.firing, c.evals, c.matches, c.stateBytes, c.stateCap, c.stateEntries, c.late, c.dropped, c.baselines} {
 		ch <- d
 	}
 }
@@ -45,6 +53,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	var s fastcache.Stats
 	c.e.cache.UpdateStats(&s)
 	c.e.mu.Lock()
+	type state struct{ ready, learning int }
+	base := make(map[string]*state)
+	for _, r := range c.e.rules {
+		if r.hasBaseline() {
+			base[r.Name] = &state{}
+		}
+	}
+	for key, h := range c.e.hot.m {
+		for _, b := range c.e.baselinesOf([]byte(key), &h.st) {
+			if b.Ready {
+				base[b.Rule].ready++
+			} else {
+				base[b.Rule].learning++
+			}
+		}
+	}
 	hotBytes, hotGroups := c.e.hot.bytes, len(c.e.hot.m)
 	counts := c.e.counts
 	counts.rules = append([]ruleCounters(nil), counts.rules...)
@@ -63,6 +87,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.stateEntries, prometheus.GaugeValue, float64(s.EntriesCount)+float64(hotGroups))
 	ch <- prometheus.MustNewConstMetric(c.late, prometheus.CounterValue, float64(counts.late))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(counts.dropped))
+	for rule, st := range base {
+		ch <- prometheus.MustNewConstMetric(c.baselines, prometheus.GaugeValue, float64(st.ready), rule, "ready")
+		ch <- prometheus.MustNewConstMetric(c.baselines, prometheus.GaugeValue, float64(st.learning), rule, "learning")
+	}
+}
+
+// hasBaseline reports whether any check of the rule compares with a baseline.
+func (r *Rule) hasBaseline() bool {
+	for _, tr := range r.c.tracks {
+		for _, ch := range tr.checks {
+			if ch.base != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // RuleStat describes one rule and its counters, for the admin API.
@@ -120,4 +160,105 @@ func (e *Engine) Stats() Stats {
 		out.AlertsByRule[r.Name] = e.counts.rules[i].alerts[0]
 	}
 	return out
+}
+
+// BaselineStat describes one group's baseline for one check, for the admin
+// API: how much history it has and what it currently takes to fire.
+type BaselineStat struct {
+	Rule      string            `json:"rule"`
+	Labels    map[string]string `json:"labels"`
+	Condition int               `json:"condition"`
+	Check     string            `json:"check"`
+	// HistorySeconds is how much history the baseline rests on; Ready says
+	// whether it is at least min_history.
+	HistorySeconds float64 `json:"history_seconds"`
+	Ready          bool    `json:"ready"`
+	Median         float64 `json:"median"`
+	Spread         float64 `json:"spread"`
+	// Threshold is what the check's value must reach now (0 while not ready).
+	Threshold float64 `json:"threshold"`
+}
+
+// Baselines returns the baselines of the groups in the hot set (the groups
+// of rules grouped by service, endpoint or status, which is where baselines
+// belong), ordered by rule, labels and condition.
+func (e *Engine) Baselines() []BaselineStat {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []BaselineStat
+	for key, h := range e.hot.m {
+		out = append(out, e.baselinesOf([]byte(key), &h.st)...)
+	}
+	slices.SortFunc(out, func(a, b BaselineStat) int {
+		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(fmt.Sprint(a.Labels), fmt.Sprint(b.Labels)),
+			cmp.Compare(a.Condition, b.Condition), cmp.Compare(a.Check, b.Check))
+	})
+	return out
+}
+
+func (e *Engine) baselinesOf(key []byte, st *groupState) []BaselineStat {
+	if len(key) < 3 || key[2] == alertSlot {
+		return nil
+	}
+	i, j := int(binary.BigEndian.Uint16(key)), int(key[2])
+	if i >= len(e.rules) || j >= len(e.rules[i].c.tracks) {
+		return nil
+	}
+	r := e.rules[i]
+	tr := r.c.tracks[j]
+	labels := decodeGroupKey(r.c.groupBy, key[3:])
+	kh, ok := st.newestIdx()
+	if !ok || len(st.series) < tr.nSeries {
+		return nil
+	}
+	var out []BaselineStat
+	for ci := range tr.checks {
+		ch := &tr.checks[ci]
+		if ch.base == nil {
+			continue
+		}
+		bc := tr.baselineAt(ch.base, &st.series[ch.base.series], kh, &e.scratch)
+		s := BaselineStat{
+			Rule: r.Name, Labels: labels, Condition: j, Check: ch.name,
+			HistorySeconds: time.Duration(int64(bc.n) * ch.base.cb).Seconds(),
+			Ready:          int64(bc.n) >= ch.base.minSamples && bc.n > 0,
+			Median:         bc.median, Spread: bc.spread,
+		}
+		if s.Ready {
+			s.Threshold = max(ch.min, bc.threshold(ch.base.factor, ch.base.n))
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// decodeGroupKey reads the label values back from a group key.
+func decodeGroupKey(fields []field, b []byte) map[string]string {
+	labels := make(map[string]string, len(fields))
+	for _, f := range fields {
+		switch f.name {
+		case "source_ip", "source_prefix":
+			n := 16
+			if f.name == "source_prefix" {
+				n = 17
+			}
+			if len(b) < n {
+				return labels
+			}
+			a := netip.AddrFrom16([16]byte(b[:16])).Unmap()
+			labels[f.name] = a.String()
+			if n == 17 {
+				labels[f.name] = netip.PrefixFrom(a, int(b[16])).String()
+			}
+			b = b[n:]
+		default:
+			l, k := binary.Uvarint(b)
+			if k <= 0 || uint64(len(b)-k) < l {
+				return labels
+			}
+			labels[f.name] = string(b[k : k+int(l)])
+			b = b[k+int(l):]
+		}
+	}
+	return labels
 }

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/vigil-sec/vigil/event"
 )
 
@@ -549,4 +552,48 @@ func TestPrefixOf(t *testing.T) {
 		t.Fatal(got)
 	}
 	_ = netip.Addr{}
+}
+
+// TestBaselinesReportHistory: a service's baseline says how much history
+// it has and when it is ready, through Baselines and the metric.
+func TestBaselinesReportHistory(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	e, _ := newEngine(t, mustRules(t, baselineRule), Options{Registerer: reg})
+	at := traffic(e, 0, 10*time.Minute, 5, 10)
+	bs := e.Baselines()
+	if len(bs) != 1 || bs[0].Labels["service"] != "api" || bs[0].Ready || bs[0].HistorySeconds < 480 || bs[0].HistorySeconds > 600 {
+		t.Fatalf("after 10 minutes: %+v", bs)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "vigil_detect_baseline_groups", "learning")); got != 1 {
+		t.Fatalf("learning groups = %g", got)
+	}
+	traffic(e, at, 10*time.Minute, 5, 10)
+	bs = e.Baselines()
+	if len(bs) != 1 || !bs[0].Ready || bs[0].Threshold < 0.02 {
+		t.Fatalf("after 20 minutes: %+v", bs)
+	}
+}
+
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name, state string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "state" && l.GetValue() == state {
+					g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
+					g.Set(m.GetGauge().GetValue())
+					return g
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{state=%q}", name, state)
+	return nil
 }
