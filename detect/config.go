@@ -20,6 +20,15 @@ type Config struct {
 	Lateness time.Duration `yaml:"lateness"`
 	// Rules is a directory of rule files; empty means the embedded default set.
 	Rules string `yaml:"rules"`
+	// Lists fills in or adds to the operator lists the rule files declare
+	// (honey accounts, known-bad address ranges, ...); see docs/rules.md.
+	Lists map[string]ListSpec `yaml:"lists"`
+	// PrefixV4 and PrefixV6 size the networks of the derived field
+	// source_prefix.
+	PrefixV4 int `yaml:"prefix_v4"`
+	PrefixV6 int `yaml:"prefix_v6"`
+	// Incidents configures the correlation of alerts into incidents.
+	Incidents IncidentOptions `yaml:"incidents"`
 }
 
 // Limits on Config values.
@@ -33,7 +42,19 @@ const (
 // DefaultConfig returns the defaults: 256 MiB of state, 5 s of lateness and
 // the embedded rule set.
 func DefaultConfig() Config {
-	return Config{StateMemory: 256 << 20, Lateness: 5 * time.Second}
+	return Config{
+		StateMemory: 256 << 20, Lateness: 5 * time.Second,
+		PrefixV4: defaultPrefixV4, PrefixV6: defaultPrefixV6,
+		Incidents: IncidentOptions{Window: defaultIncidentWindow},
+	}
+}
+
+// Options returns the engine options c sets (the caller adds the rest).
+func (c Config) Options() Options {
+	return Options{
+		StateMemory: int(c.StateMemory), Lateness: c.Lateness,
+		PrefixV4: c.PrefixV4, PrefixV6: c.PrefixV6, Incidents: c.Incidents,
+	}
 }
 
 // Validate reports what is wrong with c and how to fix it.
@@ -44,6 +65,18 @@ func (c Config) Validate() error {
 	}
 	if c.Lateness < 0 || c.Lateness > MaxLateness {
 		errs = append(errs, fmt.Errorf("detect.lateness is %s; set it between 0s and %s", c.Lateness, MaxLateness))
+	}
+	if c.PrefixV4 < 8 || c.PrefixV4 > 32 {
+		errs = append(errs, fmt.Errorf("detect.prefix_v4 is %d; set the IPv4 network size of source_prefix between 8 and 32 (default 24)", c.PrefixV4))
+	}
+	if c.PrefixV6 < 16 || c.PrefixV6 > 128 {
+		errs = append(errs, fmt.Errorf("detect.prefix_v6 is %d; set the IPv6 network size of source_prefix between 16 and 128 (default 64)", c.PrefixV6))
+	}
+	if w := c.Incidents.Window; w < time.Minute || w > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("detect.incidents.window is %s; set it between 1m and 24h (default 30m)", w))
+	}
+	if _, err := NewLists(c.Lists); err != nil {
+		errs = append(errs, fmt.Errorf("detect.%w", err))
 	}
 	return errors.Join(errs...)
 }

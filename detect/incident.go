@@ -36,9 +36,9 @@ import (
 type IncidentOptions struct {
 	// Window is how long after its last alert fired or resolved an
 	// incident takes new alerts (default 30m).
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// Disabled turns correlation off: alerts carry no incident.
-	Disabled bool
+	Disabled bool `yaml:"disabled"`
 }
 
 const (

@@ -37,6 +37,7 @@ func commands() []command {
 		{"run", "run the daemon (embedded NATS unless nats.url is set)", runDaemon},
 		{"simulate", "publish realistic traffic, optionally with attacks, to NATS", runSimulate},
 		{"replay", "run the rules over files of events and print alert transitions", runReplay},
+		{"backtest", "score the rules on recorded events against the truth about them", runBacktest},
 		{"rules", "check rule files or run rule tests", runRules},
 		{"config", "check or show the configuration", runConfig},
 		{"token", "make an admin API token", runToken},

@@ -17,27 +17,60 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/rules"
 )
 
-// replayOptions are vigil replay's flags.
+// replayOptions are the flags vigil replay and vigil backtest share.
 type replayOptions struct {
 	rules       string
+	config      string
 	lateness    time.Duration
 	stateMemory detect.ByteSize
 	files       []string
+	detect      detect.Config // from --config, with the flags applied
+}
+
+// register adds the shared flags to fs.
+func (o *replayOptions) register(fs *flag.FlagSet) {
+	def := detect.DefaultConfig()
+	o.lateness, o.stateMemory = def.Lateness, def.StateMemory
+	fs.StringVar(&o.rules, "rules", "", "rule directory (default: the embedded rule set, or the config's detect.rules)")
+	fs.StringVar(&o.config, "config", "", "daemon config `file` whose detect section (lists, prefix sizes, incidents, rules) to use")
+	fs.DurationVar(&o.lateness, "lateness", o.lateness, "allowed lateness of out-of-order events")
+	fs.TextVar(&o.stateMemory, "state-memory", &o.stateMemory, "window state budget, e.g. 256MiB")
+}
+
+// resolve reads --config and applies the flags given over it.
+func (o *replayOptions) resolve(fs *flag.FlagSet) error {
+	o.detect = detect.DefaultConfig()
+	if o.config != "" {
+		cfg, _, err := config.Load(o.config)
+		if err != nil {
+			return err
+		}
+		o.detect = cfg.Detect
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "rules":
+			o.detect.Rules = o.rules
+		case "lateness":
+			o.detect.Lateness = o.lateness
+		case "state-memory":
+			o.detect.StateMemory = o.stateMemory
+		}
+	})
+	return o.detect.Validate()
 }
 
 func parseReplayFlags(s streams, args []string) (replayOptions, int) {
-	def := detect.DefaultConfig()
-	o := replayOptions{lateness: def.Lateness, stateMemory: def.StateMemory}
+	var o replayOptions
 	fs := flag.NewFlagSet("vigil replay", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
-	fs.StringVar(&o.rules, "rules", "", "rule directory (default: the embedded rule set)")
-	fs.DurationVar(&o.lateness, "lateness", o.lateness, "allowed lateness of out-of-order events")
-	fs.TextVar(&o.stateMemory, "state-memory", &o.stateMemory, "window state budget, e.g. 256MiB")
+	o.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(s.stderr, "Usage: vigil replay [flags] FILE...\n\nRuns the rules over events (JSON lines; - is stdin; .gz accepted) on event\ntime and prints each alert transition as one JSON object per line.\n\nFlags:")
 		fs.PrintDefaults()
@@ -53,8 +86,7 @@ func parseReplayFlags(s streams, args []string) (replayOptions, int) {
 		fmt.Fprintln(s.stderr, "vigil replay: name at least one input file (- for stdin)")
 		return o, 2
 	}
-	cfg := detect.Config{StateMemory: o.stateMemory, Lateness: o.lateness}
-	if err := cfg.Validate(); err != nil {
+	if err := o.resolve(fs); err != nil {
 		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
 		return o, 2
 	}
@@ -67,50 +99,56 @@ func runReplay(ctx context.Context, s streams, args []string) int {
 	if code >= 0 {
 		return code
 	}
-	rs, err := rules.Load(o.rules)
-	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
-		return 1
-	}
 	out := bufio.NewWriterSize(s.stdout, 64<<10)
 	var emitErr error
-	var transitions [3]int
-	eng, err := detect.New(rs, detect.Options{
-		StateMemory: int(o.stateMemory), Lateness: o.lateness,
-		Emit: func(a detect.Alert) {
-			b, err := json.Marshal(a)
-			if err == nil {
-				b = append(b, '\n')
-				_, err = out.Write(b)
-			}
-			if err != nil && emitErr == nil {
-				emitErr = err
-			}
-			transitions[transitionSlot(a.Transition)]++
-		},
+	err := replayRun(ctx, s, o, func(a detect.Alert) {
+		b, err := json.Marshal(a)
+		if err == nil {
+			b = append(b, '\n')
+			_, err = out.Write(b)
+		}
+		if err != nil && emitErr == nil {
+			emitErr = err
+		}
 	})
-	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
-		return 1
-	}
-	defer eng.Close()
-	start := time.Now()
-	rep := newReplayer(ctx, s, eng)
-	readErr := rep.run(o.files)
-	eng.Flush()
 	if err := out.Flush(); err != nil && emitErr == nil {
 		emitErr = err
 	}
-	rep.summary(time.Since(start), transitions)
 	switch {
-	case readErr != nil:
-		fmt.Fprintf(s.stderr, "vigil replay: %v\n", readErr)
+	case err != nil:
+		fmt.Fprintf(s.stderr, "vigil replay: %v\n", err)
 		return 1
 	case emitErr != nil:
 		fmt.Fprintf(s.stderr, "vigil replay: write alerts: %v\n", emitErr)
 		return 1
 	}
 	return 0
+}
+
+// replayRun loads the rules o names, runs them over o's files on event time,
+// passing every transition to emit, and writes the run's summary to stderr.
+func replayRun(ctx context.Context, s streams, o replayOptions, emit func(detect.Alert)) error {
+	rs, err := rules.LoadWith(o.detect.Rules, o.detect.Lists)
+	if err != nil {
+		return err
+	}
+	var transitions [3]int
+	opts := o.detect.Options()
+	opts.Emit = func(a detect.Alert) {
+		emit(a)
+		transitions[transitionSlot(a.Transition)]++
+	}
+	eng, err := detect.New(rs, opts)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	start := time.Now()
+	rep := newReplayer(ctx, s, eng)
+	readErr := rep.run(o.files)
+	eng.Flush()
+	rep.summary(time.Since(start), transitions)
+	return readErr
 }
 
 func transitionSlot(t detect.Transition) int {
