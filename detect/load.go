@@ -27,11 +27,20 @@ type ruleFile struct {
 // it declares. name is used in errors, which read "name:line: ...".
 // Unknown keys are errors.
 func ParseRules(name string, data []byte) ([]*Rule, error) {
+	return ParseRulesWith(name, data, nil)
+}
+
+// ParseRulesWith is ParseRules with lists that replace or add to those the
+// file declares.
+func ParseRulesWith(name string, data []byte, overrides map[string]ListSpec) ([]*Rule, error) {
 	f, err := parseFile(name, data)
 	if err != nil {
 		return nil, err
 	}
-	ls, err := NewLists(f.Lists)
+	ls, err := (*Lists)(nil).Merge(f.Lists)
+	if err == nil {
+		ls, err = ls.Merge(overrides)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/detect/ruletest"
 )
 
@@ -57,7 +58,9 @@ func TestRuleTests(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var out strings.Builder
-			r := ruletest.Runner{Rules: rs, Out: &out}
+			r := ruletest.Runner{Rules: rs, Out: &out, Load: func(l map[string]detect.ListSpec) ([]*detect.Rule, error) {
+				return LoadWith("", l)
+			}}
 			passed, failed, err := r.RunFile(f)
 			if err != nil {
 				t.Fatal(err)

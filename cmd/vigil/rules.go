@@ -81,7 +81,9 @@ func rulesTest(s streams, args []string) int {
 		fmt.Fprintf(s.stderr, "vigil rules test: %v\n", err)
 		return 1
 	}
-	r := ruletest.Runner{Rules: rs, Out: s.stdout}
+	r := ruletest.Runner{Rules: rs, Out: s.stdout, Load: func(l map[string]detect.ListSpec) ([]*detect.Rule, error) {
+		return rules.LoadWith(*dir, l)
+	}}
 	var passed, failed, broken int
 	for _, f := range fs.Args() {
 		p, fl, err := r.RunFile(f)

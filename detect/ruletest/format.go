@@ -21,7 +21,10 @@ type File struct {
 	// RuleFiles are rule files (relative to the test file) to test; empty
 	// means the rules the runner was given (by default the embedded set).
 	RuleFiles []string `yaml:"rule_files"`
-	Tests     []Test   `yaml:"tests"`
+	// Lists fills in the operator lists the rules declare (honey
+	// accounts, address ranges) for this file's tests.
+	Lists map[string]detect.ListSpec `yaml:"lists"`
+	Tests []Test                     `yaml:"tests"`
 }
 
 // Test is one scenario.

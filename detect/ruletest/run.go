@@ -24,7 +24,10 @@ import (
 type Runner struct {
 	// Rules are used by tests whose file names no rule_files.
 	Rules []*detect.Rule
-	Out   io.Writer
+	// Load loads those rules again with lists, for a test file that fills
+	// in lists (honey accounts, address ranges) the rule files declare.
+	Load func(lists map[string]detect.ListSpec) ([]*detect.Rule, error)
+	Out  io.Writer
 }
 
 const maxTestFile = 16 << 20
@@ -46,9 +49,16 @@ func (r *Runner) RunFile(path string) (passed, failed int, err error) {
 		return 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	rules := r.Rules
-	if len(f.RuleFiles) > 0 {
-		if rules, err = loadRuleFiles(filepath.Dir(path), f.RuleFiles); err != nil {
+	switch {
+	case len(f.RuleFiles) > 0:
+		if rules, err = loadRuleFiles(filepath.Dir(path), f.RuleFiles, f.Lists); err != nil {
 			return 0, 0, err
+		}
+	case len(f.Lists) > 0 && r.Load == nil:
+		return 0, 0, fmt.Errorf("%s: lists need rule_files here", path)
+	case len(f.Lists) > 0:
+		if rules, err = r.Load(f.Lists); err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	if len(f.Tests) == 0 {
@@ -72,7 +82,7 @@ func (r *Runner) RunFile(path string) (passed, failed int, err error) {
 	return passed, failed, nil
 }
 
-func loadRuleFiles(dir string, names []string) ([]*detect.Rule, error) {
+func loadRuleFiles(dir string, names []string, lists map[string]detect.ListSpec) ([]*detect.Rule, error) {
 	var all []*detect.Rule
 	for _, n := range names {
 		p := filepath.Join(dir, n)
@@ -80,7 +90,7 @@ func loadRuleFiles(dir string, names []string) ([]*detect.Rule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read rule file: %w", err)
 		}
-		rs, err := detect.ParseRules(p, data)
+		rs, err := detect.ParseRulesWith(p, data, lists)
 		if err != nil {
 			return nil, err
 		}
