@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"maps"
 	"math"
@@ -75,6 +76,10 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, sample [][]byte) 
 		e.nextDue = min(e.nextDue, e.due(a))
 		return
 	}
+	if e.inhibited(c) {
+		e.counts.rules[i].inhibited++
+		return
+	}
 	if len(e.firing) >= e.opts.MaxFiring {
 		if e.counts.dropped == 0 {
 			e.log.Warn("too many firing alerts; new alerts are dropped", "max_firing", e.opts.MaxFiring)
@@ -93,6 +98,11 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, sample [][]byte) 
 	e.enrich(c, a)
 	a.scans = e.newScans(c, res.track, t)
 	a.fingerprint = Fingerprint(e.rules[i].Name, a.labels)
+	for _, f := range c.eventLabels {
+		if v := f.label(&e.ctx); v != "" {
+			a.labels[f.name] = e.labelValue(f.name, strings.Clone(v))
+		}
+	}
 	for _, id := range sample {
 		a.sample = append(a.sample, string(id))
 	}
@@ -115,6 +125,26 @@ func (e *Engine) newScans(c *compiled, fired int, t int64) []trackScan {
 		scans[j] = trackScan{scanK: floorDiv(t, tr.g) - 1, isFalse: j != fired, falseSince: t}
 	}
 	return scans
+}
+
+// inhibited reports whether a rule inhibiting c fires for the current
+// event's group of that rule.
+func (e *Engine) inhibited(c *compiled) bool {
+	for _, j := range c.inhibitors {
+		b := binary.BigEndian.AppendUint16(e.inhibitKey[:0], uint16(j))
+		b = append(b, alertSlot)
+		ok := true
+		for _, f := range e.rules[j].c.groupBy {
+			if b, ok = f.key(b, &e.ctx); !ok {
+				break
+			}
+		}
+		e.inhibitKey = b
+		if ok && e.firing[string(b)] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) labelValue(name, v string) string {

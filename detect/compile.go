@@ -31,10 +31,12 @@ type compiled struct {
 	hasThenNew         bool
 	knownFor           time.Duration
 
-	groupBy   []field
-	alwaysHot bool // grouped only by fields services set: see hot.go
-	tracks    []*track
-	window    time.Duration // the longest condition window
+	groupBy     []field
+	eventLabels []field
+	inhibitors  []int // rule indexes, set by New
+	alwaysHot   bool  // grouped only by fields services set: see hot.go
+	tracks      []*track
+	window      time.Duration // the longest condition window
 
 	resolveAfter, repeat time.Duration
 	summary, description *template.Template
@@ -84,6 +86,9 @@ func (r *Rule) CompileWith(ls *Lists) error {
 	for _, f := range r.GroupBy {
 		c.groupBy = append(c.groupBy, newField(f))
 		c.alwaysHot = c.alwaysHot && isServiceField(f)
+	}
+	for _, f := range r.EventLabels {
+		c.eventLabels = append(c.eventLabels, newField(f))
 	}
 	for i := range conds {
 		tr := cp.track(&conds[i], fmt.Sprintf("%s[%d]", condKey(r), i))

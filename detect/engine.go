@@ -63,16 +63,16 @@ type Engine struct {
 	cache *fastcache.Cache
 	log   *slog.Logger
 
-	hot                                          *hotSet
-	ctx                                          evalCtx
-	cfg                                          derivedConfig
-	sk                                           *sketchCodec
-	incidents                                    *correlator
-	st                                           groupState
-	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey []byte
-	seqSample                                    [][]byte
-	scratch                                      []float64
-	evicted                                      []*hotEntry
+	hot                                                      *hotSet
+	ctx                                                      evalCtx
+	cfg                                                      derivedConfig
+	sk                                                       *sketchCodec
+	incidents                                                *correlator
+	st                                                       groupState
+	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey, inhibitKey []byte
+	seqSample                                                [][]byte
+	scratch                                                  []float64
+	evicted                                                  []*hotEntry
 
 	newest, wm       int64 // ns; valid when hasTime
 	hasTime          bool
@@ -95,9 +95,9 @@ type counters struct {
 }
 
 type ruleCounters struct {
-	evaluations, matches uint64
-	alerts               [3]uint64 // by transitionIndex
-	firing               int
+	evaluations, matches, inhibited uint64
+	alerts                          [3]uint64 // by transitionIndex
+	firing                          int
 }
 
 // New returns an engine running rules. Rule names must be unique; rules that
@@ -194,6 +194,33 @@ func checkRules(rules []*Rule) error {
 			errs = append(errs, fmt.Errorf("rule %q is defined twice; rule names must be unique", r.Name))
 		}
 		seen[r.Name] = true
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return linkInhibitors(rules)
+}
+
+// linkInhibitors resolves every rule's inhibited_by names to rule indexes.
+func linkInhibitors(rules []*Rule) error {
+	index := make(map[string]int, len(rules))
+	for i, r := range rules {
+		index[r.Name] = i
+	}
+	var errs []error
+	for _, r := range rules {
+		r.c.inhibitors = r.c.inhibitors[:0]
+		for _, name := range r.InhibitedBy {
+			j, ok := index[name]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("rule %q: inhibited_by names %q, which is not loaded", r.Name, name))
+			case rules[j] == r:
+				errs = append(errs, fmt.Errorf("rule %q: a rule cannot inhibit itself", r.Name))
+			default:
+				r.c.inhibitors = append(r.c.inhibitors, j)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

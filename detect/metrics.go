@@ -19,7 +19,7 @@ type collector struct {
 	e                                        *Engine
 	alerts, firing, evals, matches           *prometheus.Desc
 	stateBytes, stateCap, stateEntries, late *prometheus.Desc
-	dropped, baselines                       *prometheus.Desc
+	dropped, baselines, inhibited            *prometheus.Desc
 }
 
 func newCollector(e *Engine) *collector {
@@ -37,13 +37,14 @@ func newCollector(e *Engine) *collector {
 		stateEntries: d("vigil_detect_state_groups", "Groups (rule and label values) with window state in the cache."),
 		late:         d("vigil_events_late_total", "Events older than the watermark, left out of windows."),
 		dropped:      d("vigil_detect_alerts_dropped_total", "New alerts dropped because too many alerts were firing."),
+		inhibited:    d("vigil_detect_alerts_inhibited_total", "New alerts not raised because a rule in the rule's inhibited_by was firing for the event's group.", "rule"),
 		baselines:    d("vigil_detect_baseline_groups", "Groups with a baseline check, by rule and whether they have min_history of history yet (ready) or not (learning).", "rule", "state"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.alerts, c.firing, c.evals, c.matches, c.stateBytes, c.stateCap, c.stateEntries, c.late, c.dropped, c.baselines} {
+	for _, d := range []*prometheus.Desc{c.alerts, c.firing, c.evals, c.matches, c.stateBytes, c.stateCap, c.stateEntries, c.late, c.dropped, c.baselines, c.inhibited} {
 		ch <- d
 	}
 }
@@ -81,6 +82,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.firing, prometheus.GaugeValue, float64(rc.firing), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.evals, prometheus.CounterValue, float64(rc.evaluations), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.matches, prometheus.CounterValue, float64(rc.matches), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.inhibited, prometheus.CounterValue, float64(rc.inhibited), r.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.stateBytes, prometheus.GaugeValue, float64(s.BytesSize)+float64(hotBytes))
 	ch <- prometheus.MustNewConstMetric(c.stateCap, prometheus.GaugeValue, float64(c.e.stateCapacityMax))

@@ -45,6 +45,15 @@ type Rule struct {
 	// MITRE ATT&CK techniques the rule implements; alerts carry them.
 	AppSensor []string `yaml:"appsensor"`
 	Attack    []string `yaml:"attack"`
+	// EventLabels adds labels taken from the event that made the alert
+	// fire (for example the user an attacking address logged in as). They
+	// describe the alert but do not identify it: the fingerprint covers
+	// group_by's labels only.
+	EventLabels []string `yaml:"event_labels"`
+	// InhibitedBy names rules whose firing alert, for the group of the
+	// event at hand, keeps this rule from raising a new alert: a network
+	// already alerting needs no alert per address.
+	InhibitedBy []string `yaml:"inhibited_by"`
 
 	When      Conditions     `yaml:"when"`
 	Threshold *ThresholdSpec `yaml:"threshold"`
@@ -245,6 +254,14 @@ func (r *Rule) validate() error {
 	}
 	if len(r.AppSensor) > maxMetadata || len(r.Attack) > maxMetadata {
 		add("list at most %d appsensor and attack references", maxMetadata)
+	}
+	for _, f := range r.EventLabels {
+		if !isGroupField(f) || slices.Contains(r.GroupBy, f) {
+			add("event_labels field %q must be a field (%s) not in group_by", f, groupFieldList())
+		}
+	}
+	if len(r.EventLabels) > maxGroupBy || len(r.InhibitedBy) > maxMetadata {
+		add("list at most %d event_labels and %d inhibited_by rules", maxGroupBy, maxMetadata)
 	}
 	if ra := r.ResolveAfter.D(); ra < 0 || ra > maxWindow {
 		add("resolve_after %s must be between 0s and %s", ra, maxWindow)

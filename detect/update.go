@@ -70,33 +70,22 @@ func hashValue(v []byte) uint32 { return uint32(xxhash.Sum64(v)) }
 // addToSet records value hash h seen in bucket k in a set ordered newest
 // first, keeping at most limit entries (the oldest goes first).
 func addToSet(set []setEntry, h uint32, k int64, limit int) []setEntry {
-	for i, e := range set {
-		if e.hash == h {
-			if k > e.last {
-				set[i].last = k
-				sortSet(set)
-			}
-			return set
-		}
-	}
-	if len(set) >= limit {
+	i := slices.IndexFunc(set, func(e setEntry) bool { return e.hash == h })
+	switch {
+	case i >= 0 && k <= set[i].last:
+		return set
+	case i >= 0:
+		set = slices.Delete(set, i, i+1)
+	case len(set) >= limit:
 		set = set[:limit-1]
 	}
-	set = append(set, setEntry{hash: h, last: k})
-	sortSet(set)
-	return set
-}
-
-func sortSet(set []setEntry) {
-	slices.SortStableFunc(set, func(x, y setEntry) int {
-		switch {
-		case x.last > y.last:
-			return -1
-		case x.last < y.last:
-			return 1
-		}
-		return 0
-	})
+	// Keep the set newest first: an entry goes before the first one seen
+	// no later than it (the front, for an event in the newest bucket).
+	j := slices.IndexFunc(set, func(e setEntry) bool { return e.last <= k })
+	if j < 0 {
+		j = len(set)
+	}
+	return slices.Insert(set, j, setEntry{hash: h, last: k})
 }
 
 // inSet reports whether set holds h seen at or after bucket since.

@@ -597,3 +597,61 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name, state string) prometh
 	t.Fatalf("no %s{state=%q}", name, state)
 	return nil
 }
+
+// TestInhibitedByAndEventLabels: per-address alerts in a network already
+// alerting are not raised; event_labels name the user without changing
+// the fingerprint.
+func TestInhibitedByAndEventLabels(t *testing.T) {
+	src := prefixRule + `  - name: per_address
+    description: d
+    severity: high
+    category: brute_force
+    match: status == 401
+    group_by: [source_ip]
+    event_labels: [user]
+    inhibited_by: [rotation]
+    threshold: {count: 3, window: 1m}
+`
+	reg := prometheus.NewPedanticRegistry()
+	e, rec := newEngine(t, mustRules(t, src), Options{Registerer: reg})
+	// Outside any network alert: one alert, naming the user.
+	for i := range 3 {
+		e.Process(login(time.Duration(i)*time.Second, "198.51.100.1", "alice", false))
+	}
+	// A rotation: after the network fires, its addresses raise nothing.
+	for i := range 40 {
+		e.Process(login(time.Duration(10+i)*time.Second, fmt.Sprintf("203.0.113.%d", 1+i/4), "bob", false))
+	}
+	perAddress, networkFired := 0, false
+	for _, a := range rec.alerts {
+		networkFired = networkFired || a.Rule == "rotation"
+		if a.Rule != "per_address" {
+			continue
+		}
+		if networkFired {
+			t.Fatalf("per-address alert after the network's: %v", rec.transitions())
+		}
+		perAddress++
+		if a.Labels["source_ip"] == "198.51.100.1" && (a.Labels["user"] != "alice" || a.Fingerprint != Fingerprint("per_address", map[string]string{"source_ip": "198.51.100.1"})) {
+			t.Fatalf("alert %+v: want label user and a fingerprint of source_ip alone", a)
+		}
+	}
+	if perAddress != 3 || !networkFired {
+		t.Fatalf("%d per-address alerts; the network's should inhibit most: %v", perAddress, rec.transitions())
+	}
+	mfs, _ := reg.Gather()
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "vigil_detect_alerts_inhibited_total" {
+			for _, m := range mf.GetMetric() {
+				found = found || m.GetCounter().GetValue() > 0
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no inhibited alert counted")
+	}
+	if _, err := New(mustRules(t, strings.Replace(src, "[rotation]", "[nope]", 1)), Options{}); err == nil || !strings.Contains(err.Error(), `"nope", which is not loaded`) {
+		t.Fatalf("err = %v", err)
+	}
+}
