@@ -286,7 +286,8 @@ func (e *Engine) checkAlert(a *firingAlert) (pending, bool) {
 func (e *Engine) scan(a *firingAlert, j int, kEnd int64) {
 	tr := e.rules[a.rule].c.tracks[j]
 	s := &a.scans[j]
-	st, _ := e.load(e.slotOf(a.key, byte(j)))
+	rs, _ := e.load(a.rule, e.slotOf(a.key, stateSlot))
+	st := &rs.tracks[j]
 	kh, ok := st.newestIdx()
 	limit := kh + tr.nb
 	for k := s.scanK + 1; k <= kEnd; k++ {

@@ -4,31 +4,34 @@ import (
 	"encoding/binary"
 )
 
-// Group keys. Every state value and alert of a group is keyed by the rule
-// index, a slot byte and the group_by values, length-prefixed: the slot is
-// the track (condition) for state values and alertSlot for the alert.
-const alertSlot = 0xff
+// Group keys. A group's state for a rule and its alert are keyed by the
+// rule index, a slot byte and the group_by values, length-prefixed: the
+// slot is stateSlot for the state (every condition of the rule in one
+// value, see ruleState) and alertSlot for the alert.
+const (
+	stateSlot = 0
+	alertSlot = 0xff
+)
 
 // apply runs rule i on the current event.
 func (e *Engine) apply(i int) {
 	c := e.rules[i].c
 	rc := &e.counts.rules[i]
 	rc.evaluations++
-	m := c.match.eval(&e.ctx)
 	if c.kind == KindSequence {
-		if m {
+		if c.match.eval(&e.ctx) {
 			rc.matches++
 			e.applySequence(i, c)
 		}
 		return
 	}
-	if c.hasOf {
-		// Events outside `of` are ignored; inside, they count in the
-		// denominator whether or not they match.
-		if !c.of.eval(&e.ctx) {
-			return
-		}
-	} else if !m {
+	// Events outside `of` are ignored; inside, they count in the
+	// denominator whether or not they match.
+	if c.hasOf && !c.of.eval(&e.ctx) {
+		return
+	}
+	m := c.match.eval(&e.ctx)
+	if !c.hasOf && !m {
 		return
 	}
 	if m {
@@ -37,26 +40,87 @@ func (e *Engine) apply(i int) {
 	if !e.groupKey(i, c) {
 		return
 	}
-	t := e.ctx.ev.Time.UnixNano()
+	var mts [maxConditions]bool
+	counts, matched := false, false
 	for j, tr := range c.tracks {
-		mt := m && tr.match.eval(&e.ctx)
-		if mt || (c.hasOf && tr.needB) {
-			e.applyTrack(i, j, tr, mt, t)
+		mts[j] = m && tr.match.eval(&e.ctx)
+		counts = counts || mts[j] || (c.hasOf && tr.needB)
+		matched = matched || mts[j]
+	}
+	if counts {
+		e.applyRule(i, c, mts[:len(c.tracks)], matched)
+	}
+}
+
+// applyRule updates the conditions of rule i for the current group with the
+// event (matching them as mts says, or only in their denominators),
+// evaluates them and fires or refreshes the group's alert.
+func (e *Engine) applyRule(i int, c *compiled, mts []bool, matched bool) {
+	t := e.ctx.ev.Time.UnixNano()
+	key := e.slot(stateSlot)
+	if p := e.present[i]; p != nil {
+		if !matched && !p.mayHave(key, t) {
+			return // a denominator of a group without state: see presence
+		}
+		p.add(key, t)
+	}
+	h := e.hot.get(key)
+	rs := &e.rst
+	if h != nil {
+		rs = &h.rs
+	} else {
+		e.valBuf = e.cache.Get(e.valBuf[:0], key)
+		if !matched {
+			// A denominator alone does not start a group: the share of an
+			// address counts from its first matching event in the window,
+			// which spares a state per address for rules that count all of
+			// its traffic. Services are the exception: their baselines
+			// start with their traffic.
+			if len(e.valBuf) == 0 && !c.alwaysHot && c.lazyStart {
+				return
+			}
+			if e.denominatorOnly(i, c, key, t) {
+				return
+			}
+		}
+		if e.rst.decode(e.valBuf, c.tracks, e.sk) != nil {
+			e.log.Warn("detect state corrupt; starting the group afresh", "rule", e.rules[i].Name)
+		}
+	}
+	var results [maxConditions]result
+	fired := false
+	firing := len(e.firing) > 0 && e.firing[string(e.slot(alertSlot))] != nil
+	e.slot(stateSlot)
+	for j, tr := range c.tracks {
+		if !mts[j] && !(c.hasOf && tr.needB) {
+			continue
+		}
+		res, ok := e.applyTrack(tr, &rs.tracks[j], mts[j], t, h != nil, firing)
+		if ok && res.ok {
+			res.track = j
+			results[j], fired = res, true
+		}
+	}
+	e.store(key, rs, h, c.alwaysHot)
+	if fired {
+		for j := range c.tracks {
+			if results[j].ok {
+				e.holds(i, e.slot(alertSlot), results[j], t, rs.tracks[j].sample)
+			}
 		}
 	}
 }
 
-// applyTrack updates track j's window state of the current group with the
-// event (matching it, or only in its denominator), evaluates the condition
-// and fires or refreshes the group's alert.
-func (e *Engine) applyTrack(i, j int, tr *track, mt bool, t int64) {
-	c := e.rules[i].c
+// applyTrack updates one condition's state with the event and evaluates
+// it; ok is false when the event did not count.
+//
+// An event that counts only in the denominator lowers a share, so it can
+// make a condition start holding only by bringing its events to their
+// minimum; unless the group's alert fires (and the event may keep it
+// alive), the condition is evaluated only then. Busy service groups, whose
+// events are mostly successes, are spared most evaluations.
+func (e *Engine) applyTrack(tr *track, st *groupState, mt bool, t int64, owned, firing bool) (result, bool) {
 	k := floorDiv(t, tr.g)
-	key := e.slot(byte(j))
-	st, h, done := e.loadForUpdate(i, j, key, k, t, mt)
-	if done {
-		return
-	}
 	khPrev, had := st.newestIdx()
 	if st.empty() {
 		st.first = k
@@ -66,11 +130,12 @@ func (e *Engine) applyTrack(i, j int, tr *track, mt bool, t int64) {
 		tr.sampleAt(st, k, e.sk)
 	}
 	if !e.update(tr, st, k, mt) {
-		return
+		return result{}, false
 	}
 	var res result
 	kh, _ := st.newestIdx()
 	switch {
+	case !mt && !firing && tr.denomFast && !tr.crossesMinB(st, max(k, kh)):
 	case !tr.hasPct:
 		res = tr.evaluate(st, max(k, kh), e.sk, &e.scratch)
 	case !had || k > khPrev:
@@ -80,98 +145,111 @@ func (e *Engine) applyTrack(i, j int, tr *track, mt bool, t int64) {
 	}
 	if mt {
 		e.vBuf = append(e.vBuf[:0], e.ctx.ev.RequestID...)
-		if h != nil {
+		if owned {
 			st.pushOwnedSample(e.vBuf)
 		} else {
 			st.pushSample(e.vBuf)
 		}
 	}
-	e.store(key, st, h, c.alwaysHot)
-	if res.ok {
-		res.track = j
-		e.holds(i, e.slot(alertSlot), res, t, st.sample)
-	}
+	return res, true
 }
 
-// loadForUpdate returns the group's state to update: its hot entry's, or the
-// cache's decoded into the scratch state. done reports that the in-place
-// fast path for a denominator-only event has already applied the event.
-func (e *Engine) loadForUpdate(i, j int, key []byte, k, t int64, mt bool) (st *groupState, h *hotEntry, done bool) {
+// crossesMinB reports whether the window ending with bucket k holds exactly
+// the condition's least number of denominator events.
+func (tr *track) crossesMinB(st *groupState, k int64) bool {
+	if tr.minB == 0 {
+		return false
+	}
+	_, b := st.sums(k-tr.nb+1, k)
+	return b == tr.minB
+}
+
+// load returns a group's state for rule i: its hot entry's, or the engine's
+// scratch state decoded from the cache (h is nil then).
+func (e *Engine) load(i int, key []byte) (rs *ruleState, h *hotEntry) {
 	if h = e.hot.get(key); h != nil {
-		return &h.st, h, false
+		return &h.rs, h
 	}
 	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	if !mt && e.denominatorOnly(i, j, key, k, t) {
-		return nil, nil, true
-	}
-	if e.st.decode(e.valBuf, e.sk) != nil {
+	if e.rst.decode(e.valBuf, e.rules[i].c.tracks, e.sk) != nil {
 		e.log.Warn("detect state corrupt; starting the group afresh", "rule", e.rules[i].Name)
 	}
-	return &e.st, nil, false
-}
-
-// load returns a group's state: its hot entry's, or the engine's scratch
-// state decoded from the cache (h is nil then).
-func (e *Engine) load(key []byte) (st *groupState, h *hotEntry) {
-	if h = e.hot.get(key); h != nil {
-		return &h.st, h
-	}
-	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	_ = e.st.decode(e.valBuf, e.sk)
-	return &e.st, nil
+	return &e.rst, nil
 }
 
 // store saves a group's updated state: in place for a hot group, else into
 // the cache, or into the hot set once it has grown past hotAdmitBytes or
 // when it is a per-service group (admit). Groups the hot set evicts to
 // stay in budget go back to the cache.
-func (e *Engine) store(key []byte, st *groupState, h *hotEntry, admit bool) {
+func (e *Engine) store(key []byte, rs *ruleState, h *hotEntry, admit bool) {
 	var evicted []*hotEntry
 	if h != nil {
-		evicted = e.hot.resize(h, st.size(), e.evicted[:0])
+		evicted = e.hot.resize(h, rs.size(), e.evicted[:0])
 	} else {
-		e.outBuf = st.encode(e.outBuf[:0])
+		e.outBuf = rs.encode(e.outBuf[:0])
 		if len(e.outBuf) < hotAdmitBytes && !admit {
 			e.cache.Set(key, e.outBuf)
 			return
 		}
 		e.cache.Del(key)
-		evicted = e.hot.admit(key, st, len(e.outBuf), e.evicted[:0])
+		evicted = e.hot.admit(key, rs, len(e.outBuf), e.evicted[:0])
 	}
 	for _, old := range evicted {
-		e.outBuf = old.st.encode(e.outBuf[:0])
+		e.outBuf = old.rs.encode(e.outBuf[:0])
 		e.cache.Set([]byte(old.key), e.outBuf)
 	}
 	clear(evicted)
 	e.evicted = evicted[:0]
 }
 
-// denominatorOnly is the fast path for an event that counts only in a
-// condition's denominator: it updates the current bucket in place. Such an
-// event lowers a share, so it can only make the condition hold when it
-// brings the denominator to the condition's minimum, and it can keep a
-// firing alert alive; both cases are evaluated. It reports false when the
-// fast path does not apply and the caller must take the general one.
-func (e *Engine) denominatorOnly(i, j int, key []byte, k, t int64) bool {
-	tr := e.rules[i].c.tracks[j]
-	if !tr.denomFast || tr.nSeries > 0 {
-		return false
-	}
+// denominatorOnly is the fast path for an event that counts only in
+// denominators, for a group in the cache: it adds it to the current bucket
+// of each condition in place. Such an event lowers a share, so it can only
+// make a condition hold when it brings the denominator to the condition's
+// minimum, and it can keep a firing alert alive; both cases are evaluated.
+// It reports false when the fast path does not apply and the caller must
+// take the general one.
+func (e *Engine) denominatorOnly(i int, c *compiled, key []byte, t int64) bool {
 	if len(e.firing) > 0 && e.firing[string(e.slot(alertSlot))] != nil {
-		e.slot(byte(j))
+		e.slot(stateSlot)
 		return false
 	}
-	e.slot(byte(j))
-	winB, ok := bumpNewestB(e.valBuf, k, k-tr.nb+1, tr.minB)
-	if !ok {
-		return false
+	e.slot(stateSlot)
+	// First check that every condition can take the event in place, so
+	// that a refusal leaves the value untouched for the general path.
+	for j, tr := range c.tracks {
+		if !tr.needB {
+			continue
+		}
+		sec, ok := section(e.valBuf, j)
+		if !tr.denomFast || tr.nSeries > 0 || !ok || !newestIs(sec, floorDiv(t, tr.g)) {
+			return false
+		}
+	}
+	var crossed [maxConditions]bool
+	any := false
+	for j, tr := range c.tracks {
+		if !tr.needB {
+			continue
+		}
+		sec, _ := section(e.valBuf, j)
+		k := floorDiv(t, tr.g)
+		winB, _ := bumpNewestB(sec, k, k-tr.nb+1, tr.minB)
+		crossed[j] = tr.minB > 0 && winB == tr.minB
+		any = any || crossed[j]
 	}
 	e.cache.Set(key, e.valBuf)
-	if tr.minB > 0 && winB == tr.minB && e.st.decode(e.valBuf, e.sk) == nil {
-		kh, _ := e.st.newestIdx()
-		if res := tr.evaluate(&e.st, kh, e.sk, &e.scratch); res.ok {
-			res.track = j
-			e.holds(i, e.slot(alertSlot), res, t, e.st.sample)
+	if any && e.rst.decode(e.valBuf, c.tracks, e.sk) == nil {
+		for j, tr := range c.tracks {
+			if !crossed[j] {
+				continue
+			}
+			st := &e.rst.tracks[j]
+			kh, _ := st.newestIdx()
+			if res := tr.evaluate(st, kh, e.sk, &e.scratch); res.ok {
+				res.track = j
+				e.holds(i, e.slot(alertSlot), res, t, st.sample)
+			}
 		}
 	}
 	return true
@@ -185,11 +263,9 @@ func (e *Engine) update(tr *track, st *groupState, k int64, mt bool) bool {
 		e.vBuf, ok = tr.distinct.key(e.vBuf[:0], &e.ctx)
 		switch {
 		case ok:
-			st.set = addToSet(st.set, hashValue(e.vBuf), k, tr.setCap)
-		case !tr.needB:
-			return false
-		default:
-			mt = false
+			tr.addDistinct(st, hashValue(e.vBuf), k)
+		case !tr.needA && !tr.needB:
+			return false // only the distinct count reads this event
 		}
 	}
 	var a, b uint32
@@ -200,7 +276,7 @@ func (e *Engine) update(tr *track, st *groupState, k int64, mt bool) bool {
 		b = 1
 	}
 	if a+b > 0 {
-		st.fine = addBucket(st.fine, k, a, b)
+		st.addFine(k, a, b)
 	}
 	if tr.hasPct && mt && e.ctx.ev.HasLatency {
 		e.sk.addValue(st, k, e.ctx.ev.LatencyMS)

@@ -23,6 +23,9 @@ type compiled struct {
 	// checks (nil: every event matching match); hasOf says it has them.
 	of    *predicate
 	hasOf bool
+	// lazyStart: a denominator event does not create a group's state (see
+	// applyRule). The older ratio and spike kinds count every denominator.
+	lazyStart bool
 
 	// Sequences: the trigger tracks count first; then completes the
 	// sequence; known events teach the group's usual then_new values.
@@ -70,6 +73,7 @@ func (r *Rule) CompileWith(ls *Lists) error {
 	c.match = cp.pred("match", r.Match, true)
 	conds, of := r.conditions()
 	c.hasOf = of != ""
+	c.lazyStart = r.Ratio == nil && r.Spike == nil
 	c.of = cp.pred(ofKey(r), of, true)
 	if s := r.Sequence; s != nil {
 		c.first = cp.pred("sequence.first", s.First, false)
@@ -300,8 +304,11 @@ func (r *Rule) template(key, text, dflt string) (*template.Template, error) {
 		return nil, fmt.Errorf("%s template: %w", key, err)
 	}
 	labels := map[string]string{}
-	for _, f := range r.GroupBy {
+	for _, f := range append(slices.Clone(r.GroupBy), r.EventLabels...) {
 		labels[f] = "x"
+		if f == "source_ip" || f == "source_prefix" {
+			labels["source_list"] = "x" // see Engine.enrich
+		}
 	}
 	// The check run refuses a label the rule never has: at run time a
 	// missing label would render empty, and {{ .Labels.usr }} would quietly
@@ -321,8 +328,8 @@ func (r *Rule) template(key, text, dflt string) (*template.Template, error) {
 	data := TemplateData{Rule: r.Name, Labels: labels, Window: "1m0s", Values: values}
 	if err := check.Option("missingkey=error").Execute(&buf, data); err != nil {
 		if strings.Contains(err.Error(), "map has no entry for key") {
-			return nil, fmt.Errorf("%s template names a key this rule does not have: %w; its .Labels are its group_by fields (%s) and its .Values its checks (%s)",
-				key, err, strings.Join(r.GroupBy, ", "), strings.Join(slices.Sorted(maps.Keys(values)), ", "))
+			return nil, fmt.Errorf("%s template names a key this rule does not have: %w; its .Labels are its group_by and event_labels fields (%s) and its .Values its checks (%s)",
+				key, err, strings.Join(append(slices.Clone(r.GroupBy), r.EventLabels...), ", "), strings.Join(slices.Sorted(maps.Keys(values)), ", "))
 		}
 		return nil, fmt.Errorf("%s template: %w", key, err)
 	}

@@ -68,7 +68,9 @@ type Engine struct {
 	cfg                                                      derivedConfig
 	sk                                                       *sketchCodec
 	incidents                                                *correlator
-	st                                                       groupState
+	rst, kst                                                 ruleState
+	seen                                                     *seenTable
+	present                                                  []*presence // by rule
 	keyBuf, valBuf, outBuf, vBuf, nvBuf, scanKey, inhibitKey []byte
 	seqSample                                                [][]byte
 	scratch                                                  []float64
@@ -144,15 +146,27 @@ func New(rules []*Rule, opts Options) (*Engine, error) {
 		nextDue:   math.MaxInt64,
 		sk:        newSketchCodec(),
 		incidents: newCorrelator(opts.Incidents),
+		seen:      &seenTable{},
 	}
 	e.cfg = derivedConfig{v4Bits: opts.PrefixV4, v6Bits: opts.PrefixV6, lists: &listSet{}}
 	if len(rules) > 0 {
 		e.cfg.lists = rules[0].c.lists
 	}
 	e.ctx.cfg = &e.cfg
+	e.ctx.memo = make([]memoEntry, len(e.cfg.lists.memo))
 	e.counts.rules = make([]ruleCounters, len(rules))
 	for _, r := range rules {
 		e.horizon = max(e.horizon, int64(r.c.horizon()+r.c.resolveAfter))
+	}
+	e.present = make([]*presence, len(rules))
+	for i, r := range rules {
+		if (r.c.lazyStart && r.c.hasOf || r.c.kind == KindSequence) && !r.c.alwaysHot {
+			period := int64(0)
+			for _, tr := range r.c.tracks {
+				period = max(period, tr.nb*tr.g)
+			}
+			e.present[i] = newPresence(period)
+		}
 	}
 	var s fastcache.Stats
 	e.cache.UpdateStats(&s)

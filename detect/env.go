@@ -61,11 +61,22 @@ type evalCtx struct {
 	env        Env
 	envDone    bool
 	vm         vm.VM
+	gen        uint32 // the event's number, for memo
+	memo       []memoEntry
+}
+
+type memoEntry struct {
+	gen uint32
+	v   bool
 }
 
 func (c *evalCtx) reset(ev *event.Event) {
 	c.ev = ev
 	c.ipDone, c.prefixDone, c.listDone, c.envDone = false, false, false, false
+	if c.gen++; c.gen == 0 { // wrapped: forget every answer
+		clear(c.memo)
+		c.gen = 1
+	}
 }
 
 // release drops the event and the strings taken from it, which may point

@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -164,10 +166,25 @@ func (fc fastc) fastIn(n *ast.BinaryNode) (boolFn, bool) {
 		if !ok {
 			return nil, false
 		}
+		if len(set) <= 8 {
+			// A few constants (the HTTP methods): comparing beats hashing.
+			vals := slices.Sorted(maps.Keys(set))
+			return func(c *evalCtx) bool { return slices.Contains(vals, l(c)) }, true
+		}
 		return func(c *evalCtx) bool { _, in := set[l(c)]; return in }, true
 	case map[int]struct{}:
 		if id, ok := n.Left.(*ast.IdentifierNode); ok && id.Value == "status" {
-			return func(c *evalCtx) bool { _, in := set[c.ev.Status]; return in }, true
+			// Statuses are 100..599 (validated): a bitmap answers in a load.
+			var bits [10]uint64
+			for st := range set {
+				if st >= 0 && st < 640 {
+					bits[st>>6] |= 1 << (st & 63)
+				}
+			}
+			return func(c *evalCtx) bool {
+				st := c.ev.Status
+				return st >= 0 && st < 640 && bits[st>>6]&(1<<(st&63)) != 0
+			}, true
 		}
 	}
 	return nil, false
@@ -185,7 +202,25 @@ func (fc fastc) fastInList(left ast.Node, m *ast.MemberNode) (boolFn, bool) {
 	if !ok || set == nil {
 		return nil, false
 	}
-	return func(c *evalCtx) bool { _, in := set[l(c)]; return in }, true
+	// Several rules test the same field against the same list (the login
+	// endpoints): the answer is kept for the event.
+	id, isField := left.(*ast.IdentifierNode)
+	if !isField {
+		return func(c *evalCtx) bool { _, in := set[l(c)]; return in }, true
+	}
+	slot := fc.ls.memoSlot(name + "\x00" + id.Value)
+	return func(c *evalCtx) bool {
+		if slot < len(c.memo) {
+			if m := &c.memo[slot]; m.gen == c.gen {
+				return m.v
+			}
+		}
+		_, in := set[l(c)]
+		if slot < len(c.memo) {
+			c.memo[slot] = memoEntry{gen: c.gen, v: in}
+		}
+		return in
+	}, true
 }
 
 func constString(n ast.Node) (string, bool) {

@@ -25,10 +25,11 @@ const (
 )
 
 type hotEntry struct {
-	key  string
-	st   groupState
-	size int
-	elem *list.Element
+	key     string
+	rs      ruleState
+	size    int
+	touches uint32
+	elem    *list.Element
 }
 
 type hotSet struct {
@@ -47,16 +48,20 @@ func newHotSet(budget int) *hotSet {
 func (h *hotSet) get(key []byte) *hotEntry {
 	e := h.m[string(key)]
 	if e != nil {
-		h.lru.MoveToFront(e.elem)
+		// An approximate LRU: a busy group is moved to the front once in a
+		// while, not on every event; eviction only needs the cold end.
+		if e.touches++; e.touches&15 == 1 {
+			h.lru.MoveToFront(e.elem)
+		}
 	}
 	return e
 }
 
-// admit copies st into a new hot entry; it returns the entries evicted to make
+// admit copies rs into a new hot entry; it returns the entries evicted to make
 // room, which the caller writes back to the cache.
-func (h *hotSet) admit(key []byte, st *groupState, size int, evicted []*hotEntry) []*hotEntry {
+func (h *hotSet) admit(key []byte, rs *ruleState, size int, evicted []*hotEntry) []*hotEntry {
 	e := &hotEntry{key: string(key)}
-	st.copyTo(&e.st)
+	rs.copyTo(&e.rs)
 	e.size = size + len(key) + hotOverhead
 	e.elem = h.lru.PushFront(e)
 	h.m[e.key] = e
@@ -82,6 +87,23 @@ func (h *hotSet) evict(evicted []*hotEntry) []*hotEntry {
 	return evicted
 }
 
+// size estimates the encoded size of rs.
+func (rs *ruleState) size() int {
+	n := 4
+	for i := range rs.tracks {
+		n += 2 + rs.tracks[i].size()
+	}
+	return n
+}
+
+// copyTo deep-copies rs into dst.
+func (rs *ruleState) copyTo(dst *ruleState) {
+	dst.resize(len(rs.tracks))
+	for i := range rs.tracks {
+		rs.tracks[i].copyTo(&dst.tracks[i])
+	}
+}
+
 // sketchSize is what one latency sketch is counted as in the hot set's
 // budget: a few pages of the paginated store.
 const sketchSize = 1024
@@ -89,6 +111,9 @@ const sketchSize = 1024
 // size estimates the encoded size of s.
 func (s *groupState) size() int {
 	n := 16 + len(s.fine)*fineSize + (len(s.set)+len(s.fresh)+len(s.known))*setSize + len(s.sketches)*sketchSize
+	if s.big != nil {
+		n += len(s.big.last)*setSize*3 + len(s.big.per)*fineSize // a map costs about thrice its entries
+	}
 	for _, sr := range s.series {
 		n += 8 + len(sr.samples)*6
 	}
@@ -101,9 +126,10 @@ func (s *groupState) size() int {
 // copyTo deep-copies s into dst, reusing dst's storage; sample ids get
 // storage of their own (maxSampleID bytes each, so later pushes reuse it).
 func (s *groupState) copyTo(dst *groupState) {
-	dst.first = s.first
+	dst.first, dst.totA, dst.totB = s.first, s.totA, s.totB
 	dst.fine = append(dst.fine[:0], s.fine...)
 	dst.set = append(dst.set[:0], s.set...)
+	dst.big = s.big.clone()
 	dst.fresh = append(dst.fresh[:0], s.fresh...)
 	dst.known = append(dst.known[:0], s.known...)
 	dst.series = dst.series[:0]

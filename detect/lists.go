@@ -42,6 +42,7 @@ type Lists struct {
 
 // listSet is the compiled form expressions and derived fields read.
 type listSet struct {
+	memo   map[string]int // memo slots of list tests, see fastInList
 	values map[string]map[string]struct{}
 	asMap  map[string][]string // for the expression VM
 	cidrs  []cidrList          // by name
@@ -190,6 +191,18 @@ func (ls *Lists) compiled() *listSet {
 		return &listSet{}
 	}
 	return ls.c
+}
+
+// memoSlot returns the per-event memo slot of a list test.
+func (l *listSet) memoSlot(k string) int {
+	if l.memo == nil {
+		l.memo = map[string]int{}
+	}
+	if i, ok := l.memo[k]; ok {
+		return i
+	}
+	l.memo[k] = len(l.memo)
+	return len(l.memo) - 1
 }
 
 // sourceList returns the first CIDR list holding a, and its severity raise.

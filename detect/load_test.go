@@ -37,7 +37,7 @@ func TestParseRulesErrors(t *testing.T) {
 		{"bad name", strings.Replace(validRule, "ok_rule", "Bad Name", 1), []string{"name"}},
 		{"bad template", validRule + "    summary: '{{ .Nope'\n", []string{"summary template"}},
 		{"template field missing", validRule + "    summary: '{{ .Nope }}'\n", []string{"summary template"}},
-		{"template label the rule lacks", strings.Replace(validRule, "    match", "    group_by: [user]\n    match", 1) + "    summary: '{{ .Labels.usr }}'\n", []string{"summary template", ".Labels", `"usr"`, "group_by fields (user)"}},
+		{"template label the rule lacks", strings.Replace(validRule, "    match", "    group_by: [user]\n    match", 1) + "    summary: '{{ .Labels.usr }}'\n", []string{"summary template", ".Labels", `"usr"`, "group_by and event_labels fields (user)"}},
 		{"ratio out of range", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "ratio: {ratio: 1.5, min_events: 3, window: 1m}", 1), []string{"ratio.ratio"}},
 		{"spike baseline shorter than window", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "spike: {window: 5m, baseline: 1m, factor: 3, min_events: 3}", 1), []string{"spike.baseline"}},
 		{"sequence without then", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "sequence: {first: 'true', count: 3, window: 1m}", 1), []string{"then"}},

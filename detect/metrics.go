@@ -62,7 +62,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for key, h := range c.e.hot.m {
-		for _, b := range c.e.baselinesOf([]byte(key), &h.st) {
+		for _, b := range c.e.baselinesOf([]byte(key), &h.rs) {
 			if b.Ready {
 				base[b.Rule].ready++
 			} else {
@@ -189,7 +189,7 @@ func (e *Engine) Baselines() []BaselineStat {
 	defer e.mu.Unlock()
 	var out []BaselineStat
 	for key, h := range e.hot.m {
-		out = append(out, e.baselinesOf([]byte(key), &h.st)...)
+		out = append(out, e.baselinesOf([]byte(key), &h.rs)...)
 	}
 	slices.SortFunc(out, func(a, b BaselineStat) int {
 		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(fmt.Sprint(a.Labels), fmt.Sprint(b.Labels)),
@@ -198,17 +198,26 @@ func (e *Engine) Baselines() []BaselineStat {
 	return out
 }
 
-func (e *Engine) baselinesOf(key []byte, st *groupState) []BaselineStat {
-	if len(key) < 3 || key[2] == alertSlot {
+func (e *Engine) baselinesOf(key []byte, rs *ruleState) []BaselineStat {
+	if len(key) < 3 || key[2] != stateSlot {
 		return nil
 	}
-	i, j := int(binary.BigEndian.Uint16(key)), int(key[2])
-	if i >= len(e.rules) || j >= len(e.rules[i].c.tracks) {
+	i := int(binary.BigEndian.Uint16(key))
+	if i >= len(e.rules) {
 		return nil
 	}
 	r := e.rules[i]
-	tr := r.c.tracks[j]
 	labels := decodeGroupKey(r.c.groupBy, key[3:])
+	var out []BaselineStat
+	for j, tr := range r.c.tracks {
+		if j < len(rs.tracks) {
+			out = append(out, e.trackBaselines(r, j, tr, labels, &rs.tracks[j])...)
+		}
+	}
+	return out
+}
+
+func (e *Engine) trackBaselines(r *Rule, j int, tr *track, labels map[string]string, st *groupState) []BaselineStat {
 	kh, ok := st.newestIdx()
 	if !ok || len(st.series) < tr.nSeries {
 		return nil

@@ -1,12 +1,18 @@
 package detect
 
+import "github.com/cespare/xxhash/v2"
+
 // Sequences. A sequence's trigger is one or more tracks over its first
 // events (and, with sequence.of, their denominator); a then event fires the
 // alert when the trigger holds over the window before it. With then_new,
 // the then event's value of that field must also be new: not among the
-// values of the first events in the trigger's window (the fresh set) and
-// not among the values the group showed on known events within known.for
-// (the known set). Both sets live in track 0's state.
+// values of the first events in the trigger's window (the fresh set, in
+// track 0's state) and not among the values the group showed on known
+// events within known.for (the known set, a state of its own under
+// knownSlot, since far more groups have usual values than have an attack).
+
+// knownSlot keys a sequence group's known values.
+const knownSlot = 1
 
 // knownRefresh is how stale (as a fraction of known.for) a known value may
 // get before a known event rewrites it: most known events then only read.
@@ -31,113 +37,163 @@ func (e *Engine) applySequence(i int, c *compiled) {
 		e.nvBuf, hasV = c.thenNew.key(e.nvBuf[:0], &e.ctx)
 		h = hashValue(e.nvBuf)
 	}
-	if then {
-		res, ok := e.sequenceTrigger(c, t)
-		if ok && (!c.hasThenNew || (hasV && e.isNew(c, h, t))) {
+	if then && e.present[i].mayHave(e.slot(stateSlot), t) {
+		res, ok := e.sequenceTrigger(i, c, t, h, hasV)
+		if ok {
 			e.holds(i, e.slot(alertSlot), res, t, e.seqSample)
 		}
 	}
-	if first || inOf || (known && hasV) {
-		e.updateSequence(i, c, first, inOf, known && hasV, h, t)
+	if first || inOf {
+		e.updateTrigger(i, c, first, inOf, h, hasV, t)
+	}
+	if known && hasV {
+		e.learnKnown(c, h, t)
 	}
 }
 
 // sequenceTrigger evaluates the trigger's tracks at t; it returns the first
-// that holds, and keeps its request-id sample in e.seqSample.
-func (e *Engine) sequenceTrigger(c *compiled, t int64) (result, bool) {
+// that holds, if the then_new value (hash h) is new, and keeps the trigger's
+// request-id sample in e.seqSample.
+func (e *Engine) sequenceTrigger(i int, c *compiled, t int64, h uint32, hasV bool) (result, bool) {
+	rs, _ := e.load(i, e.slot(stateSlot))
 	for j, tr := range c.tracks {
-		st, _ := e.load(e.slot(byte(j)))
+		st := &rs.tracks[j]
 		k := floorDiv(t, tr.g)
 		tr.prune(st, k)
 		res := tr.evaluate(st, k, e.sk, &e.scratch)
-		if res.ok {
-			res.track = j
-			e.seqSample = e.seqSample[:0]
-			for _, id := range st.sample {
-				e.seqSample = append(e.seqSample, append([]byte(nil), id...))
-			}
-			return res, true
+		if !res.ok {
+			continue
 		}
+		if c.hasThenNew {
+			tr0 := c.tracks[0]
+			k0 := floorDiv(t, tr0.g)
+			if !hasV || inSet(rs.tracks[0].fresh, h, k0-tr0.nb+1) || e.isKnown(c, h, t) {
+				return result{}, false
+			}
+		}
+		res.track = j
+		e.seqSample = e.seqSample[:0]
+		for _, id := range st.sample {
+			e.seqSample = append(e.seqSample, append([]byte(nil), id...))
+		}
+		return res, true
 	}
 	return result{}, false
 }
 
-// isNew reports whether the then_new value hash h is neither among the
-// trigger's first events in its window nor known for the group.
-func (e *Engine) isNew(c *compiled, h uint32, t int64) bool {
-	tr := c.tracks[0]
-	st, _ := e.load(e.slot(0))
-	k := floorDiv(t, tr.g)
-	if inSet(st.fresh, h, k-tr.nb+1) {
+// isKnown reports whether the group knows the then_new value hash h.
+func (e *Engine) isKnown(c *compiled, h uint32, t int64) bool {
+	if c.known == nil {
 		return false
 	}
-	return c.known == nil || !inSet(st.known, h, k-int64(c.knownFor)/tr.g)
+	tr0 := c.tracks[0]
+	since := floorDiv(t, tr0.g) - int64(c.knownFor)/tr0.g
+	return e.knowsSince(e.slot(knownSlot), h, since)
 }
 
-// updateSequence counts a first event (or a denominator) in the trigger's
-// tracks, and records the then_new value among the fresh values (a first
-// event) or the known ones (a known event).
-func (e *Engine) updateSequence(i int, c *compiled, first, inOf, known bool, h uint32, t int64) {
+// updateTrigger counts a first event (or a denominator) in the trigger's
+// tracks and records the then_new value among the fresh values.
+func (e *Engine) updateTrigger(i int, c *compiled, first, inOf bool, h uint32, hasV bool, t int64) {
+	var mts [maxConditions]bool
+	matched := false
 	for j, tr := range c.tracks {
-		mt := first && tr.match.eval(&e.ctx)
-		counts := mt || (inOf && tr.needB)
-		fresh := j == 0 && first && c.hasThenNew && len(e.nvBuf) > 0
-		learn := j == 0 && known
-		if !counts && !fresh && !learn {
-			continue
-		}
-		key := e.slot(byte(j))
-		k := floorDiv(t, tr.g)
-		if !counts && !fresh && e.knowsFresh(key, h, k-int64(c.knownFor)/tr.g/knownRefresh) {
-			continue // known and recently refreshed: nothing to write
-		}
-		st, hot := e.loadState(i, key)
-		if st.empty() {
-			st.first = k
-			tr.initSeries(st, k)
-		}
-		if tr.nSeries > 0 {
-			tr.sampleAt(st, k, e.sk)
-		}
-		if counts {
-			e.update(tr, st, k, mt)
-		}
-		if fresh {
-			st.fresh = addToSet(pruneSet(st.fresh, k-tr.nb+1), h, k, freshCap)
-		}
-		if learn {
-			st.known = addToSet(pruneSet(st.known, k-int64(c.knownFor)/tr.g), h, k, knownCap)
-		}
-		if mt {
-			e.vBuf = append(e.vBuf[:0], e.ctx.ev.RequestID...)
-			if hot != nil {
-				st.pushOwnedSample(e.vBuf)
-			} else {
-				st.pushSample(e.vBuf)
-			}
-		}
-		e.store(key, st, hot, c.alwaysHot)
+		mts[j] = first && tr.match.eval(&e.ctx)
+		matched = matched || mts[j]
 	}
+	key := e.slot(stateSlot)
+	p := e.present[i]
+	if !matched && !p.mayHave(key, t) {
+		return // a denominator alone does not start a group (see applyRule)
+	}
+	p.add(key, t)
+	rs, hot := e.load(i, key)
+	for j, tr := range c.tracks {
+		if mts[j] || (inOf && tr.needB) {
+			e.applyTrack(tr, &rs.tracks[j], mts[j], t, hot != nil, false)
+		}
+	}
+	if first && c.hasThenNew && hasV {
+		tr0 := c.tracks[0]
+		k0 := floorDiv(t, tr0.g)
+		rs.tracks[0].fresh = addToSet(pruneSet(rs.tracks[0].fresh, k0-tr0.nb+1), h, k0, freshCap)
+	}
+	e.store(key, rs, hot, c.alwaysHot)
 }
 
-// knowsFresh reports whether the group's state under key knows h as seen at
+// learnKnown records that the group shows then_new value hash h on a known
+// event. Most such events repeat what the group already knows: a table of
+// recent confirmations spares them even reading its state.
+func (e *Engine) learnKnown(c *compiled, h uint32, t int64) {
+	tr0 := c.tracks[0]
+	k := floorDiv(t, tr0.g)
+	span := int64(c.knownFor) / tr0.g
+	key := e.slot(knownSlot)
+	fp := seenKey(key, h)
+	fresh := k - span/knownRefresh
+	if e.seen.fresh(fp, fresh) {
+		return
+	}
+	if e.knowsSince(key, h, fresh) {
+		e.seen.put(fp, k)
+		return
+	}
+	var st *groupState
+	hot := e.hot.get(key)
+	if hot != nil {
+		st = &hot.rs.tracks[0]
+	} else {
+		e.valBuf = e.cache.Get(e.valBuf[:0], key)
+		e.kst.resize(1)
+		st = &e.kst.tracks[0]
+		if sec, ok := section(e.valBuf, 0); !ok || st.decode(sec, e.sk) != nil {
+			st.reset()
+		}
+	}
+	if st.empty() {
+		st.first = k
+	}
+	st.known = addToSet(pruneSet(st.known, k-span), h, k, knownCap)
+	if hot != nil {
+		e.store(key, &hot.rs, hot, false)
+	} else {
+		e.store(key, &e.kst, nil, false)
+	}
+	e.seen.put(fp, k)
+}
+
+// knowsSince reports whether the known state under key knows h as seen at
 // or after bucket since, reading the cache without decoding.
-func (e *Engine) knowsFresh(key []byte, h uint32, since int64) bool {
+func (e *Engine) knowsSince(key []byte, h uint32, since int64) bool {
 	if hot := e.hot.get(key); hot != nil {
-		return inSet(hot.st.known, h, since)
+		return inSet(hot.rs.tracks[0].known, h, since)
 	}
 	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	return knownSince(e.valBuf, h, since)
+	sec, ok := section(e.valBuf, 0)
+	return ok && knownSince(sec, h, since)
 }
 
-// loadState is load with a warning for a corrupt value.
-func (e *Engine) loadState(i int, key []byte) (*groupState, *hotEntry) {
-	if h := e.hot.get(key); h != nil {
-		return &h.st, h
-	}
-	e.valBuf = e.cache.Get(e.valBuf[:0], key)
-	if e.st.decode(e.valBuf, e.sk) != nil {
-		e.log.Warn("detect state corrupt; starting the group afresh", "rule", e.rules[i].Name)
-	}
-	return &e.st, nil
+// seenTable remembers which (group, known value) pairs were recently found
+// known, so that the events of a user working from their usual address do
+// not each read the user's state: a fixed-size, direct-mapped table of
+// fingerprints and the bucket they were confirmed in. A collision only
+// costs a state read.
+type seenTable struct {
+	fp [seenSize]uint64
+	at [seenSize]int64
+}
+
+const seenSize = 1 << 15
+
+func seenKey(key []byte, h uint32) uint64 {
+	return xxhash.Sum64(key) ^ (uint64(h) * 0x9e3779b97f4a7c15)
+}
+
+func (s *seenTable) fresh(fp uint64, since int64) bool {
+	i := fp & (seenSize - 1)
+	return s.fp[i] == fp && s.at[i] >= since
+}
+
+func (s *seenTable) put(fp uint64, k int64) {
+	i := fp & (seenSize - 1)
+	s.fp[i], s.at[i] = fp, k
 }

@@ -8,10 +8,12 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 )
 
-// A group's window state for one condition (a track) is one fastcache
-// value: a small varint header, then mostly fixed-width entries, so that
-// decoding is a few loads per bucket and the common update (one more event
-// in a share's denominator) can be made in place without decoding at all:
+// A group's state for one rule is one fastcache value (a ruleState): a
+// version byte (ruleVersion), the number of conditions (tracks), then per
+// track its length and its state. A track's state is a small varint
+// header, then mostly fixed-width entries, so that decoding is a few loads
+// per bucket and the common update (one more event in a share's
+// denominator) can be made in place without decoding at all:
 //
 //	version   byte (stateVersion)
 //	counts    uvarint each: fine buckets, distinct entries, fresh entries,
@@ -33,6 +35,7 @@ import (
 // costs about 30 bytes plus its sample.
 
 const (
+	ruleVersion  = 4
 	stateVersion = 3
 	sampleSize   = 5
 	maxSampleID  = 64
@@ -75,20 +78,103 @@ type groupState struct {
 	first    int64
 	fine     []bucket
 	set      []setEntry // the distinct check's values, newest first
+	big      *bigSet    // instead of set, for large sets (distinct.go)
 	fresh    []setEntry // sequence: then_new values of the trigger's events
 	known    []setEntry // sequence: then_new values known for the group
 	series   []series
 	sketches []sketchBucket
 	sample   [][]byte
+	// totA and totB are the sums of a and b over fine: derived, not
+	// encoded. Pruning keeps fine within the window ending with its newest
+	// bucket, so they are that window's sums.
+	totA, totB uint64
 }
 
 func (s *groupState) reset() {
-	s.first = 0
-	s.fine, s.set, s.fresh, s.known = s.fine[:0], s.set[:0], s.fresh[:0], s.known[:0]
+	s.first, s.totA, s.totB = 0, 0, 0
+	s.fine, s.set, s.fresh, s.known, s.big = s.fine[:0], s.set[:0], s.fresh[:0], s.known[:0], nil
 	s.series, s.sketches, s.sample = s.series[:0], s.sketches[:0], s.sample[:0]
 }
 
 var errCorrupt = errors.New("corrupt window state")
+
+// ruleState is a group's state for one rule: one groupState per track.
+type ruleState struct {
+	tracks []groupState
+}
+
+// resize makes rs hold n tracks, reusing their storage.
+func (rs *ruleState) resize(n int) {
+	if cap(rs.tracks) >= n {
+		rs.tracks = rs.tracks[:n]
+	} else {
+		rs.tracks = append(rs.tracks[:cap(rs.tracks)], make([]groupState, n-cap(rs.tracks))...)
+	}
+}
+
+// decode replaces rs with the n tracks encoded in b; an empty b is a group
+// never seen. On error rs holds n empty tracks.
+func (rs *ruleState) decode(b []byte, tracks []*track, sk *sketchCodec) error {
+	n := len(tracks)
+	rs.resize(n)
+	for i := range rs.tracks {
+		rs.tracks[i].reset()
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	for j := range n {
+		sec, ok := section(b, j)
+		if !ok || rs.tracks[j].decode(sec, sk) != nil {
+			for i := range rs.tracks {
+				rs.tracks[i].reset()
+			}
+			return errCorrupt
+		}
+		tracks[j].adopt(&rs.tracks[j])
+	}
+	return nil
+}
+
+// encode appends the encoding of rs to dst.
+func (rs *ruleState) encode(dst []byte) []byte {
+	dst = append(dst, ruleVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(rs.tracks)))
+	for i := range rs.tracks {
+		if rs.tracks[i].empty() && len(rs.tracks[i].sample) == 0 {
+			dst = binary.AppendUvarint(dst, 0) // never written: no section
+			continue
+		}
+		n := len(dst)
+		dst = binary.AppendUvarint(dst, 0)
+		start := len(dst)
+		dst = rs.tracks[i].encode(dst)
+		dst = patchLength(dst, n, start)
+	}
+	return dst
+}
+
+// section returns track j's encoded state within a rule state's encoding b.
+func section(b []byte, j int) ([]byte, bool) {
+	if len(b) == 0 || b[0] != ruleVersion {
+		return nil, false
+	}
+	d := decoder{b: b[1:]}
+	n := d.uvarint()
+	if d.err || uint64(j) >= n {
+		return nil, false
+	}
+	for i := 0; ; i++ {
+		l := d.uvarint()
+		if d.err || uint64(len(d.b)) < l {
+			return nil, false
+		}
+		if i == j {
+			return d.b[:l], true
+		}
+		d.b = d.b[l:]
+	}
+}
 
 // header is the decoded fixed part of a value; off is where fine entries start.
 type header struct {
@@ -138,7 +224,10 @@ func (s *groupState) decode(b []byte, sk *sketchCodec) error {
 	p := b[h.off:]
 	le := binary.LittleEndian
 	for range h.nFine {
-		s.fine = append(s.fine, bucket{idx: h.fineBase + int64(le.Uint32(p)), a: le.Uint32(p[4:]), b: le.Uint32(p[8:])})
+		bk := bucket{idx: h.fineBase + int64(le.Uint32(p)), a: le.Uint32(p[4:]), b: le.Uint32(p[8:])}
+		s.fine = append(s.fine, bk)
+		s.totA += uint64(bk.a)
+		s.totB += uint64(bk.b)
 		p = p[fineSize:]
 	}
 	s.set, p = decodeSet(s.set, p, h.nSet, h.fineBase)
@@ -223,6 +312,10 @@ func (d *decoder) series(sr *series) {
 // encode appends the encoding of s to dst. Fine buckets and set entries
 // must lie within 2^31 buckets of the base, which pruning guarantees.
 func (s *groupState) encode(dst []byte) []byte {
+	if s.big != nil {
+		defer func(set []setEntry) { s.set = set }(s.set)
+		s.set = s.big.entries(s.set[:0])
+	}
 	base := s.base()
 	dst = append(dst, stateVersion)
 	for _, n := range []int{len(s.fine), len(s.set), len(s.fresh), len(s.known), len(s.series), len(s.sketches), len(s.sample)} {
@@ -337,6 +430,17 @@ func bumpNewestB(v []byte, k, lo int64, atMost uint64) (winB uint64, ok bool) {
 	return winB, true
 }
 
+// newestIs reports whether the newest fine bucket of an encoded track
+// state is k.
+func newestIs(v []byte, k int64) bool {
+	h, ok := parseHeader(v)
+	if !ok || h.nFine == 0 {
+		return false
+	}
+	last := v[h.off+(h.nFine-1)*fineSize:]
+	return h.fineBase+int64(binary.LittleEndian.Uint32(last)) == k
+}
+
 // knownSince reports whether the encoded state v knows the value with hash
 // h as seen at or after bucket since, without decoding the state.
 func knownSince(v []byte, h uint32, since int64) bool {
@@ -403,6 +507,22 @@ func satAdd(x, y uint32) uint32 {
 		return s
 	}
 	return 1<<32 - 1
+}
+
+// addFine adds (a, b) to fine bucket idx and to the totals.
+func (s *groupState) addFine(idx int64, a, b uint32) {
+	s.fine = addBucket(s.fine, idx, a, b)
+	s.totA += uint64(a)
+	s.totB += uint64(b)
+}
+
+// sums sums the fine buckets with lo <= idx <= hi, from the totals when
+// the range holds them all.
+func (s *groupState) sums(lo, hi int64) (a, b uint64) {
+	if n := len(s.fine); n == 0 || (lo <= s.fine[0].idx && hi >= s.fine[n-1].idx) {
+		return s.totA, s.totB
+	}
+	return sumRange(s.fine, lo, hi)
 }
 
 // sumRange sums the buckets with lo <= idx <= hi.

@@ -134,13 +134,9 @@ type summary struct {
 // summarize sums the state over fine buckets lo..hi.
 func (tr *track) summarize(s *groupState, lo, hi int64, sk *sketchCodec) summary {
 	var sm summary
-	sm.a, sm.b = sumRange(s.fine, lo, hi)
+	sm.a, sm.b = s.sums(lo, hi)
 	if tr.hasDistinct {
-		for _, e := range s.set {
-			if e.last >= lo && e.last <= hi {
-				sm.distinct++
-			}
-		}
+		sm.distinct = tr.countDistinct(s, lo, hi)
 	}
 	if tr.hasPct {
 		sm.pct, sm.pctOK = sk.quantile(s.sketches, lo, hi, tr.quantile)

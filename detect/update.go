@@ -27,6 +27,9 @@ func (s *groupState) newestIdx() (int64, bool) {
 	if len(s.set) > 0 && (!ok || s.set[0].last > n) {
 		n, ok = s.set[0].last, true
 	}
+	if b, has := s.big.newest(); has && (!ok || b > n) {
+		n, ok = b, true
+	}
 	if len(s.sketches) > 0 && (!ok || s.sketches[len(s.sketches)-1].idx > n) {
 		n, ok = s.sketches[len(s.sketches)-1].idx, true
 	}
@@ -35,7 +38,7 @@ func (s *groupState) newestIdx() (int64, bool) {
 
 // empty reports whether the state was never written.
 func (s *groupState) empty() bool {
-	return s.first == 0 && len(s.fine) == 0 && len(s.set) == 0 && len(s.fresh) == 0 &&
+	return s.first == 0 && len(s.fine) == 0 && len(s.set) == 0 && s.big == nil && len(s.fresh) == 0 &&
 		len(s.known) == 0 && len(s.series) == 0 && len(s.sketches) == 0
 }
 
@@ -46,6 +49,8 @@ func (tr *track) prune(s *groupState, kh int64) {
 	lo := kh - tr.nb + 1
 	i := 0
 	for i < len(s.fine) && s.fine[i].idx < lo {
+		s.totA -= uint64(s.fine[i].a)
+		s.totB -= uint64(s.fine[i].b)
 		i++
 	}
 	if i > 0 {
@@ -60,7 +65,7 @@ func (tr *track) prune(s *groupState, kh int64) {
 		s.sketches = append(s.sketches[:0], s.sketches[j:]...)
 	}
 	if tr.hasDistinct {
-		s.set = slices.DeleteFunc(s.set, func(e setEntry) bool { return e.last < lo })
+		tr.pruneDistinct(s, lo)
 	}
 }
 

@@ -655,3 +655,51 @@ func TestInhibitedByAndEventLabels(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestLargeDistinctSets: a population's distinct count (a large set, kept
+// as a map) is exact, forgets values as the window moves, survives the
+// cache and agrees with a small set's count.
+func TestLargeDistinctSets(t *testing.T) {
+	src := `
+rules:
+  - name: many_addresses
+    description: d
+    severity: high
+    category: credential_stuffing
+    match: status == 401
+    group_by: [endpoint]
+    when: {window: 1m, distinct: {field: source_ip, min: 400}}
+`
+	e, rec := newEngine(t, mustRules(t, src), Options{})
+	for i := range 399 { // 399 addresses in 40 s, one of them twice
+		e.Process(login(time.Duration(i)*100*time.Millisecond, fmt.Sprintf("10.1.%d.%d", i/250, i%250), "u", false))
+	}
+	e.Process(login(40*time.Second, "10.1.0.0", "u", false))
+	if len(rec.alerts) != 0 {
+		t.Fatalf("fired at 399 distinct: %v", rec.alerts)
+	}
+	// Two minutes later the old addresses have left the window.
+	for i := range 399 {
+		e.Process(login(3*time.Minute+time.Duration(i)*100*time.Millisecond, fmt.Sprintf("10.2.%d.%d", i/250, i%250), "u", false))
+	}
+	if len(rec.alerts) != 0 {
+		t.Fatalf("old addresses still counted: %v", rec.alerts)
+	}
+	e.Process(login(4*time.Minute, "10.3.0.1", "u", false))
+	if len(rec.alerts) != 1 || rec.alerts[0].Value != 400 {
+		t.Fatalf("alerts = %+v, want one at 400 distinct", rec.alerts)
+	}
+	// Round trip through the encoded form.
+	tr := e.rules[0].c.tracks[0]
+	var rs ruleState
+	for _, h := range e.hot.m {
+		b := h.rs.encode(nil)
+		if err := rs.decode(b, e.rules[0].c.tracks, e.sk); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := rs.tracks[0].newestIdx()
+		if n := tr.countDistinct(&rs.tracks[0], k-tr.nb+1, k); n != 400 || rs.tracks[0].big == nil {
+			t.Fatalf("decoded count %d (big %v)", n, rs.tracks[0].big != nil)
+		}
+	}
+}
