@@ -4,8 +4,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
-
-	"github.com/vigil-sec/vigil/event"
 )
 
 // Attacks spread over many addresses, and attacks on one account.
@@ -25,16 +23,11 @@ func planBotnet(p *planner, r *rand.Rand, it *item) {
 	rate := float64(n) / it.dur.Seconds()
 	setParams(it, "addresses", n, "rate_per_s", rate, "valid_share", valid, "success_per_try", luck)
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		g := guesses(p.w, r, it, guessing{actor: actor{client: "web-app"}, rate: 1, sigma: 1,
+		g := guesses(p.w, r, it, guessing{actor: actor{client: "web-app"}, rate: 1, sigma: 1, rotate: true, // each bot its own browser
 			user: p.leaked(it, valid), luck: luck, addr: func(_ *rand.Rand, i int) netip.Addr { return addrs[i%n] }})
 		tries := g[0].(*paced)
 		tries.max = n
 		tries.gap = func() time.Duration { return spread(r, tries.at, it.end, n-tries.n) }
-		fill := tries.fill
-		tries.fill = func(ev *event.Event, i int) {
-			fill(ev, i)
-			ev.UserAgent = pick(r, browserAgents) // each bot its own browser
-		}
 		return g
 	}
 }

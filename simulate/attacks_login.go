@@ -41,11 +41,11 @@ func planLowAndSlow(p *planner, r *rand.Rand, it *item) {
 func planStuffing(p *planner, r *rand.Rand, it *item) {
 	rate := p.rate(uniform(r, 1, 10))
 	valid, luck := uniform(r, 0.05, 0.4), uniform(r, 0, 0.003)
-	a := p.attacker(r)
+	a, rotate := p.attacker(r), chance(r, 0.5)
 	it.dur, it.earliest, it.keys = seconds(uniform(r, 120, 600)), p.early(), ipKey(a.addr)
-	setParams(it, "rate_per_s", rate, "valid_share", valid, "success_per_try", luck, "source_ip", a.addr.String())
+	setParams(it, "rate_per_s", rate, "valid_share", valid, "success_per_try", luck, "source_ip", a.addr.String(), "rotates_user_agent", rotate)
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.4, user: p.leaked(it, valid), luck: luck})
+		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.4, user: p.leaked(it, valid), luck: luck, rotate: rotate})
 	}
 }
 

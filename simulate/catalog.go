@@ -176,9 +176,9 @@ var serviceDefs = []struct {
 		{"POST", "/v1/cart/items", kCreate, nil, 2.5, 35, 0.4},
 	}},
 	{"exports", []epDef{
-		{"POST", "/v1/exports", kAction, nil, 0.03, 90, 0.4},
-		{"GET", "/v1/exports/{id}", kGet, idExports, 0.08, 12, 0.4},
-		{"GET", "/v1/exports/{id}/download", kDownload, idExports, 0.03, 900, 0.7},
+		{"POST", "/v1/exports", kAction, nil, 0.045, 90, 0.4},
+		{"GET", "/v1/exports/{id}", kGet, idExports, 0.12, 12, 0.4},
+		{"GET", "/v1/exports/{id}/download", kDownload, idExports, 0.045, 900, 0.7},
 	}},
 	{"gateway", []epDef{
 		{"GET", "/{unmatched}", kUnmatched, nil, 0, 3, 0.5},

@@ -22,6 +22,7 @@ type guessing struct {
 	success time.Duration                        // offset of the success, 0: none
 	winner  string                               // the user whose password was found
 	stop    bool                                 // the attack stops at the success
+	rotate  bool                                 // a new browser user agent every try (stuffing kits)
 }
 
 // guesses returns the steppers of g over the item's window: the tries,
@@ -41,6 +42,9 @@ func guesses(w *world, r *rand.Rand, it *item, g guessing) []stepper {
 		fillLogin(ev, r, w, g.actor, g.user(r, i), status)
 		if g.addr != nil {
 			ev.SourceIP = g.addr(r, i)
+		}
+		if g.rotate {
+			ev.UserAgent = pick(r, browserAgents)
 		}
 	}
 	out := []stepper{tries}

@@ -102,7 +102,7 @@ func parseNames[T ~string](s, what string, all []T, alias func(string) (T, bool)
 			}
 		}
 		if !ok {
-			return nil, fmt.Errorf("unknown %s %q; choose from all, %s", what, name, joinNames(all))
+			return nil, fmt.Errorf("unknown %s %q; choose from all, %s", what, name, JoinNames(all))
 		}
 		if !seen[v] {
 			seen[v] = true
@@ -112,7 +112,8 @@ func parseNames[T ~string](s, what string, all []T, alias func(string) (T, bool)
 	return out, nil
 }
 
-func joinNames[T ~string](names []T) string {
+// JoinNames lists names separated by commas, for help and error texts.
+func JoinNames[T ~string](names []T) string {
 	var b strings.Builder
 	for i, n := range names {
 		if i > 0 {

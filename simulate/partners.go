@@ -82,7 +82,7 @@ func (p *partner) emit(ev *event.Event) {
 func (p *partner) ordinary(ev *event.Event, at time.Duration) {
 	r, cat := p.r, p.w.cat
 	p.call = at + expGap(r, p.rate)
-	if p.poll == never && chance(r, 1/(p.rate*uniform(r, 30, 90))) {
+	if p.poll == never && chance(r, 1/(p.rate*uniform(r, 20, 60))) {
 		ep := cat.endpoint("exports", "POST", "/v1/exports")
 		fillCall(ev, r, ep, false)
 		if ev.Status == 202 {

@@ -69,7 +69,7 @@ func parseSimulateFlags(s streams, args []string) (simulateFlags, int) {
 	fs.StringVar(&f.honeyAcct, "honey-accounts", strings.Join(simulate.DefaultHoneyAccounts, ","), "comma-separated honey user names, as configured in your rules")
 	fs.StringVar(&f.listed, "listed-cidrs", joinPrefixes(simulate.DefaultListedCIDRs), "comma-separated CIDRs of your known-bad list")
 	fs.Usage = func() {
-		fmt.Fprintf(s.stderr, simulateUsage, names(simulate.Attacks()), names(simulate.Benigns()))
+		fmt.Fprintf(s.stderr, simulateUsage, simulate.JoinNames(simulate.Attacks()), simulate.JoinNames(simulate.Benigns()))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,17 +85,6 @@ func parseSimulateFlags(s streams, args []string) (simulateFlags, int) {
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	return f, -1
-}
-
-func names[T ~string](list []T) string {
-	var b strings.Builder
-	for i, n := range list {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(string(n))
-	}
-	return b.String()
 }
 
 func joinPrefixes(ps []netip.Prefix) string {
