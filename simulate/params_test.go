@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,25 @@ func TestScenarioWithoutRoomIsRefusedWithAdvice(t *testing.T) {
 	} {
 		if _, err := Plan(o); err == nil || !strings.Contains(err.Error(), "longer") {
 			t.Errorf("%s: err = %v; want advice to use a longer duration", name, err)
+		}
+	}
+}
+
+// TestModulationCountsEveryActiveBurst compares the load factor with a
+// plain sum over all bursts, over a long live horizon.
+func TestModulationCountsEveryActiveBurst(t *testing.T) {
+	m := newModulation(newRand(1, "modulation"), 48*time.Hour)
+	r := newRand(2, "times")
+	for range 10_000 {
+		at := time.Duration(r.Int64N(int64(48 * time.Hour)))
+		want := 1 + m.a1*math.Sin(m.f1*at.Seconds()+m.p1) + m.a2*math.Sin(m.f2*at.Seconds()+m.p2)
+		for _, b := range m.bursts {
+			if at >= b.start && at < b.end {
+				want += b.amp
+			}
+		}
+		if got := m.at(at); math.Abs(got-want) > 1e-12 {
+			t.Fatalf("at(%s) = %v, want %v", at, got, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"sort"
 	"time"
 
 	"github.com/vigil-sec/vigil/event"
@@ -128,7 +129,7 @@ func newModulation(r *rand.Rand, horizon time.Duration) *modulation {
 		p1: uniform(r, 0, 2*math.Pi), p2: uniform(r, 0, 2*math.Pi),
 		f1: 2 * math.Pi / uniform(r, 1800, 5400), f2: 2 * math.Pi / uniform(r, 300, 900)}
 	for t := -warmUp + expGap(r, 1.0/600); t < horizon; t += expGap(r, 1.0/600) {
-		d := seconds(uniform(r, 20, 120))
+		d := seconds(uniform(r, 20, maxBurst.Seconds()))
 		m.bursts = append(m.bursts, burst{t, t + d, uniform(r, 0.2, 0.6)})
 	}
 	return m
@@ -138,13 +139,19 @@ func newModulation(r *rand.Rand, horizon time.Duration) *modulation {
 func (m *modulation) at(t time.Duration) float64 {
 	s := t.Seconds()
 	v := 1 + m.a1*math.Sin(m.f1*s+m.p1) + m.a2*math.Sin(m.f2*s+m.p2)
-	for _, b := range m.bursts {
-		if t >= b.start && t < b.end {
-			v += b.amp
+	// Bursts are sorted by start and last at most maxBurst: look back from
+	// the last one that started by t.
+	i := sort.Search(len(m.bursts), func(i int) bool { return m.bursts[i].start > t })
+	for j := i - 1; j >= 0 && m.bursts[j].start > t-maxBurst; j-- {
+		if t < m.bursts[j].end {
+			v += m.bursts[j].amp
 		}
 	}
 	return v
 }
+
+// maxBurst is the longest burst of the background.
+const maxBurst = 120 * time.Second
 
 // calibrate measures the mean events and API calls of a background
 // session, so that the session rate gives the asked event rate.
