@@ -45,11 +45,11 @@ func (p *planner) botnet(r *rand.Rand, n int) []netip.Addr {
 func planDistributed(p *planner, r *rand.Rand, it *item) {
 	target := p.targets(r, 1)[0]
 	addrs := p.botnet(r, between(r, 10, 60))
-	rate := p.rate(uniform(r, 0.2, 2))
+	rate, via := p.rate(uniform(r, 0.2, 2)), p.authRoute(r, it)
 	it.dur, it.earliest, it.keys = seconds(uniform(r, 180, 900)), p.early(), userKey(target)
 	setParams(it, "user", target, "addresses", len(addrs), "rate_per_s", rate)
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		return guesses(p.w, r, it, guessing{actor: actor{ua: pick(r, browserAgents), client: "web-app"}, rate: rate, sigma: 0.8,
+		return guesses(p.w, r, it, guessing{actor: actor{ua: pick(r, browserAgents), client: "web-app"}, rate: rate, sigma: 0.8, via: via,
 			user: cycle([]string{target}), addr: func(r *rand.Rand, _ int) netip.Addr { return pick(r, addrs) }})
 	}
 }
@@ -78,7 +78,7 @@ func planTakeover(p *planner, r *rand.Rand, it *item) {
 		g := guesses(p.w, r, &phase, guessing{actor: actor{ua: pick(r, browserAgents), client: "web-app"}, rate: rate, sigma: 0.8,
 			user: cycle([]string{owner.name}), addr: func(r *rand.Rand, _ int) netip.Addr { return pick(r, addrs) }})
 		thief := actor{addr: fresh, ua: pick(r, browserAgents), client: "web-app"}
-		g = append(g, accountUse(p.w, r, thief, owner.name, it.start+attack+wait, it.end))
+		g = append(g, accountUse(p.w, r, p.w.cat.login, thief, owner.name, it.start+attack+wait, it.end))
 		return append(g, asBackground(p.ownerSessions(r, owner, every)))
 	}
 }

@@ -14,11 +14,11 @@ func planBruteForce(p *planner, r *rand.Rand, it *item) {
 	rate := p.rate(uniform(r, 0.5, 5))
 	users := p.targets(r, between(r, 1, 3))
 	a := p.attacker(r)
-	found := chance(r, 0.25)
+	found, via := chance(r, 0.25), p.authRoute(r, it)
 	it.dur, it.earliest, it.keys = seconds(uniform(r, 120, 600)), p.early(), ipKey(a.addr)
 	setParams(it, "rate_per_s", rate, "users", users, "source_ip", a.addr.String(), "succeeds", found)
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		g := guessing{actor: a, rate: rate, sigma: 0.3, user: cycle(users)}
+		g := guessing{actor: a, rate: rate, sigma: 0.3, user: cycle(users), via: via}
 		if found {
 			g.success, g.winner, g.stop = it.end-seconds(uniform(r, 5, 30)), users[0], true
 		}
@@ -29,34 +29,34 @@ func planBruteForce(p *planner, r *rand.Rand, it *item) {
 func planLowAndSlow(p *planner, r *rand.Rand, it *item) {
 	perMin := p.rate(uniform(r, 0.7, 3)/60) * 60
 	users := p.targets(r, between(r, 1, 2))
-	a := p.attacker(r)
+	a, via := p.attacker(r), p.authRoute(r, it)
 	a.ua = pick(r, browserAgents)
 	it.dur, it.tail, it.earliest, it.keys = seconds(uniform(r, 45*60, 60*60)), 0, min(time.Minute, p.early()), ipKey(a.addr)
 	setParams(it, "rate_per_min", perMin, "users", users, "source_ip", a.addr.String())
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		return guesses(p.w, r, it, guessing{actor: a, rate: perMin / 60, sigma: 0.5, user: cycle(users)})
+		return guesses(p.w, r, it, guessing{actor: a, rate: perMin / 60, sigma: 0.5, user: cycle(users), via: via})
 	}
 }
 
 func planStuffing(p *planner, r *rand.Rand, it *item) {
 	rate := p.rate(uniform(r, 1, 10))
 	valid, luck := uniform(r, 0.05, 0.4), uniform(r, 0, 0.003)
-	a, rotate := p.attacker(r), chance(r, 0.5)
+	a, rotate, via := p.attacker(r), chance(r, 0.5), p.authRoute(r, it)
 	it.dur, it.earliest, it.keys = seconds(uniform(r, 120, 600)), p.early(), ipKey(a.addr)
 	setParams(it, "rate_per_s", rate, "valid_share", valid, "success_per_try", luck, "source_ip", a.addr.String(), "rotates_user_agent", rotate)
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.4, user: p.leaked(it, valid), luck: luck, rotate: rotate})
+		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.4, user: p.leaked(it, valid), luck: luck, rotate: rotate, via: via})
 	}
 }
 
 func planSpraying(p *planner, r *rand.Rand, it *item) {
 	every := uniform(r, 2, 15)
 	rate := p.rate(1 / every)
-	a := p.attacker(r)
+	a, via := p.attacker(r), p.authRoute(r, it)
 	it.dur, it.earliest, it.keys = seconds(uniform(r, 300, 1200)), p.early(), ipKey(a.addr)
 	setParams(it, "seconds_per_try", 1/rate, "source_ip", a.addr.String())
 	it.build = func(it *item, r *rand.Rand) []stepper {
-		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.3, user: p.enumerated(it)})
+		return guesses(p.w, r, it, guessing{actor: a, rate: rate, sigma: 0.3, user: p.enumerated(it), via: via})
 	}
 }
 
@@ -95,12 +95,12 @@ func planRotation(v6 bool) func(*planner, *rand.Rand, *item) {
 		rate, every := p.rate(uniform(r, 0.5, 5)), between(r, 1, 10)
 		stuffing := chance(r, 0.5)
 		users := p.targets(r, between(r, 1, 3))
-		a := actor{ua: attackAgent(r), client: loginClient(r)}
+		a, via := actor{ua: attackAgent(r), client: loginClient(r)}, p.authRoute(r, it)
 		it.dur, it.earliest, it.keys = seconds(uniform(r, 120, 600)), p.early(), prefixKey(net)
 		setParams(it, "rate_per_s", rate, "tries_per_address", every, "mode", map[bool]string{true: "stuffing", false: "brute-force"}[stuffing],
 			"source_prefix", net.String())
 		it.build = func(it *item, r *rand.Rand) []stepper {
-			g := guessing{actor: a, rate: rate, sigma: 0.3, user: cycle(users), addr: rotating(net, every)}
+			g := guessing{actor: a, rate: rate, sigma: 0.3, user: cycle(users), addr: rotating(net, every), via: via}
 			if stuffing {
 				g.user = p.leaked(it, 0.2)
 			}

@@ -23,12 +23,16 @@ type guessing struct {
 	winner  string                               // the user whose password was found
 	stop    bool                                 // the attack stops at the success
 	rotate  bool                                 // a new browser user agent every try (stuffing kits)
+	via     *endpoint                            // where the guesses go: the login unless set
 }
 
 // guesses returns the steppers of g over the item's window: the tries,
 // and when a guess succeeds, the success and the attacker's use of the
 // account right after it.
 func guesses(w *world, r *rand.Rand, it *item, g guessing) []stepper {
+	if g.via == nil {
+		g.via = w.cat.login
+	}
 	end := it.end
 	if g.success > 0 && g.stop {
 		end = g.success
@@ -39,7 +43,7 @@ func guesses(w *world, r *rand.Rand, it *item, g guessing) []stepper {
 		if g.luck > 0 && chance(r, g.luck) {
 			status = 200
 		}
-		fillLogin(ev, r, w, g.actor, g.user(r, i), status)
+		fillAuth(ev, r, g.via, g.actor, g.user(r, i), status)
 		if g.addr != nil {
 			ev.SourceIP = g.addr(r, i)
 		}
@@ -49,17 +53,17 @@ func guesses(w *world, r *rand.Rand, it *item, g guessing) []stepper {
 	}
 	out := []stepper{tries}
 	if g.success > 0 {
-		out = append(out, accountUse(w, r, g.actor, g.winner, g.success, it.end))
+		out = append(out, accountUse(w, r, g.via, g.actor, g.winner, g.success, it.end))
 	}
 	return out
 }
 
-// accountUse is a successful login as user at t, then what an attacker
-// does with the account: reads the profile and payment methods, changes
-// the e-mail address, adds a payment method (all before end).
-func accountUse(w *world, r *rand.Rand, a actor, user string, t, end time.Duration) *script {
+// accountUse is a successful login as user at t (at via), then what an
+// attacker does with the account: reads the profile and payment methods,
+// changes the e-mail address, adds a payment method (all before end).
+func accountUse(w *world, r *rand.Rand, via *endpoint, a actor, user string, t, end time.Duration) *script {
 	a.user = user
-	steps := []step{{t, func(ev *event.Event) { fillLogin(ev, r, w, a, user, 200) }}}
+	steps := []step{{t, func(ev *event.Event) { fillAuth(ev, r, via, a, user, 200) }}}
 	uses := [][3]string{{"accounts", "GET", "/v1/me"}, {"billing", "GET", "/v1/payment-methods"},
 		{"accounts", "PATCH", "/v1/me"}, {"billing", "POST", "/v1/payment-methods"}, {"orders", "GET", "/v1/orders"}}
 	for i := range between(r, 2, len(uses)) {
@@ -143,3 +147,15 @@ func prefixKey(p netip.Prefix) []map[string]string {
 }
 
 func userKey(u string) []map[string]string { return []map[string]string{{"user": u}} }
+
+// authRoute draws where an attack sends its guesses: the login, or one
+// time in five the token endpoint's password grant (OAuth ROPC), which
+// answers the same way; it records the choice in the item's parameters.
+func (p *planner) authRoute(r *rand.Rand, it *item) *endpoint {
+	ep := p.w.cat.login
+	if chance(r, 0.2) {
+		ep = p.w.cat.token
+	}
+	it.params["endpoint"] = ep.route
+	return ep
+}

@@ -54,6 +54,9 @@ func TestParameterRangesHold(t *testing.T) {
 		sc := plan(t, Options{Seed: seed, Rate: DefaultRate, Attacks: Attacks(), Benign: Benigns()})
 		for _, it := range sc.items {
 			checkItem(t, seed, it, sc.horizon)
+			if ep, ok := it.params["endpoint"].(string); ok && it.name != string(HoneyEndpoint) {
+				seen["guesses at "+ep] = true
+			}
 			for _, pr := range ranges {
 				if pr.name != it.name {
 					continue
@@ -73,6 +76,9 @@ func TestParameterRangesHold(t *testing.T) {
 		if !seen[pr.name+"/"+pr.param] {
 			t.Errorf("no %s has parameter %s", pr.name, pr.param)
 		}
+	}
+	if !seen["guesses at /v1/auth/login"] || (seeds > 5 && !seen["guesses at /v1/auth/token"]) {
+		t.Errorf("password guessing went to %v; want the login and, now and then, the token endpoint", seen)
 	}
 }
 

@@ -76,7 +76,13 @@ func (a actor) set(ev *event.Event) {
 
 // fillLogin fills a login attempt as user from a.
 func fillLogin(ev *event.Event, r *rand.Rand, w *world, a actor, user string, status int) {
-	fillRequest(ev, r, w.cat.login, w.cat.login.route, status)
+	fillAuth(ev, r, w.cat.login, a, user, status)
+}
+
+// fillAuth fills an attempt to authenticate as user at ep (the login, or
+// the token endpoint's password grant) from a.
+func fillAuth(ev *event.Event, r *rand.Rand, ep *endpoint, a actor, user string, status int) {
+	fillRequest(ev, r, ep, ep.route, status)
 	a.set(ev)
 	ev.User = user
 }
