@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,14 +51,14 @@ func TestPseudonymisedAlerts(t *testing.T) {
 	cfg.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldSourceIP, privacy.FieldUser}, KeyFile: keyFile}
 	var out testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out})
-	publishAttack(t, r.d.NATSURL(), 60) // brute force from 203.0.113.7 against alice@example.com
+	attack := publishAttack(t, r.d.NATSURL(), 60)
 	testkit.WaitFor(t, 15*time.Second, "brute-force alert delivered", func() error {
 		if !strings.Contains(out.String(), `"rule":"brute_force_source_ip"`) {
 			return fmt.Errorf("no brute_force_source_ip alert yet")
 		}
 		return nil
 	})
-	for _, personal := range []string{"203.0.113.7", "alice@example.com"} {
+	for _, personal := range []string{attack.SourceIP.String(), attack.User} {
 		if strings.Contains(out.String(), personal) {
 			t.Errorf("delivered alerts contain %q despite pseudonymisation:\n%s", personal, out.String())
 		}
@@ -68,7 +67,7 @@ func TestPseudonymisedAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := p.Addr(netip.MustParseAddr("203.0.113.7")).String(); !strings.Contains(out.String(), want) {
+	if want := p.Addr(attack.SourceIP).String(); !strings.Contains(out.String(), want) {
 		t.Errorf("delivered alerts lack the pseudonym %s of the attacking address", want)
 	}
 }

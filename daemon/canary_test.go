@@ -146,8 +146,9 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// publishAttack publishes n brute-force login failures from one address.
-func publishAttack(t *testing.T, natsURL string, n int) {
+// publishAttack publishes n brute-force login failures from one address
+// and returns the last event (its address and user are the attack's).
+func publishAttack(t *testing.T, natsURL string, n int) event.Event {
 	t.Helper()
 	_, js := connectJS(t, natsURL)
 	gen := simulate.NewGenerator(7, nil)
@@ -157,6 +158,7 @@ func publishAttack(t *testing.T, natsURL string, n int) {
 		gen.Attack(simulate.BruteForce, now.Add(time.Duration(i-n)*10*time.Millisecond), &ev) // within the 5 s lateness
 		publish(t, js, "vigil.events."+ev.Service, ev.RequestID, ev.AppendJSON(nil))
 	}
+	return ev
 }
 
 type apiClient struct {

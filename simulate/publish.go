@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,15 +15,15 @@ import (
 	"github.com/vigil-sec/vigil/event"
 )
 
-// Config says what to publish.
+// Config says what to publish: a live scenario (Options, with attacks
+// and patterns starting as early as they may) paced on the clock.
 type Config struct {
-	Rate       float64       // ordinary events per second
-	Duration   time.Duration // how long to publish; 0 until ctx is done
-	Attacks    []Attack
-	AttackRate float64 // events per second of each attack
-	Batch      int     // events per message (NDJSON); 1 = one event per message
-	Seed       uint64
-	Now        func() time.Time // event time source; time.Now when nil
+	Options
+	Batch int              // events per message (NDJSON); 1 = one event per message
+	Now   func() time.Time // the clock: the scenario's start and when each event is due; time.Now when nil
+	// Planned, when set, is called with the planned scenario before the
+	// first event is published (to show when each attack starts).
+	Planned func(*Scenario)
 }
 
 // Stats counts what was published.
@@ -30,22 +32,18 @@ type Stats struct {
 	Messages int
 	Errors   int
 	ByAttack map[Attack]int
+	ByBenign map[Benign]int
 	Elapsed  time.Duration
 }
 
 // Validate checks the config.
 func (c Config) Validate() error {
-	switch {
-	case c.Rate < 0 || c.AttackRate < 0:
-		return errors.New("rates must not be negative")
-	case c.Rate == 0 && (len(c.Attacks) == 0 || c.AttackRate == 0):
-		return errors.New("nothing to publish: set --rate or an --attack")
-	case c.Batch < 1 || c.Batch > 1000:
+	if c.Batch < 1 || c.Batch > 1000 {
 		return errors.New("batch must be 1..1000 events per message")
-	case c.Duration < 0:
-		return errors.New("duration must not be negative")
 	}
-	return nil
+	o := c.Options
+	o.Live = true
+	return o.Validate()
 }
 
 type pending struct {
@@ -54,9 +52,11 @@ type pending struct {
 	data    []byte
 }
 
-// Publish sends traffic through JetStream until cfg.Duration has passed or
-// ctx is done, calling progress about once a second. Each message carries
-// Nats-Msg-Id: the event's request id, or for a batch emit.BatchID of its ids.
+// Publish plans a live scenario starting now and sends each event through
+// JetStream when its time comes, until cfg.Duration has passed (or the
+// scenario has nothing more), or ctx is done; it calls progress about once
+// a second. Each message carries Nats-Msg-Id: the event's request id, or
+// for a batch emit.BatchID of its ids.
 func Publish(ctx context.Context, js jetstream.JetStream, cfg Config, progress func(Stats)) (Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return Stats{}, err
@@ -65,89 +65,122 @@ func Publish(ctx context.Context, js jetstream.JetStream, cfg Config, progress f
 	if now == nil {
 		now = time.Now
 	}
-	gen := NewGenerator(cfg.Seed, cfg.Attacks)
-	st := Stats{ByAttack: map[Attack]int{}}
-	start := time.Now()
+	o := cfg.Options
+	o.Live, o.Start = true, now()
+	sc, err := Plan(o)
+	if err != nil {
+		return Stats{}, err
+	}
+	if cfg.Planned != nil {
+		cfg.Planned(sc)
+	}
+	p := &publisher{js: js, sc: sc, stream: sc.Stream(), batch: cfg.Batch, batches: map[string]*pending{},
+		st: Stats{ByAttack: map[Attack]int{}, ByBenign: map[Benign]int{}}}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	batches := map[string]*pending{}
-	var ev event.Event
-	var normalDue, attackDue float64
+	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	lastProgress := start
-	for {
+	for more := true; more; {
 		select {
 		case <-ctx.Done():
-			flushAll(js, batches, &st)
-			st.Elapsed = time.Since(start)
-			return st, waitAcks(js)
+			more = false
 		case <-tick.C:
-		}
-		normalDue += cfg.Rate / 100
-		attackDue += cfg.AttackRate / 100
-		for ; normalDue >= 1; normalDue-- {
-			gen.Normal(now(), &ev)
-			add(js, batches, &ev, cfg.Batch, &st)
-		}
-		for ; attackDue >= 1; attackDue-- {
-			for _, a := range cfg.Attacks {
-				gen.Attack(a, now(), &ev)
-				add(js, batches, &ev, cfg.Batch, &st)
-				st.ByAttack[a]++
-			}
-		}
-		if cfg.Batch > 1 {
-			flushAll(js, batches, &st)
+			more = p.publishDue(now())
 		}
 		if progress != nil && time.Since(lastProgress) >= time.Second {
 			lastProgress = time.Now()
-			st.Elapsed = time.Since(start)
-			progress(st)
+			p.st.Elapsed = time.Since(start)
+			progress(p.st)
 		}
 	}
+	p.flushAll()
+	p.st.Elapsed = time.Since(start)
+	return p.st, waitAcks(js)
 }
 
-func add(js jetstream.JetStream, batches map[string]*pending, ev *event.Event, size int, st *Stats) {
+// publisher sends a stream's events when they are due.
+type publisher struct {
+	js      jetstream.JetStream
+	sc      *Scenario
+	stream  *Stream
+	batch   int
+	batches map[string]*pending
+	ev      event.Event
+	tag     int
+	have    bool // ev holds the next event, not yet due
+	st      Stats
+}
+
+// publishDue publishes every event due by now; it reports false when the
+// scenario has no more events.
+func (p *publisher) publishDue(now time.Time) bool {
+	for {
+		if !p.have {
+			tag, ok := p.stream.Next(&p.ev)
+			if !ok {
+				return false
+			}
+			p.tag, p.have = tag, true
+		}
+		if p.ev.Time.After(now) {
+			break
+		}
+		p.add(&p.ev)
+		p.have = false
+		if name, attack := p.sc.Item(p.tag); attack {
+			p.st.ByAttack[Attack(name)]++
+		} else if name != "" {
+			p.st.ByBenign[Benign(name)]++
+		}
+	}
+	if p.batch > 1 {
+		p.flushAll()
+	}
+	return true
+}
+
+func (p *publisher) add(ev *event.Event) {
 	subject := "vigil.events." + ev.Service
-	p := batches[subject]
-	if p == nil {
-		p = &pending{subject: subject}
-		batches[subject] = p
+	b := p.batches[subject]
+	if b == nil {
+		b = &pending{subject: subject}
+		p.batches[subject] = b
 	}
-	if len(p.data) > 0 {
-		p.data = append(p.data, '\n')
+	if len(b.data) > 0 {
+		b.data = append(b.data, '\n')
 	}
-	p.data = ev.AppendJSON(p.data)
-	p.ids = append(p.ids, ev.RequestID)
-	st.Events++
-	if len(p.ids) >= size {
-		flush(js, p, st)
-	}
-}
-
-func flushAll(js jetstream.JetStream, batches map[string]*pending, st *Stats) {
-	for _, p := range batches {
-		flush(js, p, st)
+	b.data = ev.AppendJSON(b.data)
+	b.ids = append(b.ids, ev.RequestID)
+	p.st.Events++
+	if len(b.ids) >= p.batch {
+		p.flush(b)
 	}
 }
 
-func flush(js jetstream.JetStream, p *pending, st *Stats) {
-	if len(p.ids) == 0 {
+func (p *publisher) flushAll() {
+	for _, subject := range slices.Sorted(maps.Keys(p.batches)) {
+		p.flush(p.batches[subject])
+	}
+}
+
+func (p *publisher) flush(b *pending) {
+	if len(b.ids) == 0 {
 		return
 	}
-	m := nats.NewMsg(p.subject)
-	m.Data = p.data
-	m.Header.Set(jetstream.MsgIDHeader, emit.BatchID(p.ids...)) // the emitter's ids, so both deduplicate alike
-	if _, err := js.PublishMsgAsync(m); err != nil {
-		st.Errors++
+	m := nats.NewMsg(b.subject)
+	m.Data = b.data
+	m.Header.Set(jetstream.MsgIDHeader, emit.BatchID(b.ids...)) // the emitter's ids, so both deduplicate alike
+	if _, err := p.js.PublishMsgAsync(m); err != nil {
+		p.st.Errors++
 	} else {
-		st.Messages++
+		p.st.Messages++
 	}
-	p.ids, p.data = p.ids[:0], nil
+	b.ids, b.data = b.ids[:0], nil
 }
 
 func waitAcks(js jetstream.JetStream) error {
