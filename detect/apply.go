@@ -258,12 +258,18 @@ func (e *Engine) denominatorOnly(i int, c *compiled, key []byte, t int64) bool {
 // update adds the event to the state; it reports false when the event does
 // not count (a distinct check's field is absent and nothing else counts).
 func (e *Engine) update(tr *track, st *groupState, k int64, mt bool) bool {
-	if tr.hasDistinct && mt {
+	if tr.hasDistinct && (mt || tr.ofCap > 0) {
 		var ok bool
 		e.vBuf, ok = tr.distinct.key(e.vBuf[:0], &e.ctx)
 		switch {
 		case ok:
-			tr.addDistinct(st, hashValue(e.vBuf), k)
+			h := hashValue(e.vBuf)
+			if mt {
+				st.set.add(h, k, tr.setCap)
+			}
+			if tr.ofCap > 0 {
+				st.ofset.add(h, k, tr.ofCap)
+			}
 		case !tr.needA && !tr.needB:
 			return false // only the distinct count reads this event
 		}

@@ -17,7 +17,11 @@ import (
 //	median + z·spread, with z = 3·sqrt(samples in a full period / samples seen)
 //
 // so that a group with only a quarter of its period of history needs twice
-// the margin. Median and MAD suit bursty API traffic: a past burst, an
+// the margin. Where the group sees few events, counting noise replaces the
+// spread when it is larger (a count of median m varies by about sqrt(m),
+// a share p over b events by sqrt(p(1-p)/b)): three errors among three
+// hundred requests are not yet a spike over a baseline of one in a
+// thousand. Median and MAD suit bursty API traffic: a past burst, an
 // earlier attack or a deploy blip moves a mean (or an EWMA) for a long
 // time, but moves a median only once it lasts half the period. Samples of
 // counts include the zeros of quiet intervals; shares and percentiles are
@@ -34,10 +38,12 @@ type baseCache struct {
 }
 
 // threshold is the least unusual value: factor times the median, and the
-// median plus z spreads, z growing as history shrinks.
-func (bc baseCache) threshold(factor float64, full int64) float64 {
+// median plus z spreads, z growing as history shrinks. The spread is the
+// history's, or, when larger, noise: what counting alone makes the value
+// vary by (see countingNoise).
+func (bc baseCache) threshold(factor float64, full int64, noise float64) float64 {
 	z := 3 * math.Sqrt(float64(full)/float64(bc.n))
-	return max(factor*bc.median, bc.median+z*bc.spread)
+	return max(factor*bc.median, bc.median+z*max(bc.spread, noise))
 }
 
 // baselineAt returns the baseline for the window that ends with bucket k:

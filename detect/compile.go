@@ -142,6 +142,12 @@ func (cp *compiler) track(cs *ConditionSpec, key string) *track {
 		tr.distinct, tr.hasDistinct = newField(d.Field), true
 		tr.setCap = distinctCap(d)
 	}
+	if d := cs.DistinctShare; d != nil {
+		// Both sets are populations' sets: keep many values.
+		tr.distinct, tr.hasDistinct = newField(d.Field), true
+		tr.setCap = max(tr.setCap, maxDistinct*2)
+		tr.ofCap = maxDistinct * 8
+	}
 	if p := cs.Percentile; p != nil {
 		tr.pctField, tr.quantile, tr.hasPct = p.Field, p.P/100, true
 	}
@@ -162,6 +168,8 @@ func (cp *compiler) track(cs *ConditionSpec, key string) *track {
 			tr.needB = true
 		case aggCount, aggRate:
 			tr.needA = true
+		case aggDistinctShare:
+			tr.needB, tr.denomFast = true, false
 		}
 		if spec.agg == aggEvents {
 			if ch.hasMin && ch.base == nil {

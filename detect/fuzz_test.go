@@ -195,7 +195,7 @@ func FuzzParseRules(f *testing.F) {
 // decoded state re-encodes to something that decodes the same.
 func FuzzStateDecode(f *testing.F) {
 	sk := newSketchCodec()
-	s := groupState{first: 7, fine: []bucket{{1, 2, 3}, {5, 1, 0}}, set: []setEntry{{1, 10}, {2, 4}},
+	s := groupState{first: 7, fine: []bucket{{1, 2, 3}, {5, 1, 0}}, set: dset{list: []setEntry{{1, 10}, {2, 4}}}, ofset: dset{list: []setEntry{{7, 3}}},
 		fresh: []setEntry{{9, 5}}, known: []setEntry{{3, -200}},
 		series: []series{{sampled: 40, samples: []baseSample{{38, 1.5}, {39, 0}, {40, 2}}}}}
 	sk.addValue(&s, 5, 120)

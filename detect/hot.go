@@ -110,10 +110,8 @@ const sketchSize = 1024
 
 // size estimates the encoded size of s.
 func (s *groupState) size() int {
-	n := 16 + len(s.fine)*fineSize + (len(s.set)+len(s.fresh)+len(s.known))*setSize + len(s.sketches)*sketchSize
-	if s.big != nil {
-		n += len(s.big.last)*setSize*3 + len(s.big.per)*fineSize // a map costs about thrice its entries
-	}
+	n := 16 + len(s.fine)*fineSize + (len(s.fresh)+len(s.known))*setSize + len(s.sketches)*sketchSize +
+		s.set.size() + s.ofset.size()
 	for _, sr := range s.series {
 		n += 8 + len(sr.samples)*6
 	}
@@ -128,8 +126,7 @@ func (s *groupState) size() int {
 func (s *groupState) copyTo(dst *groupState) {
 	dst.first, dst.totA, dst.totB = s.first, s.totA, s.totB
 	dst.fine = append(dst.fine[:0], s.fine...)
-	dst.set = append(dst.set[:0], s.set...)
-	dst.big = s.big.clone()
+	dst.set, dst.ofset = s.set.clone(), s.ofset.clone()
 	dst.fresh = append(dst.fresh[:0], s.fresh...)
 	dst.known = append(dst.known[:0], s.known...)
 	dst.series = dst.series[:0]

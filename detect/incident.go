@@ -222,13 +222,17 @@ func (e *Engine) incidentKeys(a *firingAlert) []string {
 		return []string{"service:" + ev.Service}
 	}
 	if ev.SourceIP.IsValid() {
-		// An address meets the alerts about its network, but two addresses
-		// of one network meet only through such an alert.
-		net := "net:" + e.ctx.sourcePrefix()
-		if _, byNet := a.labels["source_prefix"]; !byNet {
-			net = lookupOnly + net
+		// An address meets the alerts about its network, whichever fires
+		// first, but two addresses of one network meet only through such
+		// an alert: an address registers as a member of its network and
+		// looks for the network; a network registers as itself and looks
+		// for its members.
+		p := e.ctx.sourcePrefix()
+		if _, byNet := a.labels["source_prefix"]; byNet {
+			keys = append(keys, "net:"+p, lookupOnly+"member:"+p)
+		} else {
+			keys = append(keys, "ip:"+e.ctx.sourceIP(), "member:"+p, lookupOnly+"net:"+p)
 		}
-		keys = append(keys, "ip:"+e.ctx.sourceIP(), net)
 	}
 	if ev.User != "" {
 		keys = append(keys, "user:"+ev.User)

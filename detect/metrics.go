@@ -236,7 +236,7 @@ func (e *Engine) trackBaselines(r *Rule, j int, tr *track, labels map[string]str
 			Median:         bc.median, Spread: bc.spread,
 		}
 		if s.Ready {
-			s.Threshold = max(ch.min, bc.threshold(ch.base.factor, ch.base.n))
+			s.Threshold = max(ch.min, bc.threshold(ch.base.factor, ch.base.n, 0))
 		}
 		out = append(out, s)
 	}

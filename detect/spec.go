@@ -52,6 +52,12 @@ type ConditionSpec struct {
 	Share      *Check           `yaml:"share"`
 	Distinct   *DistinctCheck   `yaml:"distinct"`
 	Percentile *PercentileCheck `yaml:"percentile"`
+	// DistinctShare is the share of the distinct values of its field among
+	// the events matching `of` that also occur among the matching events:
+	// the share of a login endpoint's networks that fail. A surge of real
+	// users leaves it as it was; a botnet of addresses that all fail lifts
+	// it; one attacker failing a thousand times moves it by one value.
+	DistinctShare *DistinctCheck `yaml:"distinct_share"`
 }
 
 // Check compares an aggregate with a fixed bound, the group's own baseline,
@@ -175,7 +181,17 @@ func (c *ConditionSpec) validate(key string, hasOf bool) error {
 		}
 	}
 	if n == 0 {
-		add("set at least one check: count, rate, events, share, distinct or percentile")
+		add("set at least one check: count, rate, events, share, distinct, distinct_share or percentile")
+	}
+	if ds := c.DistinctShare; ds != nil {
+		switch {
+		case !isGroupField(ds.Field):
+			add("distinct_share.field %q is not a field that can be counted; use one of %s", ds.Field, groupFieldList())
+		case c.Distinct != nil && c.Distinct.Field != ds.Field:
+			add("distinct and distinct_share count the same field; use %q in both", c.Distinct.Field)
+		case !hasOf:
+			add("distinct_share counts values among events matching `of`; set `of`")
+		}
 	}
 	if c.Slices > 1 && c.Share == nil && c.Percentile == nil {
 		add("slices applies to share and percentile checks; add one or remove slices")
@@ -235,6 +251,9 @@ func (c *ConditionSpec) checks() []checkSpec {
 	if p := c.Percentile; p != nil {
 		all = append(all, checkSpec{"percentile", aggPercentile, p.Min, p.Max, p.Base})
 	}
+	if d := c.DistinctShare; d != nil {
+		all = append(all, checkSpec{"distinct_share", aggDistinctShare, d.Min, d.Max, d.Base})
+	}
 	for _, x := range []struct {
 		name string
 		agg  aggKind
@@ -278,8 +297,8 @@ func (ch checkSpec) validate() error {
 		v    float64
 		set  bool
 	}{{"min", lo, hasLo}, {"max", hi, hasHi}} {
-		if v.set && (v.v < 0 || math.IsNaN(v.v) || math.IsInf(v.v, 0) || (ch.agg == aggShare && v.v > 1)) {
-			errs = append(errs, fmt.Errorf("%s is %g; set it at least 0%s", v.name, v.v, map[bool]string{true: " and at most 1 (a share)"}[ch.agg == aggShare]))
+		if v.set && (v.v < 0 || math.IsNaN(v.v) || math.IsInf(v.v, 0) || ((ch.agg == aggShare || ch.agg == aggDistinctShare) && v.v > 1)) {
+			errs = append(errs, fmt.Errorf("%s is %g; set it at least 0%s", v.name, v.v, map[bool]string{true: " and at most 1 (a share)"}[ch.agg == aggShare || ch.agg == aggDistinctShare]))
 		}
 	}
 	if hasLo && hasHi && hi < lo {

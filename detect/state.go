@@ -77,8 +77,8 @@ type sketchBucket struct {
 type groupState struct {
 	first    int64
 	fine     []bucket
-	set      []setEntry // the distinct check's values, newest first
-	big      *bigSet    // instead of set, for large sets (distinct.go)
+	set      dset       // the distinct checks' values among matching events
+	ofset    dset       // distinct_share: the values among `of` events
 	fresh    []setEntry // sequence: then_new values of the trigger's events
 	known    []setEntry // sequence: then_new values known for the group
 	series   []series
@@ -92,7 +92,9 @@ type groupState struct {
 
 func (s *groupState) reset() {
 	s.first, s.totA, s.totB = 0, 0, 0
-	s.fine, s.set, s.fresh, s.known, s.big = s.fine[:0], s.set[:0], s.fresh[:0], s.known[:0], nil
+	s.fine, s.fresh, s.known = s.fine[:0], s.fresh[:0], s.known[:0]
+	s.set.reset()
+	s.ofset.reset()
 	s.series, s.sketches, s.sample = s.series[:0], s.sketches[:0], s.sample[:0]
 }
 
@@ -131,7 +133,8 @@ func (rs *ruleState) decode(b []byte, tracks []*track, sk *sketchCodec) error {
 			}
 			return errCorrupt
 		}
-		tracks[j].adopt(&rs.tracks[j])
+		rs.tracks[j].set.adopt(tracks[j].setCap)
+		rs.tracks[j].ofset.adopt(tracks[j].ofCap)
 	}
 	return nil
 }
@@ -178,7 +181,7 @@ func section(b []byte, j int) ([]byte, bool) {
 
 // header is the decoded fixed part of a value; off is where fine entries start.
 type header struct {
-	nFine, nSet, nFresh, nKnown, nSeries, nSketch, nSample int
+	nFine, nSet, nOfSet, nFresh, nKnown, nSeries, nSketch, nSample int
 	first, fineBase                                        int64
 	off                                                    int
 }
@@ -189,7 +192,7 @@ func parseHeader(b []byte) (header, bool) {
 		return h, false
 	}
 	d := decoder{b: b[1:]}
-	var n [7]uint64
+	var n [8]uint64
 	for i := range n {
 		n[i] = d.uvarint()
 		if n[i] > maxEntries {
@@ -197,13 +200,13 @@ func parseHeader(b []byte) (header, bool) {
 		}
 	}
 	h.first, h.fineBase = d.varint(), d.varint()
-	if d.err || n[6] > sampleSize {
+	if d.err || n[7] > sampleSize {
 		return h, false
 	}
-	h.nFine, h.nSet, h.nFresh, h.nKnown = int(n[0]), int(n[1]), int(n[2]), int(n[3])
-	h.nSeries, h.nSketch, h.nSample = int(n[4]), int(n[5]), int(n[6])
+	h.nFine, h.nSet, h.nOfSet, h.nFresh, h.nKnown = int(n[0]), int(n[1]), int(n[2]), int(n[3]), int(n[4])
+	h.nSeries, h.nSketch, h.nSample = int(n[5]), int(n[6]), int(n[7])
 	h.off = len(b) - len(d.b)
-	if len(d.b) < h.nFine*fineSize+(h.nSet+h.nFresh+h.nKnown)*setSize+h.nSample {
+	if len(d.b) < h.nFine*fineSize+(h.nSet+h.nOfSet+h.nFresh+h.nKnown)*setSize+h.nSample {
 		return h, false
 	}
 	return h, true
@@ -230,7 +233,8 @@ func (s *groupState) decode(b []byte, sk *sketchCodec) error {
 		s.totB += uint64(bk.b)
 		p = p[fineSize:]
 	}
-	s.set, p = decodeSet(s.set, p, h.nSet, h.fineBase)
+	s.set.list, p = decodeSet(s.set.list, p, h.nSet, h.fineBase)
+	s.ofset.list, p = decodeSet(s.ofset.list, p, h.nOfSet, h.fineBase)
 	s.fresh, p = decodeSet(s.fresh, p, h.nFresh, h.fineBase)
 	s.known, p = decodeSet(s.known, p, h.nKnown, h.fineBase)
 	d := decoder{b: p}
@@ -312,13 +316,11 @@ func (d *decoder) series(sr *series) {
 // encode appends the encoding of s to dst. Fine buckets and set entries
 // must lie within 2^31 buckets of the base, which pruning guarantees.
 func (s *groupState) encode(dst []byte) []byte {
-	if s.big != nil {
-		defer func(set []setEntry) { s.set = set }(s.set)
-		s.set = s.big.entries(s.set[:0])
-	}
+	set := s.set.entries(nil)
+	ofset := s.ofset.entries(nil)
 	base := s.base()
 	dst = append(dst, stateVersion)
-	for _, n := range []int{len(s.fine), len(s.set), len(s.fresh), len(s.known), len(s.series), len(s.sketches), len(s.sample)} {
+	for _, n := range []int{len(s.fine), len(set), len(ofset), len(s.fresh), len(s.known), len(s.series), len(s.sketches), len(s.sample)} {
 		dst = binary.AppendUvarint(dst, uint64(n))
 	}
 	dst = binary.AppendVarint(dst, s.first)
@@ -329,7 +331,7 @@ func (s *groupState) encode(dst []byte) []byte {
 		dst = le.AppendUint32(dst, bk.a)
 		dst = le.AppendUint32(dst, bk.b)
 	}
-	for _, set := range [][]setEntry{s.set, s.fresh, s.known} {
+	for _, set := range [][]setEntry{set, ofset, s.fresh, s.known} {
 		for _, e := range set {
 			dst = le.AppendUint32(dst, e.hash)
 			dst = le.AppendUint32(dst, uint32(int32(e.last-base)))
@@ -386,8 +388,12 @@ func (s *groupState) base() int64 {
 	switch {
 	case len(s.fine) > 0:
 		return s.fine[0].idx
-	case len(s.set) > 0:
-		return s.set[0].last
+	case !s.set.empty():
+		n, _ := s.set.newest()
+		return n
+	case !s.ofset.empty():
+		n, _ := s.ofset.newest()
+		return n
 	case len(s.fresh) > 0:
 		return s.fresh[0].last
 	case len(s.known) > 0:
@@ -449,7 +455,7 @@ func knownSince(v []byte, h uint32, since int64) bool {
 		return false
 	}
 	le := binary.LittleEndian
-	p := v[hd.off+hd.nFine*fineSize+(hd.nSet+hd.nFresh)*setSize:]
+	p := v[hd.off+hd.nFine*fineSize+(hd.nSet+hd.nOfSet+hd.nFresh)*setSize:]
 	for range hd.nKnown {
 		if le.Uint32(p) == h && hd.fineBase+int64(int32(le.Uint32(p[4:]))) >= since {
 			return true

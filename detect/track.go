@@ -18,6 +18,7 @@ const (
 	aggShare
 	aggDistinct
 	aggPercentile
+	aggDistinctShare
 )
 
 const maxChecks = 6
@@ -54,6 +55,7 @@ type track struct {
 	distinct    field
 	hasDistinct bool
 	setCap      int
+	ofCap       int // distinct_share: values kept among `of` events (0: none)
 	pctField    string
 	quantile    float64 // 0..1
 	hasPct      bool
@@ -125,8 +127,9 @@ type result struct {
 
 // summary is what one window of a state holds.
 type summary struct {
-	a, b     uint64
-	distinct int
+	a, b       uint64
+	distinct   int
+	ofDistinct int
 	pct      float64
 	pctOK    bool
 }
@@ -136,7 +139,10 @@ func (tr *track) summarize(s *groupState, lo, hi int64, sk *sketchCodec) summary
 	var sm summary
 	sm.a, sm.b = s.sums(lo, hi)
 	if tr.hasDistinct {
-		sm.distinct = tr.countDistinct(s, lo, hi)
+		sm.distinct = s.set.count(lo, hi)
+	}
+	if tr.ofCap > 0 {
+		sm.ofDistinct = s.ofset.count(lo, hi)
 	}
 	if tr.hasPct {
 		sm.pct, sm.pctOK = sk.quantile(s.sketches, lo, hi, tr.quantile)
@@ -161,6 +167,11 @@ func (tr *track) value(agg aggKind, sm summary) (float64, bool) {
 		return float64(sm.a) / float64(sm.b), true
 	case aggDistinct:
 		return float64(sm.distinct), true
+	case aggDistinctShare:
+		if sm.ofDistinct == 0 {
+			return 0, false
+		}
+		return min(float64(sm.distinct)/float64(sm.ofDistinct), 1), true
 	case aggPercentile:
 		return sm.pct, sm.pctOK
 	}
@@ -172,7 +183,7 @@ func (tr *track) value(agg aggKind, sm summary) (float64, bool) {
 func (tr *track) evaluate(s *groupState, k int64, sk *sketchCodec, scratch *[]float64) result {
 	// Baseline checks come first: without enough history, nothing to sum.
 	if ch := &tr.checks[0]; ch.base != nil {
-		if _, ready := tr.threshold(ch, s, k, scratch); !ready {
+		if _, ready := tr.threshold(ch, s, k, summary{}, scratch); !ready {
 			return result{}
 		}
 	}
@@ -182,7 +193,7 @@ func (tr *track) evaluate(s *groupState, k int64, sk *sketchCodec, scratch *[]fl
 	for i := range tr.checks {
 		ch := &tr.checks[i]
 		v, def := tr.value(ch.agg, sm)
-		thr, ready := tr.threshold(ch, s, k, scratch)
+		thr, ready := tr.threshold(ch, s, k, sm, scratch)
 		if i == 0 {
 			res.value, res.threshold = v, thr
 			if !ch.hasMin && ch.base == nil {
@@ -221,7 +232,7 @@ func (tr *track) slicesHold(s *groupState, k int64, agg aggKind, thr float64, sk
 // threshold is what a check's value is compared with at bucket k: its
 // minimum, or for a baseline check the larger of the minimum and what the
 // baseline makes unusual. ready is false while the group lacks history.
-func (tr *track) threshold(ch *check, s *groupState, k int64, scratch *[]float64) (thr float64, ready bool) {
+func (tr *track) threshold(ch *check, s *groupState, k int64, sm summary, scratch *[]float64) (thr float64, ready bool) {
 	if ch.hasMin {
 		thr = ch.min
 	} else if ch.hasMax && ch.base == nil {
@@ -234,5 +245,32 @@ func (tr *track) threshold(ch *check, s *groupState, k int64, scratch *[]float64
 	if int64(bc.n) < ch.base.minSamples || bc.n == 0 {
 		return thr, false
 	}
-	return max(thr, bc.threshold(ch.base.factor, ch.base.n)), true
+	return max(thr, bc.threshold(ch.base.factor, ch.base.n, countingNoise(ch.agg, bc.median, sm))), true
+}
+
+// countingNoise is the standard deviation a value of the aggregate would
+// have by chance alone at the baseline's median, when the value counts
+// events: a count or distinct count of median m varies by about sqrt(m)
+// (Poisson), a share of median p over n events by sqrt(p(1-p)/n). A median
+// of zero is taken as one event in the window (a share of 1/n): "never
+// seen" in a short history is not "impossible". Where a group sees few
+// events this is larger than the spread its history shows, and it keeps a
+// handful of errors from looking like a spike.
+func countingNoise(agg aggKind, m float64, sm summary) float64 {
+	share := func(n uint64) float64 {
+		if n == 0 {
+			return 0
+		}
+		p := max(m, 1/float64(n))
+		return math.Sqrt(p * (1 - min(p, 1)) / float64(n))
+	}
+	switch agg {
+	case aggCount, aggDistinct, aggEvents:
+		return math.Sqrt(max(m, 1))
+	case aggShare:
+		return share(sm.b)
+	case aggDistinctShare:
+		return share(uint64(sm.ofDistinct))
+	}
+	return 0
 }

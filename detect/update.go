@@ -24,11 +24,10 @@ func (s *groupState) newestIdx() (int64, bool) {
 	if len(s.fine) > 0 {
 		n, ok = s.fine[len(s.fine)-1].idx, true
 	}
-	if len(s.set) > 0 && (!ok || s.set[0].last > n) {
-		n, ok = s.set[0].last, true
-	}
-	if b, has := s.big.newest(); has && (!ok || b > n) {
-		n, ok = b, true
+	for _, d := range []*dset{&s.set, &s.ofset} {
+		if b, has := d.newest(); has && (!ok || b > n) {
+			n, ok = b, true
+		}
 	}
 	if len(s.sketches) > 0 && (!ok || s.sketches[len(s.sketches)-1].idx > n) {
 		n, ok = s.sketches[len(s.sketches)-1].idx, true
@@ -38,7 +37,7 @@ func (s *groupState) newestIdx() (int64, bool) {
 
 // empty reports whether the state was never written.
 func (s *groupState) empty() bool {
-	return s.first == 0 && len(s.fine) == 0 && len(s.set) == 0 && s.big == nil && len(s.fresh) == 0 &&
+	return s.first == 0 && len(s.fine) == 0 && s.set.empty() && s.ofset.empty() && len(s.fresh) == 0 &&
 		len(s.known) == 0 && len(s.series) == 0 && len(s.sketches) == 0
 }
 
@@ -65,7 +64,10 @@ func (tr *track) prune(s *groupState, kh int64) {
 		s.sketches = append(s.sketches[:0], s.sketches[j:]...)
 	}
 	if tr.hasDistinct {
-		tr.pruneDistinct(s, lo)
+		s.set.prune(lo)
+	}
+	if tr.ofCap > 0 {
+		s.ofset.prune(lo)
 	}
 }
 

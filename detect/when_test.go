@@ -190,16 +190,19 @@ func TestBaselineFromMinutesOfHistory(t *testing.T) {
 // a quarter of the period seen, the margin above the median doubles.
 func TestBaselineThresholdShrinksWithHistory(t *testing.T) {
 	bc := baseCache{n: 15, median: 10, spread: 2}
-	if got := bc.threshold(1.5, 60); got != 10+6*2 {
+	if got := bc.threshold(1.5, 60, 0); got != 10+6*2 {
 		t.Fatalf("threshold with 15 of 60 samples = %g, want 22", got)
 	}
 	bc.n = 60
-	if got := bc.threshold(1.5, 60); got != 16 {
+	if got := bc.threshold(1.5, 60, 0); got != 16 {
 		t.Fatalf("threshold with the full period = %g, want 16", got)
 	}
 	bc.spread = 0
-	if got := bc.threshold(3, 60); got != 30 {
+	if got := bc.threshold(3, 60, 0); got != 30 {
 		t.Fatalf("threshold with no spread = %g, want factor times median", got)
+	}
+	if got := bc.threshold(3, 60, 8); got != 10+3*8 {
+		t.Fatalf("threshold with counting noise 8 = %g, want median plus 3 noises", got)
 	}
 }
 
@@ -698,8 +701,8 @@ rules:
 			t.Fatal(err)
 		}
 		k, _ := rs.tracks[0].newestIdx()
-		if n := tr.countDistinct(&rs.tracks[0], k-tr.nb+1, k); n != 400 || rs.tracks[0].big == nil {
-			t.Fatalf("decoded count %d (big %v)", n, rs.tracks[0].big != nil)
+		if n := rs.tracks[0].set.count(k-tr.nb+1, k); n != 400 || rs.tracks[0].set.big == nil {
+			t.Fatalf("decoded count %d (big %v)", n, rs.tracks[0].set.big != nil)
 		}
 	}
 }
