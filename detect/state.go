@@ -182,8 +182,8 @@ func section(b []byte, j int) ([]byte, bool) {
 // header is the decoded fixed part of a value; off is where fine entries start.
 type header struct {
 	nFine, nSet, nOfSet, nFresh, nKnown, nSeries, nSketch, nSample int
-	first, fineBase                                        int64
-	off                                                    int
+	first, fineBase                                                int64
+	off                                                            int
 }
 
 func parseHeader(b []byte) (header, bool) {

@@ -130,8 +130,8 @@ type summary struct {
 	a, b       uint64
 	distinct   int
 	ofDistinct int
-	pct      float64
-	pctOK    bool
+	pct        float64
+	pctOK      bool
 }
 
 // summarize sums the state over fine buckets lo..hi.
