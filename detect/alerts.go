@@ -76,7 +76,7 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, sample [][]byte) 
 		e.nextDue = min(e.nextDue, e.due(a))
 		return
 	}
-	if e.inhibited(c) {
+	if e.firingFor(c.inhibitors) {
 		e.counts.rules[i].inhibited++
 		return
 	}
@@ -127,10 +127,13 @@ func (e *Engine) newScans(c *compiled, fired int, t int64) []trackScan {
 	return scans
 }
 
-// inhibited reports whether a rule inhibiting c fires for the current
-// event's group of that rule.
-func (e *Engine) inhibited(c *compiled) bool {
-	for _, j := range c.inhibitors {
+// firingFor reports whether one of the rules fires for the current event's
+// group of that rule (inhibited_by, unless_firing).
+func (e *Engine) firingFor(rules []int) bool {
+	if len(e.firing) == 0 {
+		return false
+	}
+	for _, j := range rules {
 		b := binary.BigEndian.AppendUint16(e.inhibitKey[:0], uint16(j))
 		b = append(b, alertSlot)
 		ok := true

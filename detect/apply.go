@@ -37,6 +37,9 @@ func (e *Engine) apply(i int) {
 	if m {
 		rc.matches++
 	}
+	if len(c.excluders) > 0 && e.firingFor(c.excluders) {
+		return
+	}
 	if !e.groupKey(i, c) {
 		return
 	}

@@ -42,8 +42,20 @@ type baseCache struct {
 // history's, or, when larger, noise: what counting alone makes the value
 // vary by (see countingNoise).
 func (bc baseCache) threshold(factor float64, full int64, noise float64) float64 {
-	z := 3 * math.Sqrt(float64(full)/float64(bc.n))
+	z := bc.z(full)
 	return max(factor*bc.median, bc.median+z*max(bc.spread, noise))
+}
+
+// z is how many spreads above the median a value must be: 3, more while
+// the history is short.
+func (bc baseCache) z(full int64) float64 { return 3 * math.Sqrt(float64(full)/float64(bc.n)) }
+
+// sliceThreshold is threshold for one slice of a window whose every slice
+// must hold: the slices are independent chances, so each needs half the
+// margin above its counting noise that one window would, while all of them
+// holding by chance stays as unlikely.
+func (bc baseCache) sliceThreshold(factor float64, full int64, noise float64) float64 {
+	return max(bc.threshold(factor, full, 0), bc.median+bc.z(full)/2*noise)
 }
 
 // baselineAt returns the baseline for the window that ends with bucket k:

@@ -37,6 +37,7 @@ type compiled struct {
 	groupBy     []field
 	eventLabels []field
 	inhibitors  []int // rule indexes, set by New
+	excluders   []int // unless_firing rule indexes, set by New
 	alwaysHot   bool  // grouped only by fields services set: see hot.go
 	tracks      []*track
 	window      time.Duration // the longest condition window
@@ -136,7 +137,7 @@ func (cp *compiler) pred(key, src string, dflt bool) *predicate {
 
 // track compiles one condition.
 func (cp *compiler) track(cs *ConditionSpec, key string) *track {
-	tr := &track{name: cs.Name, window: cs.Window.D(), slices: int64(cs.Slices)}
+	tr := &track{name: cs.Name, window: cs.Window.D(), slices: int64(cs.Slices.Count), sliceHold: int64(cs.Slices.Hold)}
 	tr.match = cp.pred(key+".match", cs.Match, true)
 	if d := cs.Distinct; d != nil {
 		tr.distinct, tr.hasDistinct = newField(d.Field), true
@@ -152,6 +153,9 @@ func (cp *compiler) track(cs *ConditionSpec, key string) *track {
 		tr.pctField, tr.quantile, tr.hasPct = p.Field, p.P/100, true
 	}
 	tr.geometry()
+	if t := int64(cs.Trim); t > 0 {
+		tr.trim = min(max(t/tr.g, 1), maxTrim)
+	}
 	tr.denomFast = !tr.hasPct
 	for _, spec := range cs.checks() {
 		ch := check{name: spec.name, agg: spec.agg}

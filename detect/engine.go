@@ -223,18 +223,23 @@ func linkInhibitors(rules []*Rule) error {
 	}
 	var errs []error
 	for _, r := range rules {
-		r.c.inhibitors = r.c.inhibitors[:0]
-		for _, name := range r.InhibitedBy {
-			j, ok := index[name]
-			switch {
-			case !ok:
-				errs = append(errs, fmt.Errorf("rule %q: inhibited_by names %q, which is not loaded", r.Name, name))
-			case rules[j] == r:
-				errs = append(errs, fmt.Errorf("rule %q: a rule cannot inhibit itself", r.Name))
-			default:
-				r.c.inhibitors = append(r.c.inhibitors, j)
+		link := func(key string, names []string) []int {
+			var out []int
+			for _, name := range names {
+				j, ok := index[name]
+				switch {
+				case !ok:
+					errs = append(errs, fmt.Errorf("rule %q: %s names %q, which is not loaded", r.Name, key, name))
+				case rules[j] == r:
+					errs = append(errs, fmt.Errorf("rule %q: %s cannot name the rule itself", r.Name, key))
+				default:
+					out = append(out, j)
+				}
 			}
+			return out
 		}
+		r.c.inhibitors = link("inhibited_by", r.InhibitedBy)
+		r.c.excluders = link("unless_firing", r.UnlessFiring)
 	}
 	return errors.Join(errs...)
 }

@@ -54,6 +54,11 @@ type Rule struct {
 	// event at hand, keeps this rule from raising a new alert: a network
 	// already alerting needs no alert per address.
 	InhibitedBy []string `yaml:"inhibited_by"`
+	// UnlessFiring names rules whose firing alert, for the group of an
+	// event, keeps this rule from counting the event at all: the failed
+	// logins of an account already alerting as attacked do not also make
+	// its login endpoint look attacked by a botnet.
+	UnlessFiring []string `yaml:"unless_firing"`
 
 	When      Conditions     `yaml:"when"`
 	Threshold *ThresholdSpec `yaml:"threshold"`
@@ -260,7 +265,7 @@ func (r *Rule) validate() error {
 			add("event_labels field %q must be a field (%s) not in group_by", f, groupFieldList())
 		}
 	}
-	if len(r.EventLabels) > maxGroupBy || len(r.InhibitedBy) > maxMetadata {
+	if len(r.EventLabels) > maxGroupBy || len(r.InhibitedBy) > maxMetadata || len(r.UnlessFiring) > maxMetadata {
 		add("list at most %d event_labels and %d inhibited_by rules", maxGroupBy, maxMetadata)
 	}
 	if ra := r.ResolveAfter.D(); ra < 0 || ra > maxWindow {

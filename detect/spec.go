@@ -42,9 +42,14 @@ type ConditionSpec struct {
 	Match  string   `yaml:"match"`
 	Window Duration `yaml:"window"`
 	// Slices makes share and percentile checks hold only when they hold in
-	// each of this many equal parts of the window, so that a few seconds of
-	// errors (a deploy blip) cannot make a minute look bad.
-	Slices int `yaml:"slices"`
+	// enough of equal parts of the window, so that a few seconds of errors
+	// (a deploy blip) cannot make a minute look bad.
+	Slices Slices `yaml:"slices"`
+	// Trim leaves out of shares, up to this much of the window, the buckets
+	// where at least half the events match, the busiest first: the seconds
+	// of a deploy blip (every request failing) then weigh nothing, while
+	// errors spread over the window, as a real rise is, are all kept.
+	Trim Duration `yaml:"trim"`
 
 	Count      *Check           `yaml:"count"`
 	Rate       *Check           `yaml:"rate"`
@@ -58,6 +63,33 @@ type ConditionSpec struct {
 	// users leaves it as it was; a botnet of addresses that all fail lifts
 	// it; one attacker failing a thousand times moves it by one value.
 	DistinctShare *DistinctCheck `yaml:"distinct_share"`
+}
+
+// Slices splits a condition's window in Count equal parts, of which Hold
+// must each satisfy the share and percentile checks. A plain number N is
+// {count: N, hold: N}: every part.
+type Slices struct {
+	Count int `yaml:"count"`
+	Hold  int `yaml:"hold"`
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Slices) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		v, err := strconv.Atoi(n.Value)
+		if err != nil {
+			return fmt.Errorf("line %d: slices %q: write a number of parts, e.g. 3, or {count: 8, hold: 5}", n.Line, n.Value)
+		}
+		*s = Slices{Count: v, Hold: v}
+		return nil
+	}
+	type plain Slices
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*s = Slices(p)
+	return nil
 }
 
 // Check compares an aggregate with a fixed bound, the group's own baseline,
@@ -170,8 +202,10 @@ func (c *ConditionSpec) validate(key string, hasOf bool) error {
 	if w := c.Window.D(); w < minWindow || w > maxWindow {
 		add("window is %s; set it between %s and %s", w, minWindow, maxWindow)
 	}
-	if c.Slices < 0 || c.Slices > maxSlices || c.Slices == 1 {
-		add("slices is %d; set 2 to %d, or leave it out", c.Slices, maxSlices)
+	if sl := c.Slices; sl.Count < 0 || sl.Count > maxSlices || sl.Count == 1 {
+		add("slices is %d; set 2 to %d parts, or leave it out", sl.Count, maxSlices)
+	} else if sl.Count > 0 && (sl.Hold < 1 || sl.Hold > sl.Count) {
+		add("slices.hold is %d; set 1 to %d (the parts that must hold)", sl.Hold, sl.Count)
 	}
 	n := 0
 	for _, ch := range c.checks() {
@@ -193,7 +227,12 @@ func (c *ConditionSpec) validate(key string, hasOf bool) error {
 			add("distinct_share counts values among events matching `of`; set `of`")
 		}
 	}
-	if c.Slices > 1 && c.Share == nil && c.Percentile == nil {
+	if t := c.Trim.D(); t < 0 || t >= c.Window.D()/2 {
+		add("trim is %s; set it below half the window (%s)", t, c.Window.D()/2)
+	} else if t > 0 && c.Share == nil {
+		add("trim applies to share checks; add one or remove trim")
+	}
+	if c.Slices.Count > 1 && c.Share == nil && c.Percentile == nil {
 		add("slices applies to share and percentile checks; add one or remove slices")
 	}
 	if c.Distinct != nil && !isGroupField(c.Distinct.Field) {

@@ -21,7 +21,10 @@ const (
 	aggDistinctShare
 )
 
-const maxChecks = 6
+const maxChecks = 7
+
+// maxTrim bounds the buckets a trim leaves out (half a window of 60).
+const maxTrim = 31
 
 type check struct {
 	name           string
@@ -45,7 +48,9 @@ type track struct {
 	match  *predicate // narrows the rule's match (nil: no narrowing)
 	window time.Duration
 	g, nb  int64 // fine bucket width (ns) and buckets in the window
-	slices int64
+	slices    int64
+	sliceHold int64 // slices that must hold
+	trim      int64 // fine buckets shares leave out (the busiest)
 	sb     int64 // fine buckets per slice
 	// sliceMinB is the least number of denominator events a slice needs
 	// for its share to count.
@@ -128,6 +133,7 @@ type result struct {
 // summary is what one window of a state holds.
 type summary struct {
 	a, b       uint64
+	ta, tb     uint64 // a and b without the trimmed buckets (trim only)
 	distinct   int
 	ofDistinct int
 	pct        float64
@@ -138,6 +144,9 @@ type summary struct {
 func (tr *track) summarize(s *groupState, lo, hi int64, sk *sketchCodec) summary {
 	var sm summary
 	sm.a, sm.b = s.sums(lo, hi)
+	if tr.trim > 0 {
+		sm.ta, sm.tb = trimmed(s.fine, lo, hi, tr.trim, sm.a, sm.b)
+	}
 	if tr.hasDistinct {
 		sm.distinct = s.set.count(lo, hi)
 	}
@@ -161,10 +170,14 @@ func (tr *track) value(agg aggKind, sm summary) (float64, bool) {
 	case aggEvents:
 		return float64(sm.b), true
 	case aggShare:
-		if sm.b == 0 {
+		a, b := sm.a, sm.b
+		if tr.trim > 0 {
+			a, b = sm.ta, sm.tb
+		}
+		if b == 0 {
 			return 0, false
 		}
-		return float64(sm.a) / float64(sm.b), true
+		return float64(a) / float64(b), true
 	case aggDistinct:
 		return float64(sm.distinct), true
 	case aggDistinctShare:
@@ -203,7 +216,7 @@ func (tr *track) evaluate(s *groupState, k int64, sk *sketchCodec, scratch *[]fl
 		res.vals[i] = v
 		holds := def && ready && (!ch.hasMax || v <= ch.max) && v >= thr && (ch.base == nil || v > 0)
 		if holds && tr.slices > 1 && (ch.agg == aggShare || ch.agg == aggPercentile) {
-			holds = tr.slicesHold(s, k, ch.agg, thr, sk)
+			holds = tr.slicesHold(s, k, ch, thr, sk, scratch)
 		}
 		if !holds {
 			res.ok = false
@@ -213,20 +226,37 @@ func (tr *track) evaluate(s *groupState, k int64, sk *sketchCodec, scratch *[]fl
 	return res
 }
 
-// slicesHold reports whether a share or percentile is at least thr in each
-// slice of the window ending with bucket k.
-func (tr *track) slicesHold(s *groupState, k int64, agg aggKind, thr float64, sk *sketchCodec) bool {
+// slicesHold reports whether a share or percentile is at least its
+// threshold in sliceHold of the slices of the window ending with bucket k:
+// thr, or for a baseline check the threshold with the slice's own counting
+// noise (a slice holds fewer events than the window, so chance moves it
+// more). A slice with too few events does not hold.
+func (tr *track) slicesHold(s *groupState, k int64, ch *check, thr float64, sk *sketchCodec, scratch *[]float64) bool {
+	var bc baseCache
+	if ch.base != nil {
+		bc = tr.baselineAt(ch.base, &s.series[ch.base.series], k, scratch)
+	}
+	held := int64(0)
 	for j := range tr.slices {
+		if held+tr.slices-j < tr.sliceHold {
+			return false // too few slices left to hold
+		}
 		hi := k - j*tr.sb
 		sm := tr.summarize(s, hi-tr.sb+1, hi, sk)
-		if agg == aggShare && sm.b < tr.sliceMinB {
-			return false
+		if ch.agg == aggShare && sm.b < tr.sliceMinB {
+			continue
 		}
-		if v, ok := tr.value(agg, sm); !ok || v < thr {
-			return false
+		st := thr
+		if ch.base != nil {
+			st = max(thr, bc.sliceThreshold(ch.base.factor, ch.base.n, countingNoise(ch.agg, bc.median, sm)))
+		}
+		if v, ok := tr.value(ch.agg, sm); ok && v >= st {
+			if held++; held >= tr.sliceHold {
+				return true
+			}
 		}
 	}
-	return true
+	return false
 }
 
 // threshold is what a check's value is compared with at bucket k: its
@@ -268,9 +298,45 @@ func countingNoise(agg aggKind, m float64, sm summary) float64 {
 	case aggCount, aggDistinct, aggEvents:
 		return math.Sqrt(max(m, 1))
 	case aggShare:
+		if sm.tb > 0 && sm.tb < sm.b {
+			return share(sm.tb) // trimmed: the events the share counts
+		}
 		return share(sm.b)
 	case aggDistinctShare:
 		return share(uint64(sm.ofDistinct))
 	}
 	return 0
+}
+
+// trimmed returns the sums a and b of buckets lo..hi without the n buckets
+// holding the most matching events among those where at least half the
+// events match: the moments of a blip, when (nearly) every request fails.
+// Buckets of scattered errors, even many, are kept.
+func trimmed(bs []bucket, lo, hi, n int64, a, b uint64) (uint64, uint64) {
+	var top [maxTrim]bucket
+	k := 0
+	for _, bk := range bs {
+		if bk.idx < lo || bk.idx > hi || bk.a == 0 || 2*uint64(bk.a) < uint64(bk.b) {
+			continue
+		}
+		// Keep the n busiest seen so far, smallest last.
+		i := k
+		if k < int(n) {
+			k++
+		} else if bk.a <= top[k-1].a {
+			continue
+		} else {
+			i = k - 1
+		}
+		for i > 0 && top[i-1].a < bk.a {
+			top[i] = top[i-1]
+			i--
+		}
+		top[i] = bk
+	}
+	for _, bk := range top[:k] {
+		a -= uint64(bk.a)
+		b -= uint64(bk.b)
+	}
+	return a, b
 }
