@@ -44,14 +44,14 @@ type baseRef struct {
 }
 
 type track struct {
-	name   string
-	match  *predicate // narrows the rule's match (nil: no narrowing)
-	window time.Duration
-	g, nb  int64 // fine bucket width (ns) and buckets in the window
+	name      string
+	match     *predicate // narrows the rule's match (nil: no narrowing)
+	window    time.Duration
+	g, nb     int64 // fine bucket width (ns) and buckets in the window
 	slices    int64
 	sliceHold int64 // slices that must hold
 	trim      int64 // fine buckets shares leave out (the busiest)
-	sb     int64 // fine buckets per slice
+	sb        int64 // fine buckets per slice
 	// sliceMinB is the least number of denominator events a slice needs
 	// for its share to count.
 	sliceMinB uint64
