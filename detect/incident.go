@@ -46,8 +46,10 @@ const (
 	maxIncidentKeys       = 64
 	escalateAfterRules    = 3
 	sweepEvery            = 256
-	// lookupOnly marks a key an alert joins by but does not register.
-	lookupOnly = "?"
+	// lookupOnly marks a key an alert joins by but does not register;
+	// registerOnly one it registers but does not join by.
+	lookupOnly   = "?"
+	registerOnly = "!"
 )
 
 type incident struct {
@@ -95,6 +97,9 @@ func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
 	keys := e.incidentKeys(a)
 	var inc *incident
 	for _, k := range keys {
+		if strings.HasPrefix(k, registerOnly) {
+			continue
+		}
 		found := co.byKey[strings.TrimPrefix(k, lookupOnly)]
 		if found == nil {
 			continue
@@ -127,6 +132,7 @@ func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
 		if strings.HasPrefix(k, lookupOnly) {
 			continue
 		}
+		k = strings.TrimPrefix(k, registerOnly)
 		if co.byKey[k] == nil || co.byKey[k].root() != inc {
 			co.byKey[k] = inc
 			inc.keys = append(inc.keys, k)
@@ -231,7 +237,7 @@ func (e *Engine) incidentKeys(a *firingAlert) []string {
 		if _, byNet := a.labels["source_prefix"]; byNet {
 			keys = append(keys, "net:"+p, lookupOnly+"member:"+p)
 		} else {
-			keys = append(keys, "ip:"+e.ctx.sourceIP(), "member:"+p, lookupOnly+"net:"+p)
+			keys = append(keys, "ip:"+e.ctx.sourceIP(), registerOnly+"member:"+p, lookupOnly+"net:"+p)
 		}
 	}
 	if ev.User != "" {
