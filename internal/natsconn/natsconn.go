@@ -158,6 +158,12 @@ func Connect(c Config, url string, log *slog.Logger, extra ...nats.Option) (*nat
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				// Close or the end of a Drain: a deliberate close,
+				// not a fault.
+				log.Debug("nats connection closed")
+				return
+			}
 			log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

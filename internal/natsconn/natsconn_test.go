@@ -1,13 +1,19 @@
 package natsconn
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 func TestValidate(t *testing.T) {
@@ -68,5 +74,41 @@ func TestEmbeddedServerAndConnect(t *testing.T) {
 	busy.Listen = strings.TrimPrefix(ns.ClientURL(), "nats://")
 	if _, err := StartEmbedded(busy, t.TempDir(), log); err == nil || !strings.Contains(err.Error(), "--nats-listen") {
 		t.Fatalf("a second server on the same address: err = %v, want a clear error", err)
+	}
+}
+
+// TestDisconnectLogs checks that only a lost connection warns: closing the
+// connection on purpose (as a clean shutdown does) logs no warning.
+func TestDisconnectLogs(t *testing.T) {
+	cases := []struct {
+		name     string
+		end      func(*nats.Conn, *server.Server)
+		wantWarn bool
+	}{
+		{"close", func(nc *nats.Conn, _ *server.Server) { nc.Close() }, false},
+		{"drain", func(nc *nats.Conn, _ *server.Server) { _ = nc.Drain() }, false},
+		{"server gone", func(_ *nats.Conn, ns *server.Server) { ns.Shutdown() }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := testkit.RunNATS(t)
+			var logs testkit.SyncBuffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			nc, err := Connect(DefaultConfig(), ns.ClientURL(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			tc.end(nc, ns)
+			testkit.WaitFor(t, 10*time.Second, "the disconnect to be logged", func() error {
+				if !strings.Contains(logs.String(), "nats disconnected") && !strings.Contains(logs.String(), "nats connection closed") {
+					return errors.New("nothing logged yet")
+				}
+				return nil
+			})
+			if got := strings.Contains(logs.String(), "level=WARN"); got != tc.wantWarn {
+				t.Fatalf("warning logged = %v, want %v; log:\n%s", got, tc.wantWarn, logs.String())
+			}
+		})
 	}
 }
