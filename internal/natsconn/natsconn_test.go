@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-sec/vigil/internal/secret"
+	"github.com/vigil-sec/vigil/internal/testfiles"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
@@ -108,6 +109,47 @@ func TestDisconnectLogs(t *testing.T) {
 			})
 			if got := strings.Contains(logs.String(), "level=WARN"); got != tc.wantWarn {
 				t.Fatalf("warning logged = %v, want %v; log:\n%s", got, tc.wantWarn, logs.String())
+			}
+		})
+	}
+}
+
+// TestCheck uses real files: what Connect would fail on is reported, with
+// its key, before anything connects.
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	creds, seed := testfiles.NATSCreds(t, dir), testfiles.NKeySeed(t, dir)
+	cert, key := testfiles.TLS(t, dir, "client")
+	junk := testfiles.Write(t, dir, "junk", "not a key\n")
+	cases := []struct {
+		name string
+		tune func(*Config)
+		want string
+	}{
+		{"embedded defaults", func(*Config) {}, ""},
+		{"creds, CA and client certificate", func(c *Config) {
+			c.URL, c.CredsFile, c.TLS = "tls://nats-1:4222, tls://nats-2:4222", creds, TLSConfig{CAFile: cert, CertFile: cert, KeyFile: key}
+		}, ""},
+		{"nkey seed", func(c *Config) { c.URL, c.NKeySeedFile = "nats://a:4222", seed }, ""},
+		{"URL without scheme", func(c *Config) { c.URL = "nats-1:4222" }, ""},
+		{"creds file without creds", func(c *Config) { c.URL, c.CredsFile = "nats://a", junk }, "nats.creds_file: "},
+		{"seed file without a seed", func(c *Config) { c.URL, c.NKeySeedFile = "nats://a", junk }, "nats.nkey_seed_file: "},
+		{"CA file without certificates", func(c *Config) { c.URL, c.TLS.CAFile = "nats://a", junk }, "nats.tls.ca_file: "},
+		{"key that is not a key", func(c *Config) { c.URL, c.TLS.CertFile, c.TLS.KeyFile = "nats://a", cert, junk }, "nats.tls.cert_file: "},
+		{"unknown scheme", func(c *Config) { c.URL = "http://nats:4222" }, `nats.url: http://nats:4222: unknown scheme "http"`},
+		{"port out of range", func(c *Config) { c.URL = "nats://a:99999" }, `port "99999" is not a port number`},
+		{"no host", func(c *Config) { c.URL = "nats://:4222" }, "has no host"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.tune(&c)
+			if err := c.Validate(false); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			err := c.Check()
+			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Check = %v, want %q", err, tc.want)
 			}
 		})
 	}
