@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/internal/yamlerr"
 	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/notify/jsonlog"
 	"github.com/vigil-sec/vigil/privacy"
@@ -34,6 +35,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// AllowInlineSecrets permits secrets written literally in the file.
 	AllowInlineSecrets bool `yaml:"allow_inline_secrets"`
+	// SecretFilePermissions says what a secret or key file that other users
+	// may read costs: "warn" (a warning at start and in config check) or
+	// "refuse" (Vigil does not start).
+	SecretFilePermissions string `yaml:"secret_file_permissions"`
 
 	Log    LogConfig       `yaml:"log"`
 	NATS   natsconn.Config `yaml:"nats"`
@@ -55,14 +60,15 @@ type LogConfig struct {
 // Default returns the configuration Vigil runs with when no file is given.
 func Default() Config {
 	return Config{
-		Listen:  "127.0.0.1:9750",
-		DataDir: "./vigil-data",
-		Log:     LogConfig{Level: "info", Format: "json"},
-		NATS:    natsconn.DefaultConfig(),
-		Ingest:  ingest.DefaultConfig(),
-		Detect:  detect.DefaultConfig(),
-		Notify:  notify.DefaultConfig(),
-		Admin:   admin.DefaultConfig(),
+		Listen:                "127.0.0.1:9750",
+		DataDir:               "./vigil-data",
+		SecretFilePermissions: PermissionsWarn,
+		Log:                   LogConfig{Level: "info", Format: "json"},
+		NATS:                  natsconn.DefaultConfig(),
+		Ingest:                ingest.DefaultConfig(),
+		Detect:                detect.DefaultConfig(),
+		Notify:                notify.DefaultConfig(),
+		Admin:                 admin.DefaultConfig(),
 	}
 }
 
@@ -97,6 +103,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log.format %q: use json or text", c.Log.Format)
 	}
+	switch c.SecretFilePermissions {
+	case PermissionsWarn, PermissionsRefuse:
+	default:
+		return fmt.Errorf("secret_file_permissions %q: use %s (the default) or %s", c.SecretFilePermissions, PermissionsWarn, PermissionsRefuse)
+	}
 	if err := c.NATS.Validate(c.AllowInlineSecrets); err != nil {
 		return err
 	}
@@ -110,13 +121,11 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(c.AllowInlineSecrets); err != nil {
 		return err
 	}
+	// Both name their keys in full ("admin.tokens[0]: ...").
 	if err := c.Admin.Validate(); err != nil {
-		return fmt.Errorf("admin: %w", err)
+		return err
 	}
-	if err := c.Privacy.Validate(); err != nil {
-		return fmt.Errorf("privacy: %w", err)
-	}
-	return nil
+	return c.Privacy.Validate()
 }
 
 // Load reads path over the defaults and validates the result. Errors name
@@ -144,18 +153,20 @@ func Parse(name string, raw []byte) (Config, error) {
 	return cfg, nil
 }
 
-var notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+var (
+	notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	// yaml/v3 refuses numbers for time.Duration and reports strings that
+	// time.ParseDuration refuses the same way.
+	badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into time.Duration")
+)
 
 // yamlError rewrites a YAML decoding error so each problem reads
 // "file: line N: ..." in the words of the config, not of Go types.
 func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	msgs := make([]string, len(te.Errors))
-	for i, e := range te.Errors {
+	msgs := yamlerr.Messages(err)
+	for i, e := range msgs {
 		e = notFound.ReplaceAllString(e, "field $1 not found: unknown key (check its spelling and section in the configuration reference)")
+		e = badDuration.ReplaceAllString(e, `invalid duration "$1": write it with a unit, e.g. 90s, 5m or 1h`)
 		e = strings.ReplaceAll(e, "cannot unmarshal", "cannot read")
 		msgs[i] = name + ": " + e
 	}
