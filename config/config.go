@@ -179,3 +179,28 @@ func Hash(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
 }
+
+// LoadNATS reads only the nats: section (and allow_inline_secrets) of the
+// config file path, over the defaults, and validates it: what a tool needs
+// to connect as the daemon does, without the environment variables and
+// files that the other sections need.
+func LoadNATS(path string) (natsconn.Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return natsconn.Config{}, fmt.Errorf("read config: %w", err)
+	}
+	top := struct {
+		AllowInlineSecrets bool                 `yaml:"allow_inline_secrets"`
+		NATS               natsconn.Config      `yaml:"nats"`
+		Other              map[string]yaml.Node `yaml:",inline"` // the other sections, unread
+	}{NATS: natsconn.DefaultConfig()}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&top); err != nil && !errors.Is(err, io.EOF) {
+		return natsconn.Config{}, yamlError(path, err)
+	}
+	if err := top.NATS.Validate(top.AllowInlineSecrets); err != nil {
+		return natsconn.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return top.NATS, nil
+}

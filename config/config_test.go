@@ -1,8 +1,12 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vigil-sec/vigil/internal/natsconn"
 )
 
 func TestParse(t *testing.T) {
@@ -107,4 +111,32 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLoadNATS(t *testing.T) {
+	t.Setenv("VIGIL_TEST_NATS_PW", "s3cret-pw")
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The receivers need a variable this shell does not set: LoadNATS
+	// does not read them.
+	c, err := LoadNATS(write("ok.yaml", "receivers:\n  - name: s\n    slack: {token: '${VIGIL_TEST_UNSET}', channel: '#x'}\n"+
+		"nats:\n  url: nats://nats:4222\n  user: vigil\n  password: ${VIGIL_TEST_NATS_PW}\n"))
+	if err != nil || c.URL != "nats://nats:4222" || c.Password.Value() != "s3cret-pw" || c.Name != "vigil" {
+		t.Fatalf("LoadNATS = %+v, %v", c, err)
+	}
+	if c, err := LoadNATS(write("none.yaml", "listen: 127.0.0.1:9750\n")); err != nil || !c.Embedded() || c.Listen != natsconn.DefaultListen {
+		t.Fatalf("no nats section: %+v, %v", c, err)
+	}
+	if _, err := LoadNATS(write("bad.yaml", "listen: x\nnats:\n  ur: nats://a\n")); err == nil || !strings.Contains(err.Error(), "bad.yaml: line 3: field ur not found") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := LoadNATS(write("inline.yaml", "nats:\n  url: nats://a\n  password: hunter2\n")); err == nil || !strings.Contains(err.Error(), "allow_inline_secrets") {
+		t.Fatalf("inline password: %v", err)
+	}
 }
