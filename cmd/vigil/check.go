@@ -35,6 +35,9 @@ func (f *daemonFlags) check() (checked, error) {
 		return checked{}, err
 	}
 	warnings, err := cfg.Preflight()
+	if err != nil && f.configPath != "" {
+		return checked{}, fmt.Errorf("%s: %w", f.configPath, err)
+	}
 	if err != nil {
 		return checked{}, err
 	}
