@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -69,10 +70,17 @@ func (c *Config) checkEmbedded() error {
 	if err := checkListen("nats.listen", c.NATS.Listen, "--nats-listen"); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
-		return fmt.Errorf("data_dir %s is a file, not a directory; point data_dir (--data-dir) at a directory Vigil may write", c.DataDir)
+	// The directory is created at start if missing: what exists of its
+	// path must be directories.
+	for p := filepath.Clean(c.DataDir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil && !fi.IsDir() {
+			return fmt.Errorf("data_dir %s: %s is a file, not a directory; point data_dir (--data-dir) at a directory Vigil may write", c.DataDir, p)
+		}
+		if err == nil || p == filepath.Dir(p) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // checkListen resolves a host:port Vigil will listen on; port 0 (and -1,
