@@ -1,12 +1,11 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/internal/testfiles"
 )
 
 func TestParse(t *testing.T) {
@@ -116,13 +115,7 @@ func FuzzParse(f *testing.F) {
 func TestLoadNATS(t *testing.T) {
 	t.Setenv("VIGIL_TEST_NATS_PW", "s3cret-pw")
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testfiles.Write(t, dir, name, body) }
 	// The receivers need a variable this shell does not set: LoadNATS
 	// does not read them.
 	c, err := LoadNATS(write("ok.yaml", "receivers:\n  - name: s\n    slack: {token: '${VIGIL_TEST_UNSET}', channel: '#x'}\n"+

@@ -38,11 +38,25 @@ func runDeadletters(ctx context.Context, s streams, args []string) int {
 		fmt.Fprint(s.stderr, deadlettersUsage)
 		return 2
 	}
-	cmds := map[string]func(context.Context, streams, []string) int{
+	cmds := map[string]func(context.Context, streams, []string) error{
 		"list": deadlettersList, "show": deadlettersShow, "count": deadlettersCount,
 	}
 	if run, ok := cmds[args[0]]; ok {
-		return run(ctx, s, args[1:])
+		var usage usageError
+		switch err := run(ctx, s, args[1:]); {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &usage):
+			fmt.Fprintf(s.stderr, "vigil deadletters %s: %v\n%s", args[0], err, deadlettersUsage)
+			return 2
+		case errors.Is(err, errFlagParse):
+			return 2 // the flag package has said what is wrong
+		default:
+			fmt.Fprintf(s.stderr, "vigil deadletters %s: %v\n", args[0], err)
+			return 1
+		}
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(s.stdout, deadlettersUsage)
@@ -50,6 +64,33 @@ func runDeadletters(ctx context.Context, s streams, args []string) int {
 	}
 	fmt.Fprintf(s.stderr, "vigil deadletters: unknown subcommand %q\n%s", args[0], deadlettersUsage)
 	return 2
+}
+
+// usageError is a mistake in a command line: it exits 2 with the usage.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// errFlagParse stands for an error the flag package has already printed.
+var errFlagParse = errors.New("bad flags")
+
+// parseFlags parses fs's flags wherever they stand among args (the flag
+// package stops at the first other argument) and returns the other
+// arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		} else if err != nil {
+			return nil, errFlagParse
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // deadLetter is what list and count read of one dead letter: its headers.
@@ -160,33 +201,32 @@ func scan(ctx context.Context, st jetstream.Stream, start uint64, since time.Dur
 	}
 }
 
-func deadlettersList(ctx context.Context, s streams, args []string) int {
+func deadlettersList(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("vigil deadletters list", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
 	var f dlFlags
 	f.register(fs, true)
 	last := fs.Int("last", 20, "show the latest `N` dead letters (0: all)")
-	reason := fs.String("reason", "", "only dead letters with this reason `code`, e.g. invalid_json")
+	reason := fs.String("reason", "", "only dead letters with this reason `code`, e.g. malformed_json")
 	asJSON := fs.Bool("json", false, "print one JSON object per dead letter")
-	if err := fs.Parse(args); err != nil {
-		return exitForFlagErr(err)
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q; give everything as flags", pos[0]))
 	}
-	if fs.NArg() > 0 || *last < 0 {
-		fmt.Fprintf(s.stderr, "vigil deadletters list: unexpected argument; give everything as flags\n%s", deadlettersUsage)
-		return 2
+	if *last < 0 {
+		return usageError("--last must be 0 (all) or more")
 	}
 	_, st, done, err := f.stream(ctx)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters list: %v\n", err)
-		return 1
+		return err
 	}
 	defer done()
 	var start uint64
 	if *reason == "" && *last > 0 && f.since == 0 { // read only the tail
 		info, err := st.Info(ctx)
 		if err != nil {
-			fmt.Fprintf(s.stderr, "vigil deadletters list: %v\n", err)
-			return 1
+			return err
 		}
 		start = info.State.LastSeq - min(info.State.LastSeq, uint64(*last)) + 1
 	}
@@ -201,19 +241,18 @@ func deadlettersList(ctx context.Context, s streams, args []string) int {
 		}
 	})
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters list: %v\n", err)
-		return 1
+		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(s.stdout)
 		for _, dl := range out {
 			_ = enc.Encode(dl)
 		}
-		return 0
+		return nil
 	}
 	if len(out) == 0 {
 		fmt.Fprintln(s.stdout, "no dead letters")
-		return 0
+		return nil
 	}
 	w := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SEQ\tSTORED (UTC)\tREASON\tSUBJECT\tEVENTS SEQ\tDETAIL")
@@ -221,51 +260,45 @@ func deadlettersList(ctx context.Context, s streams, args []string) int {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", dl.Seq, dl.Time.Format(time.DateTime), printable(dl.Code),
 			printable(dl.Subject), cmp.Or(dl.EventSeq, "-"), printable(dl.Reason))
 	}
-	_ = w.Flush()
-	return 0
+	return w.Flush()
 }
 
-func deadlettersShow(ctx context.Context, s streams, args []string) int {
+func deadlettersShow(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("vigil deadletters show", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
 	var f dlFlags
 	f.register(fs, false)
 	original := fs.Bool("original", false, "also print the whole message the event came in, from "+ingest.EventsStream)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return exitForFlagErr(err)
+		return err
 	}
 	var seq uint64
 	if len(pos) == 1 {
 		seq, err = strconv.ParseUint(pos[0], 10, 64)
 	}
 	if len(pos) != 1 || err != nil || seq == 0 {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: give one sequence number, as list prints it\n%s", deadlettersUsage)
-		return 2
+		return usageError("give one sequence number, as list prints it")
 	}
 	js, st, done, err := f.stream(ctx)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: %v\n", err)
-		return 1
+		return err
 	}
 	defer done()
 	m, err := st.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: no dead letter %d (removed by retention, ingest.deadletter_max_age, or never stored); see vigil deadletters list\n", seq)
-		return 1
+		return fmt.Errorf("no dead letter %d (removed by retention, ingest.deadletter_max_age, or never stored); see vigil deadletters list", seq)
 	}
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: %v\n", err)
-		return 1
+		return err
 	}
 	printStored(s.stdout, "Dead letter", m)
 	if !*original {
-		return 0
+		return nil
 	}
 	evSeq, err := strconv.ParseUint(m.Header.Get(ingest.HeaderSequence), 10, 64)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: this dead letter does not say where its message is (no %s header)\n", ingest.HeaderSequence)
-		return 1
+		return fmt.Errorf("this dead letter does not say where its message is (no %s header)", ingest.HeaderSequence)
 	}
 	events, err := js.Stream(ctx, ingest.EventsStream)
 	var orig *jetstream.RawStreamMsg
@@ -273,33 +306,14 @@ func deadlettersShow(ctx context.Context, s streams, args []string) int {
 		orig, err = events.GetMsg(ctx, evSeq)
 	}
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: message %d is no longer in %s (kept for ingest.stream_max_age)\n", evSeq, ingest.EventsStream)
-		return 1
+		return fmt.Errorf("message %d is no longer in %s (kept for ingest.stream_max_age)", evSeq, ingest.EventsStream)
 	}
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters show: %s: %v\n", ingest.EventsStream, err)
-		return 1
+		return fmt.Errorf("%s: %w", ingest.EventsStream, err)
 	}
 	fmt.Fprintln(s.stdout)
 	printStored(s.stdout, "Original message", orig)
-	return 0
-}
-
-// parseInterspersed parses fs's flags wherever they stand among args (the
-// flag package stops at the first argument) and returns the other
-// arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	return nil
 }
 
 // printStored prints a stored message: where and when, its headers, and
@@ -320,43 +334,37 @@ func printStored(w io.Writer, what string, m *jetstream.RawStreamMsg) {
 	fmt.Fprintf(w, "Payload (%d bytes):\n%s\n", len(m.Data), printableText(string(m.Data)))
 }
 
-func deadlettersCount(ctx context.Context, s streams, args []string) int {
+func deadlettersCount(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("vigil deadletters count", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
 	var f dlFlags
 	f.register(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return exitForFlagErr(err)
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(s.stderr, "vigil deadletters count: unexpected argument %q\n%s", fs.Arg(0), deadlettersUsage)
-		return 2
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
 	_, st, done, err := f.stream(ctx)
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters count: %v\n", err)
-		return 1
+		return err
 	}
 	defer done()
 	counts := map[string]int{}
 	total := 0
 	if err := scan(ctx, st, 0, f.since, func(dl deadLetter) { counts[dl.Code]++; total++ }); err != nil {
-		fmt.Fprintf(s.stderr, "vigil deadletters count: %v\n", err)
-		return 1
+		return err
 	}
 	codes := make([]string, 0, len(counts))
+	width := len("total")
 	for c := range counts {
 		codes = append(codes, c)
-	}
-	slices.SortFunc(codes, func(a, b string) int { return cmp.Or(counts[b]-counts[a], cmp.Compare(a, b)) })
-	width := len("total")
-	for _, c := range codes {
 		width = max(width, len(printable(cmp.Or(c, "(none)"))))
 	}
+	slices.SortFunc(codes, func(a, b string) int { return cmp.Or(counts[b]-counts[a], cmp.Compare(a, b)) })
 	fmt.Fprintf(s.stdout, "%-*s  %8s\n", width, "REASON", "COUNT")
 	for _, c := range codes {
 		fmt.Fprintf(s.stdout, "%-*s  %8d\n", width, printable(cmp.Or(c, "(none)")), counts[c])
 	}
 	fmt.Fprintf(s.stdout, "%-*s  %8d\n", width, "total", total)
-	return 0
+	return nil
 }
