@@ -23,7 +23,7 @@ const (
 // Preflight is everything `vigil run` checks before it starts anything, and
 // all that `vigil config check` checks, so the two cannot disagree: it
 // validates c (resolving *_file secrets in place, as Validate does), checks
-// that the listen addresses can be listened on, and reads every file the
+// that the listen addresses are valid and resolve, and reads every file the
 // config names (token hashes, TLS certificates and keys, NATS creds and
 // seeds, the privacy key) as the daemon will, failing with the daemon's
 // message. Secret and key files that other users may read are returned as
