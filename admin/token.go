@@ -101,6 +101,9 @@ func loadTokens(cfgs []TokenConfig) (*tokenSet, error) {
 				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file %s must start with the 64 hex digits of the token's SHA-256 (as 'vigil token new' or sha256sum print it)", i, c.Name, c.SHA256File)
 			}
 			h = strings.ToLower(fields[0])
+			if err := weakHashError(c.Name, h); err != nil {
+				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file %s: %w", i, c.Name, c.SHA256File, err)
+			}
 		}
 		t := token{name: c.Name, scopes: c.Scopes}
 		if _, err := hex.Decode(t.hash[:], []byte(h)); err != nil {

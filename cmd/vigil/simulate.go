@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
@@ -18,7 +17,8 @@ import (
 func runSimulate(ctx context.Context, s streams, args []string) int {
 	fs := flag.NewFlagSet("vigil simulate", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
-	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS `url` to publish to")
+	var conn natsClientFlags // --nats-url and the other connection flags
+	conn.register(fs)
 	rate := fs.Float64("rate", 200, "ordinary events per second")
 	duration := fs.Duration("duration", 30*time.Second, "how long to publish (0: until interrupted)")
 	attacks := fs.String("attack", "", "comma-separated attacks to inject: brute-force, credential-stuffing, distributed, error-spike")
@@ -33,9 +33,9 @@ func runSimulate(ctx context.Context, s streams, args []string) int {
 		fmt.Fprintf(s.stderr, "vigil simulate: %v\n", err)
 		return 2
 	}
-	nc, err := nats.Connect(*url, nats.Name("vigil-simulate"))
+	nc, err := conn.connect("vigil-simulate")
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil simulate: cannot connect to %s: %v; is `vigil run` running?\n", *url, err)
+		fmt.Fprintf(s.stderr, "vigil simulate: cannot connect: %v; is `vigil run` running?\n", err)
 		return 1
 	}
 	defer nc.Close()
