@@ -56,7 +56,7 @@ func newRouter(rcs []RouteConfig) (*router, error) {
 			rt.eq[k] = vs
 		}
 		for k, expr := range rc.MatchRE {
-			re, err := regexp.Compile("^(?:" + expr + ")$")
+			re, err := regexp.Compile(anchored(expr))
 			if err != nil {
 				return nil, fmt.Errorf("routes[%d].match_re.%s: %w", i, k, err)
 			}
