@@ -130,6 +130,22 @@ func TestValidate(t *testing.T) {
 			c.Routes = append([]RouteConfig{{Receivers: []string{"console"}, Continue: true}}, c.Routes...)
 		}},
 		{name: "bad match_re", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"path": "(("} }, wantErr: "match_re.path"},
+		{name: "severity typo", edit: func(c *Config) { c.Routes[0].Match["severity"] = StringList{"hgh"} },
+			wantErr: `routes[0].match.severity: "hgh" is not a severity (info, low, medium, high, critical)`},
+		{name: "severity typo in a list", edit: func(c *Config) { c.Routes[0].Match["severity"] = StringList{"high", "critcal"} },
+			wantErr: `"critcal" is not a severity`},
+		{name: "severity regex matching none", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"severity": "urgent|p[0-9]"} },
+			wantErr: `routes[0].match_re.severity: "urgent|p[0-9]" can match no severity`},
+		{name: "severity regex matching some", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"severity": "(?i)HIGH|urgent"} }},
+		{name: "impossible rule name", edit: func(c *Config) { c.Routes[0].Match = map[string]StringList{"rule": {"Brute-Force"}} },
+			wantErr: `"Brute-Force" is not a rule name`},
+		{name: "blank category", edit: func(c *Config) { c.Routes[0].Match = map[string]StringList{"category": {" "}} },
+			wantErr: `" " is not a category`},
+		{name: "rule regex matching no rule name", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"rule": "auth-.*"} },
+			wantErr: `"auth-.*" can match no rule name`},
+		{name: "label regex matching nothing", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"user": "a^b"} },
+			wantErr: `"a^b" can match no value`},
+		{name: "label value is free", edit: func(c *Config) { c.Routes[0].Match["user"] = StringList{"Bob Smith", ""} }},
 		{name: "no receiver kind", edit: func(c *Config) { c.Receivers[0].Log = nil }, wantErr: "set exactly one of"},
 		{name: "two receiver kinds", edit: func(c *Config) {
 			c.Receivers[0].Alertmanager = &alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}}
