@@ -194,3 +194,37 @@ func inline(v string) secret.Secret {
 	}
 	return s
 }
+
+func TestRateLimitDefaultsAreSettings(t *testing.T) {
+	cfg := decode(t, `
+receivers: [{name: console, log: {}}]
+routes: [{receivers: [console]}]
+notify:
+  rate_limits:
+    slack: {per_second: 2}
+`)
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	want := KindRates{
+		Slack:        RateLimit{PerSecond: 2, Burst: 3},
+		Webhook:      RateLimit{PerSecond: 10, Burst: 10},
+		Alertmanager: RateLimit{PerSecond: 10, Burst: 10},
+	}
+	if cfg.Notify.RateLimits != want {
+		t.Errorf("rate_limits = %+v, want %+v (slack's per_second from YAML, the rest defaults)", cfg.Notify.RateLimits, want)
+	}
+	cfg.Notify.RateLimits.Webhook.Burst = 0
+	if err := cfg.Validate(false); err == nil || !strings.Contains(err.Error(), "notify: rate_limits.webhook: per_second must be > 0 and burst >= 1") {
+		t.Errorf("Validate = %v, want rate_limits.webhook refused", err)
+	}
+}
+
+func TestReplicasAreNotANotifySetting(t *testing.T) {
+	cfg := daemonConfig{Config: DefaultConfig()}
+	dec := yaml.NewDecoder(strings.NewReader("notify:\n  replicas: 3\n"))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err == nil || !strings.Contains(err.Error(), "replicas") {
+		t.Errorf("err = %v, want notify.replicas refused as unknown (nats.replicas is the one setting)", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/internal/secret"
@@ -327,5 +328,58 @@ func TestReloadReenablesAGoneReceiver(t *testing.T) {
 	}
 	if gone.count() != 1 {
 		t.Errorf("the gone endpoint was called %d times, want once", gone.count())
+	}
+}
+
+func TestReceiversTakeTheirKindsDefaultRate(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	s := testSettings()
+	s.RateLimits.Webhook = RateLimit{PerSecond: 5, Burst: 2}
+	own := webhookConfig("own", "http://127.0.0.1:1/hook", "")
+	own.RateLimit = &RateLimit{PerSecond: 0.5, Burst: 1}
+	cfg := Config{
+		Receivers: []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:1/hook", ""), own, logConfig("console")},
+		Routes:    oneRoute("console"),
+		Notify:    s,
+	}
+	n, err := New(t.Context(), cfg, js, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]RateLimit{"siem": {5, 2}, "own": {0.5, 1}, "console": {}}
+	for _, w := range n.workers {
+		got := RateLimit{PerSecond: float64(w.limiter.Limit()), Burst: w.limiter.Burst()}
+		if w.name == "console" {
+			if w.limiter.Limit() != rate.Inf {
+				t.Errorf("console: limit %v, want unlimited", w.limiter.Limit())
+			}
+			continue
+		}
+		if got != want[w.name] {
+			t.Errorf("%s: rate %+v, want %+v", w.name, got, want[w.name])
+		}
+	}
+}
+
+func TestStreamsTakeTheReplicasTheyAreGiven(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	// A single server cannot hold three replicas: New must ask for them.
+	if _, err := New(t.Context(), cfg, js, Options{Replicas: 3}); err == nil || !strings.Contains(err.Error(), OutboxStream) {
+		t.Fatalf("New with 3 replicas on one server: err = %v, want the outbox refused", err)
+	}
+	if _, err := New(t.Context(), cfg, js, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{OutboxStream, DeadLetterStream, "KV_" + AlertsBucket, "KV_" + SilencesBucket} {
+		st, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 1 {
+			t.Errorf("%s has %d replicas, want 1 by default", name, r)
+		}
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// LogWriter is where the log receiver writes; default: os.Stdout.
 	LogWriter io.Writer
+	// Replicas of the streams and buckets; the daemon passes nats.replicas,
+	// the one setting for every stream of Vigil. Default 1.
+	Replicas int
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -70,7 +73,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := ensureResources(ctx, js, cfg.Notify)
+	res, err := ensureResources(ctx, js, cfg.Notify, opts.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,7 @@ func (o Options) withDefaults() Options {
 	if o.LogWriter == nil {
 		o.LogWriter = os.Stdout
 	}
+	o.Replicas = max(o.Replicas, 1)
 	return o
 }
 
