@@ -90,6 +90,23 @@ func TestFiringAndResolved(t *testing.T) {
 	}
 }
 
+func TestAnnotationsShowValuesInTheirUnit(t *testing.T) {
+	a := newAM(t, http.StatusOK)
+	rcv, err := New(Config{URLs: []string{a.URL}}, receiver.NewHTTP(nil, 0, nil), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := detect.Alert{Rule: "service_outage", Severity: "critical", Category: "availability", Transition: detect.TransitionFiring,
+		Value: 0.811765, Threshold: 0.5, Unit: detect.UnitShare, Fingerprint: "fp"}
+	if _, err := rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.KindFiring, Alerts: []detect.Alert{alert}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := a.received()[0][0].Annotations
+	if ann["value"] != "81.2%" || ann["threshold"] != "50.0%" {
+		t.Errorf("value %q, threshold %q; want 81.2%% and 50.0%%", ann["value"], ann["threshold"])
+	}
+}
+
 func TestSeveralURLs(t *testing.T) {
 	cases := []struct {
 		name      string

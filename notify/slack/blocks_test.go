@@ -3,6 +3,7 @@ package slack
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,38 @@ func TestRenderAlertStaysWithinLimits(t *testing.T) {
 	b, _ := json.Marshal(m.blocks)
 	if !strings.Contains(string(b), "more fields not shown") {
 		t.Errorf("hidden labels are not mentioned")
+	}
+}
+
+func TestRenderAlertShowsValuesInTheirUnit(t *testing.T) {
+	cases := []struct {
+		name string
+		a    detect.Alert
+		want string
+	}{
+		{"share", detect.Alert{Value: 0.811765, Threshold: 0.5, Unit: detect.UnitShare, Window: detect.Duration(2 * time.Minute)},
+			"*Value*\n81.2% (threshold 50.0% over 2m0s)"},
+		{"milliseconds", detect.Alert{Value: 1234.5678, Threshold: 500, Unit: detect.UnitMS, Window: detect.Duration(time.Minute)},
+			"*Value*\n1234.57 ms (threshold 500 ms over 1m0s)"},
+		{"count", detect.Alert{Value: 57, Threshold: 50, Window: detect.Duration(5 * time.Minute)},
+			"*Value*\n57 (threshold 50 over 5m0s)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.a.Rule, tc.a.Severity, tc.a.Transition = "service_outage", "critical", detect.TransitionFiring
+			m := renderAlert(tc.a, nil, time.Unix(60, 0))
+			var fields []string
+			for _, b := range m.blocks {
+				if s, ok := b.(*slackapi.SectionBlock); ok {
+					for _, f := range s.Fields {
+						fields = append(fields, f.Text)
+					}
+				}
+			}
+			if !slices.Contains(fields, tc.want) {
+				t.Errorf("fields %q, want %q among them", fields, tc.want)
+			}
+		})
 	}
 }
 
