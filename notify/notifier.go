@@ -116,6 +116,12 @@ const maxNotifyConflicts = 5
 // the new state. It returns once JetStream has stored both; delivery happens
 // in Run. It is meant to be called synchronously by the detection engine.
 func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
+	return n.notify(ctx, a, false)
+}
+
+// notify is Notify; announce marks an announcement of what fires (Announce),
+// which is not a transition when the alert state already has it firing.
+func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) error {
 	if a.Fingerprint == "" {
 		return errors.New("notify: alert has no fingerprint")
 	}
@@ -132,7 +138,7 @@ func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
 		if err != nil {
 			return fmt.Errorf("notify %s: %w", a.Rule, err)
 		}
-		n.account(a, p)
+		n.account(a, p, announce)
 		return nil
 	}
 	return fmt.Errorf("notify %s: %w after %d tries", a.Rule, errConflict, maxNotifyConflicts)
@@ -197,7 +203,20 @@ func (n *Notifier) enqueue(ctx context.Context, ds []delivery) error {
 	return nil
 }
 
-func (n *Notifier) account(a detect.Alert, p plan) {
+func (n *Notifier) account(a detect.Alert, p plan, announce bool) {
+	if p.outcome == outcomeDuplicate && len(p.deliveries) > 0 {
+		names := make([]string, len(p.deliveries))
+		for i, d := range p.deliveries {
+			names[i] = d.Receiver
+		}
+		n.log.Info("firing alert sent to receivers that had not heard of it", "rule", a.Rule,
+			"fingerprint", a.Fingerprint, "receivers", names)
+	}
+	if announce && p.outcome == outcomeDuplicate {
+		// Announcing an alert the state already has firing (after a
+		// restart or a rules reload) is not a transition, let alone a fault.
+		return
+	}
 	n.metrics.transitions.WithLabelValues(string(a.Transition), p.outcome).Inc()
 	switch p.outcome {
 	case outcomeSilenced:

@@ -241,3 +241,42 @@ func TestReconcileAfterRestart(t *testing.T) {
 		t.Errorf("%d alerts firing, want still and new", len(firing))
 	}
 }
+
+func TestAnnouncingAlertsAlreadyAnnouncedIsNotAFault(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	firing := []detect.Alert{testAlert("a", detect.TransitionFiring), testAlert("b", detect.TransitionFiring)}
+	if err := h.n.Announce(t.Context(), firing); err != nil {
+		t.Fatal(err)
+	}
+	// Every start and every rules reload announces what the rebuilt engine
+	// fires again.
+	for range 3 {
+		if err := h.n.Announce(t.Context(), firing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, 5*time.Second, "two notifications and an empty outbox", outboxDrained(h, 2))
+	for outcome, want := range map[string]float64{outcomeNotified: 2, outcomeDuplicate: 0} {
+		if got := counterValue(t, h.reg, "vigil_alert_transitions_total", map[string]string{"transition": "firing", "outcome": outcome}); got != want {
+			t.Errorf("transitions{firing,%s} = %v, want %v", outcome, got, want)
+		}
+	}
+}
+
+// outboxDrained returns a check that passes once the log receiver wrote
+// want notifications and the outbox is empty.
+func outboxDrained(h *harness, want int) func() error {
+	return func() error {
+		if got := len(records(h.t, h.out.String())); got != want {
+			return fmt.Errorf("%d notifications, want %d", got, want)
+		}
+		d, err := h.n.QueueDepth(h.t.Context())
+		if err == nil && d != 0 {
+			err = fmt.Errorf("%d deliveries queued", d)
+		}
+		return err
+	}
+}

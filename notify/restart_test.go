@@ -191,3 +191,44 @@ func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
 		t.Errorf("FiringAlerts after resolve = %+v, want none", got)
 	}
 }
+
+func TestReceiverAddedAfterAnAlertFiredHearsOfItAtOnce(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	before := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	a := start(t, before, js)
+	if err := a.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the firing at the console", outboxDrained(a, 1))
+	a.stop()
+
+	// A reload (or a restart) adds a webhook receiver. Nothing new fires;
+	// the alert's next repeat is hours away.
+	hook := newEndpoint(t, nil)
+	after := before
+	after.Receivers = []ReceiverConfig{logConfig("console"), webhookConfig("siem", hook.URL, "")}
+	after.Routes = oneRoute("console", "siem")
+	b := start(t, after, js)
+	testkit.WaitFor(t, 5*time.Second, "the firing at the new receiver", func() error {
+		if hook.count() != 1 {
+			return fmt.Errorf("%d requests at the new receiver", hook.count())
+		}
+		return nil
+	})
+	var p webhook.Payload
+	if err := json.Unmarshal(hook.requests()[0].body, &p); err != nil || p.Type != "alert.firing" || p.Data.Alerts[0].Fingerprint != "fp" {
+		t.Fatalf("new receiver got %s, want the firing of fp", hook.requests()[0].body)
+	}
+	// The resolve reaches it too, and the console hears nothing twice.
+	if err := b.n.Notify(t.Context(), testAlert("fp", detect.TransitionResolved)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the resolve at both receivers", outboxDrained(b, 1))
+	if hook.count() != 2 {
+		t.Errorf("new receiver got %d requests, want firing and resolve", hook.count())
+	}
+	if r := records(t, b.out.String()); r[0].Kind != "resolved" {
+		t.Errorf("console got %s after the reload, want only the resolve", r[0].Kind)
+	}
+}
