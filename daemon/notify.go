@@ -79,12 +79,12 @@ func (r *notifierRunner) wait() {
 }
 
 // prepare builds a notifier for cfg, or returns nil when cfg is the
-// running config.
+// running config and no receiver is disabled (a reload re-enables them).
 func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
 	r.mu.Lock()
 	same := reflect.DeepEqual(cfg, r.cfg)
 	r.mu.Unlock()
-	if same {
+	if same && len(r.n().DisabledReceivers()) == 0 {
 		return nil, nil
 	}
 	return r.build(ctx, cfg)

@@ -7,9 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,46 +291,75 @@ func goroutines() string {
 }
 
 func TestReloadReenablesAGoneReceiver(t *testing.T) {
-	srv := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, srv)
-	gone := newEndpoint(t, func(int, http.ResponseWriter) int { return http.StatusGone })
-	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, "")}, Routes: oneRoute("siem"), Notify: testSettings()}
-	h := start(t, cfg, js)
-	for _, fp := range []string{"first", "second"} {
-		if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	disabled := map[string]string{"receiver": "siem"}
-	eventually(t, 5*time.Second, "the receiver to be disabled", func() bool {
-		return counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled) == 1
-	})
-	h.stop()
+	for _, tc := range []struct {
+		name      string
+		sameURL   bool // the endpoint came back where it was; the config is unchanged
+		wantCalls int  // at the first endpoint
+	}{
+		{name: "fixed URL", wantCalls: 1},
+		{name: "same config, endpoint back", sameURL: true, wantCalls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, srv)
+			gone := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
+				if n == 0 || !tc.sameURL {
+					return http.StatusGone
+				}
+				return http.StatusOK
+			})
+			cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, ""), logConfig("console")},
+				Routes: oneRoute("siem", "console"), Notify: testSettings()}
+			h := start(t, cfg, js)
+			for _, fp := range []string{"first", "second"} {
+				if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			disabled := map[string]string{"receiver": "siem"}
+			testkit.WaitFor(t, 5*time.Second, "the receiver to be disabled", func() error {
+				if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 1 {
+					return fmt.Errorf("disabled = %v", got)
+				}
+				return nil
+			})
+			if got := h.n.DisabledReceivers(); !slices.Equal(got, []string{"siem"}) {
+				t.Errorf("DisabledReceivers = %v, want [siem]", got)
+			}
+			h.stop()
 
-	// Reload: a new Notifier with the fixed URL, on the same registry.
-	fixed := newEndpoint(t, nil)
-	cfg.Receivers[0] = webhookConfig("siem", fixed.URL, "")
-	n, err := New(t.Context(), cfg, js, Options{Registerer: h.reg})
-	if err != nil {
-		t.Fatalf("New on reload: %v", err)
-	}
-	if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 0 {
-		t.Errorf("disabled = %v after reload, want 0", got)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	eventually(t, 5*time.Second, "the queued alert after reload", func() bool { return fixed.count() == 1 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	var p webhook.Payload
-	if err := json.Unmarshal(fixed.requests()[0].body, &p); err != nil || p.Data.Alerts[0].Fingerprint != "second" {
-		t.Errorf("after reload got %s, want the alert queued while disabled", fixed.requests()[0].body)
-	}
-	if gone.count() != 1 {
-		t.Errorf("the gone endpoint was called %d times, want once", gone.count())
+			// Reload: a new Notifier (as the daemon builds while a receiver
+			// is disabled), on the same registry.
+			fixed := gone
+			if !tc.sameURL {
+				fixed = newEndpoint(t, nil)
+				cfg.Receivers[0] = webhookConfig("siem", fixed.URL, "")
+			}
+			n, err := New(t.Context(), cfg, js, Options{Registerer: h.reg, LogWriter: io.Discard})
+			if err != nil {
+				t.Fatalf("New on reload: %v", err)
+			}
+			if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 0 || len(n.DisabledReceivers()) != 0 {
+				t.Errorf("disabled = %v, DisabledReceivers = %v after reload, want none", got, n.DisabledReceivers())
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- n.Run(ctx) }()
+			testkit.WaitFor(t, 5*time.Second, "the queued alert after reload", func() error {
+				reqs := fixed.requests()
+				if len(reqs) == 0 || !strings.Contains(string(reqs[len(reqs)-1].body), `"fingerprint":"second"`) {
+					return fmt.Errorf("%d requests, the last not for the alert queued while disabled", len(reqs))
+				}
+				return nil
+			})
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if gone.count() != tc.wantCalls {
+				t.Errorf("the first endpoint was called %d times, want %d", gone.count(), tc.wantCalls)
+			}
+		})
 	}
 }
 

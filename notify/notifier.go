@@ -270,6 +270,21 @@ func (n *Notifier) ExpireSilence(ctx context.Context, id string) error {
 	return n.silences.expire(ctx, id)
 }
 
+// DisabledReceivers names the receivers this Notifier stopped using after an
+// answer that no later notification can succeed past (HTTP 410 Gone, a
+// revoked token). Its deliveries stay queued; only a Notifier built anew
+// (New, which also re-reads secret files) delivers them, so a reload must
+// build one when this is not empty, even if the configuration is unchanged.
+func (n *Notifier) DisabledReceivers() []string {
+	var out []string
+	for _, w := range n.workers {
+		if w.disabled.Load() {
+			out = append(out, w.name)
+		}
+	}
+	return out
+}
+
 // QueueDepth returns how many deliveries wait in the outbox (for every
 // receiver) and updates the vigil_notify_queue_depth gauge.
 func (n *Notifier) QueueDepth(ctx context.Context) (uint64, error) {
