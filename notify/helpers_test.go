@@ -86,7 +86,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 
 func testAlert(fp string, tr detect.Transition) detect.Alert {
 	a := detect.Alert{
-		Rule: "auth_bruteforce", Category: "authentication", Severity: "high",
+		Rule: "brute_force_user", Category: "brute_force", Severity: "high",
 		State: detect.StateFiring, Transition: tr,
 		Labels: map[string]string{"service": "api", "user": "admin"},
 		Value:  57, Threshold: 20, Window: detect.Duration(5 * time.Minute),

@@ -94,7 +94,7 @@ func TestSilences(t *testing.T) {
 		t.Errorf("silence matching everything: err = %v, want a ValidationError", err)
 	}
 	sil, err := h.n.CreateSilence(ctx, Silence{
-		Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}, {Name: "user", Op: OpEqual, Value: "admin"}},
+		Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}, {Name: "user", Op: OpEqual, Value: "admin"}},
 		EndsAt:    time.Now().Add(time.Hour),
 		CreatedBy: "alice", Comment: "pentest, TICKET-42",
 	})
@@ -174,7 +174,7 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 	if d.Kind != "digest" || len(d.Alerts) != 7 {
 		t.Fatalf("fourth notification = %s with %d alerts, want a digest of 7", d.Kind, len(d.Alerts))
 	}
-	if want := "7 more alerts: 4 × error_spike, 3 × auth_bruteforce"; d.Summary != want {
+	if want := "7 more alerts: 4 × error_spike, 3 × brute_force_user"; d.Summary != want {
 		t.Errorf("digest summary %q, want %q", d.Summary, want)
 	}
 	eventually(t, 2*time.Second, "digested = 7", func() bool {

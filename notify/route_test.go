@@ -10,7 +10,7 @@ import (
 func TestRouting(t *testing.T) {
 	routes := []RouteConfig{
 		{Match: map[string]StringList{"severity": {"critical"}}, Receivers: []string{"pager", "oncall"}, Continue: true},
-		{Match: map[string]StringList{"severity": {"high", "critical"}, "category": {"authentication"}}, Receivers: []string{"oncall", "siem"}},
+		{Match: map[string]StringList{"severity": {"high", "critical"}, "category": {"brute_force"}}, Receivers: []string{"oncall", "siem"}},
 		{MatchRE: map[string]string{"rule": "error_.*"}, Receivers: []string{"sre"}},
 		{Match: map[string]StringList{"service": {"billing"}}, Receivers: []string{"billing"}, Continue: true},
 		{MatchRE: map[string]string{"user": "svc-.*"}, Receivers: []string{"svc"}},
@@ -28,8 +28,8 @@ func TestRouting(t *testing.T) {
 		alert detect.Alert
 		want  []string
 	}{
-		{"critical auth: continue, then first match, each receiver once", alert("auth_bruteforce", "critical", "authentication", nil), []string{"pager", "oncall", "siem"}},
-		{"high auth stops at its route", alert("auth_bruteforce", "high", "authentication", nil), []string{"oncall", "siem"}},
+		{"critical auth: continue, then first match, each receiver once", alert("brute_force_user", "critical", "brute_force", nil), []string{"pager", "oncall", "siem"}},
+		{"high auth stops at its route", alert("brute_force_user", "high", "brute_force", nil), []string{"oncall", "siem"}},
 		{"high non-auth falls through", alert("scan", "high", "recon", nil), []string{"console"}},
 		{"regex matches the whole value", alert("error_spike", "low", "", nil), []string{"sre"}},
 		{"regex is anchored", alert("no_error_spike", "low", "", nil), []string{"console"}},

@@ -11,22 +11,22 @@ import (
 )
 
 func TestSilenceMatching(t *testing.T) {
-	labels := map[string]string{"rule": "auth_bruteforce", "severity": "high", "user": "admin", "path": "/login"}
+	labels := map[string]string{"rule": "brute_force_user", "severity": "high", "user": "admin", "path": "/login"}
 	// A silence needs one matcher that does not match the empty value.
-	rule := Matcher{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}
+	rule := Matcher{Name: "rule", Op: OpEqual, Value: "brute_force_user"}
 	cases := []struct {
 		name     string
 		matchers []Matcher
 		want     bool
 	}{
-		{"equal", []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}}, true},
+		{"equal", []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}}, true},
 		{"equal other value", []Matcher{{Name: "rule", Op: OpEqual, Value: "error_spike"}}, false},
 		{"not equal", []Matcher{rule, {Name: "user", Op: OpNotEqual, Value: "bob"}}, true},
 		{"regex whole value", []Matcher{{Name: "path", Op: OpRegex, Value: "/log.*"}}, true},
 		{"regex is anchored", []Matcher{{Name: "path", Op: OpRegex, Value: "log"}}, false},
 		{"negative regex", []Matcher{rule, {Name: "user", Op: OpNotRegex, Value: "adm.*"}}, false},
-		{"all matchers must match", []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}, {Name: "user", Op: OpEqual, Value: "bob"}}, false},
-		{"missing label is empty", []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}, {Name: "tenant", Op: OpEqual, Value: ""}}, true},
+		{"all matchers must match", []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}, {Name: "user", Op: OpEqual, Value: "bob"}}, false},
+		{"missing label is empty", []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}, {Name: "tenant", Op: OpEqual, Value: ""}}, true},
 		{"missing label does not equal a value", []Matcher{{Name: "tenant", Op: OpEqual, Value: "acme"}}, false},
 	}
 	for _, tc := range cases {
@@ -64,7 +64,7 @@ func TestSilenceValidation(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	valid := func() Silence {
 		return Silence{
-			Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}},
+			Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}},
 			EndsAt:    now.Add(time.Hour),
 			CreatedBy: "alice", Comment: "maintenance",
 		}

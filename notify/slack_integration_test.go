@@ -110,7 +110,7 @@ func TestSlackRetryAfterIsHonoured(t *testing.T) {
 	if gap := calls[1].at.Sub(calls[0].at); gap < 2*time.Second {
 		t.Errorf("second attempt %s after the 429, want at least the 2s Retry-After", gap)
 	}
-	if len(calls) != 2 || calls[1].method != "chat.postMessage" || !strings.Contains(calls[1].form.Get("text"), "auth_bruteforce") {
+	if len(calls) != 2 || calls[1].method != "chat.postMessage" || !strings.Contains(calls[1].form.Get("text"), "brute_force_user") {
 		t.Errorf("calls = %+v, want the alert posted after the 429", calls)
 	}
 	if got := counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "oncall", "outcome": "delivered"}); got != 1 {

@@ -54,7 +54,7 @@ func TestFiringAndResolved(t *testing.T) {
 		t.Fatal(err)
 	}
 	alert := detect.Alert{
-		Rule: "auth_bruteforce", Severity: "high", Category: "authentication", Transition: detect.TransitionFiring,
+		Rule: "brute_force_user", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
 		Labels: map[string]string{"user": "admin", "http.path": "/login"}, Value: 57, Threshold: 20,
 		Window: detect.Duration(5 * time.Minute), StartsAt: now.Add(-5 * time.Minute), Fingerprint: "fp", Summary: "57 failed logins",
 	}
@@ -72,7 +72,7 @@ func TestFiringAndResolved(t *testing.T) {
 			t.Fatalf("%d posts, want firing and resolved at every Alertmanager", len(posts))
 		}
 		f, r := posts[0][0], posts[1][0]
-		wantLabels := map[string]string{"alertname": "auth_bruteforce", "severity": "high", "category": "authentication", "user": "admin", "http_path": "/login"}
+		wantLabels := map[string]string{"alertname": "brute_force_user", "severity": "high", "category": "brute_force", "user": "admin", "http_path": "/login"}
 		for k, v := range wantLabels {
 			if f.Labels[k] != v {
 				t.Errorf("label %s = %q, want %q (labels %v)", k, f.Labels[k], v, f.Labels)

@@ -87,7 +87,7 @@ type Receiver interface {
 }
 
 // DigestSummary returns the one-line text of a digest: "37 more alerts:
-// 30 × auth_bruteforce, 7 × error_spike". Rule names are returned as they
+// 30 × brute_force_user, 7 × error_spike". Rule names are returned as they
 // are; receivers escape them for their own format.
 func DigestSummary(alerts []detect.Alert) string {
 	counts := map[string]int{}
@@ -116,7 +116,7 @@ func DigestSummary(alerts []detect.Alert) string {
 }
 
 // Headline returns a one-line description of an alert and its transition:
-// "FIRING [high] auth_bruteforce: 57 failed logins for admin". Text is
+// "FIRING [high] brute_force_user: 57 failed logins for admin". Text is
 // returned unescaped.
 func Headline(a detect.Alert) string {
 	state := strings.ToUpper(string(a.Transition))

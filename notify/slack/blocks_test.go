@@ -74,7 +74,7 @@ func checkLimits(t *testing.T, blocks []slackapi.Block) {
 
 func TestRenderAlertStaysWithinLimits(t *testing.T) {
 	a := detect.Alert{
-		Rule: "auth_bruteforce", Severity: "critical", Transition: detect.TransitionFiring,
+		Rule: "brute_force_user", Severity: "critical", Transition: detect.TransitionFiring,
 		Summary: strings.Repeat("<!here> ", 1000), Description: strings.Repeat("x", 10000),
 		Labels: map[string]string{}, Fingerprint: "fp", StartsAt: time.Unix(0, 0),
 	}
@@ -154,13 +154,13 @@ func TestLinkButtons(t *testing.T) {
 	if _, err := compileLinks([]Link{{Text: "Any", URL: "{{.Labels.path}}"}}); err == nil {
 		t.Errorf("a template whose URL comes from a label was accepted")
 	}
-	a := detect.Alert{Rule: "auth_bruteforce", Labels: map[string]string{"user": "a&b=<c>", "path": "https://evil.example"},
+	a := detect.Alert{Rule: "brute_force_user", Labels: map[string]string{"user": "a&b=<c>", "path": "https://evil.example"},
 		StartsAt: time.UnixMilli(1000), Transition: detect.TransitionFiring}
 	btns := buttons(a, links, time.UnixMilli(5000))
 	if len(btns) != 1 {
 		t.Fatalf("%d buttons, want 1", len(btns))
 	}
-	want := "https://grafana.example.com/d/vigil?var-rule=auth_bruteforce&var-user=a%26b%3D%3Cc%3E&from=1000&to=5000"
+	want := "https://grafana.example.com/d/vigil?var-rule=brute_force_user&var-user=a%26b%3D%3Cc%3E&from=1000&to=5000"
 	if got := btns[0].(*slackapi.ButtonBlockElement).URL; got != want {
 		t.Errorf("url = %s, want %s", got, want)
 	}
