@@ -75,10 +75,7 @@ func TestWebhookRetriedThroughFive503sArrivesOnce(t *testing.T) {
 	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "six attempts and an empty outbox", func() bool {
-		d, err := h.n.QueueDepth(t.Context())
-		return err == nil && d == 0 && ep.count() >= 6
-	})
+	testkit.WaitFor(t, 10*time.Second, "six attempts and an empty outbox", all(count("requests", 6, ep.count), queued(h, 0)))
 	h.stop()
 
 	reqs := ep.requests()
@@ -160,9 +157,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				t.Fatal(err)
 			}
 			labels := map[string]string{"receiver": "siem"}
-			eventually(t, 10*time.Second, "a dead letter", func() bool {
-				return counterValue(t, h.reg, "vigil_notifications_dead_total", labels) == 1
-			})
+			testkit.WaitFor(t, 10*time.Second, "a dead letter", metricIs(h.reg, "vigil_notifications_dead_total", labels, 1))
 			dl := deadLetter(t, js, "siem")
 			if r := dl.Header.Get(HeaderReason); !strings.Contains(r, tc.wantReason) {
 				t.Errorf("reason %q, want it to mention %q", r, tc.wantReason)
@@ -186,10 +181,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 5*time.Second, "the delivery to wait in the outbox", func() bool {
-					d, err := h.n.QueueDepth(t.Context())
-					return err == nil && d == 1
-				})
+				testkit.WaitFor(t, 5*time.Second, "the delivery to wait in the outbox", queued(h, 1))
 				if ep.count() != before {
 					t.Errorf("disabled receiver was called again")
 				}
@@ -201,7 +193,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 5*time.Second, "the next alert to be attempted", func() bool { return ep.count() == tc.wantAttempts+1 })
+				testkit.WaitFor(t, 5*time.Second, "the next alert to be attempted", count("requests", tc.wantAttempts+1, ep.count))
 			}
 		})
 	}
@@ -233,7 +225,7 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 2*time.Second, "the fast receiver to get all three alerts", func() bool { return fast.count() == 3 })
+	testkit.WaitFor(t, 2*time.Second, "the fast receiver to get all three alerts", count("requests", 3, fast.count))
 	if n := slow.count(); n != 1 {
 		t.Errorf("slow receiver saw %d requests, want the first one still in progress", n)
 	}
@@ -264,10 +256,9 @@ func TestSecretsStayOutOfLogsAndDeadLetters(t *testing.T) {
 	if err := h.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the dead letter", func() bool {
-		return counterValue(t, h.reg, "vigil_notifications_dead_total", map[string]string{"receiver": "hook"}) == 1 &&
-			len(fs.seen()) == 1
-	})
+	testkit.WaitFor(t, 5*time.Second, "the dead letter", all(
+		metricIs(h.reg, "vigil_notifications_dead_total", map[string]string{"receiver": "hook"}, 1),
+		count("Slack calls", 1, fs.callCount)))
 	h.stop()
 	logs := h.logs.String()
 	reason := deadLetter(t, js, "hook").Header.Get(HeaderReason)
@@ -317,12 +308,7 @@ func TestReloadReenablesAGoneReceiver(t *testing.T) {
 				}
 			}
 			disabled := map[string]string{"receiver": "siem"}
-			testkit.WaitFor(t, 5*time.Second, "the receiver to be disabled", func() error {
-				if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 1 {
-					return fmt.Errorf("disabled = %v", got)
-				}
-				return nil
-			})
+			testkit.WaitFor(t, 5*time.Second, "the receiver to be disabled", metricIs(h.reg, "vigil_notify_receiver_disabled", disabled, 1))
 			if got := h.n.DisabledReceivers(); !slices.Equal(got, []string{"siem"}) {
 				t.Errorf("DisabledReceivers = %v, want [siem]", got)
 			}

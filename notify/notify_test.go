@@ -53,11 +53,7 @@ func TestNotifyAppliesAlertState(t *testing.T) {
 		}
 	}
 	want := []string{"firing", "repeat", "repeat", "resolved", "firing"}
-	eventually(t, 5*time.Second, "five notifications", func() bool { return len(records(t, h.out.String())) == len(want) })
-	eventually(t, 2*time.Second, "an empty outbox", func() bool {
-		d, err := h.n.QueueDepth(t.Context())
-		return err == nil && d == 0
-	})
+	testkit.WaitFor(t, 5*time.Second, "five notifications and an empty outbox", delivered(h, len(want)))
 	rs := records(t, h.out.String())
 	ids := map[string]bool{}
 	for i, r := range rs {
@@ -112,7 +108,7 @@ func TestSilences(t *testing.T) {
 	if err := h.n.Notify(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the unsilenced alert", func() bool { return len(records(t, h.out.String())) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the unsilenced alert", count("notifications", 1, h.notifications))
 	if got := counterValue(t, h.reg, "vigil_alerts_silenced_total", map[string]string{}); got != 1 {
 		t.Errorf("silenced = %v, want 1", got)
 	}
@@ -141,7 +137,7 @@ func TestSilences(t *testing.T) {
 	if err := h.n.Notify(ctx, testAlert("muted", detect.TransitionRepeat)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the alert after the silence", func() bool { return len(records(t, h.out.String())) == 2 })
+	testkit.WaitFor(t, 5*time.Second, "the alert after the silence", count("notifications", 2, h.notifications))
 	if r := records(t, h.out.String())[1]; r.Kind != "firing" || r.Alerts[0].Fingerprint != "muted" {
 		t.Errorf("after the silence: %+v, want a firing announcement", r)
 	}
@@ -163,7 +159,7 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "three alerts and a digest", func() bool { return len(records(t, h.out.String())) == 4 })
+	testkit.WaitFor(t, 5*time.Second, "three alerts and a digest", count("notifications", 4, h.notifications))
 	rs := records(t, h.out.String())
 	for i := range 3 {
 		if rs[i].Kind != "firing" || len(rs[i].Alerts) != 1 {
@@ -177,9 +173,7 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 	if want := "7 more alerts: 4 × error_spike, 3 × brute_force_user"; d.Summary != want {
 		t.Errorf("digest summary %q, want %q", d.Summary, want)
 	}
-	eventually(t, 2*time.Second, "digested = 7", func() bool {
-		return counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "console", "outcome": "digested"}) == 7
-	})
+	testkit.WaitFor(t, 2*time.Second, "digested = 7", metricIs(h.reg, "vigil_notifications_total", map[string]string{"receiver": "console", "outcome": "digested"}, 7))
 }
 
 func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
@@ -195,7 +189,7 @@ func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
 		}
 	}
 	want := []int{1, 1, 3, 3, 2} // two alone, then full digests one window apart
-	eventually(t, 5*time.Second, "all ten alerts", func() bool { return len(records(t, h.out.String())) == len(want) })
+	testkit.WaitFor(t, 5*time.Second, "all ten alerts", count("notifications", len(want), h.notifications))
 	rs := records(t, h.out.String())
 	for i, r := range rs {
 		if len(r.Alerts) != want[i] {
@@ -225,7 +219,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "four notifications", func() bool { return len(records(t, h.out.String())) == 4 })
+	testkit.WaitFor(t, 5*time.Second, "four notifications", count("notifications", 4, h.notifications))
 	got := map[string]string{}
 	for _, r := range records(t, h.out.String())[2:] {
 		got[r.Alerts[0].Fingerprint] = string(r.Kind)
@@ -258,25 +252,10 @@ func TestAnnouncingAlertsAlreadyAnnouncedIsNotAFault(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testkit.WaitFor(t, 5*time.Second, "two notifications and an empty outbox", outboxDrained(h, 2))
+	testkit.WaitFor(t, 5*time.Second, "two notifications and an empty outbox", delivered(h, 2))
 	for outcome, want := range map[string]float64{outcomeNotified: 2, outcomeDuplicate: 0} {
 		if got := counterValue(t, h.reg, "vigil_alert_transitions_total", map[string]string{"transition": "firing", "outcome": outcome}); got != want {
 			t.Errorf("transitions{firing,%s} = %v, want %v", outcome, got, want)
 		}
-	}
-}
-
-// outboxDrained returns a check that passes once the log receiver wrote
-// want notifications and the outbox is empty.
-func outboxDrained(h *harness, want int) func() error {
-	return func() error {
-		if got := len(records(h.t, h.out.String())); got != want {
-			return fmt.Errorf("%d notifications, want %d", got, want)
-		}
-		d, err := h.n.QueueDepth(h.t.Context())
-		if err == nil && d != 0 {
-			err = fmt.Errorf("%d deliveries queued", d)
-		}
-		return err
 	}
 }

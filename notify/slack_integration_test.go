@@ -78,6 +78,8 @@ func (f *fakeSlack) seen() []slackCall {
 	return append([]slackCall(nil), f.calls...)
 }
 
+func (f *fakeSlack) callCount() int { return len(f.seen()) }
+
 func slackReceiver(name string, f *fakeSlack) ReceiverConfig {
 	return ReceiverConfig{Name: name, Slack: &slack.Config{
 		Token: secret.New("xoxb-test-token", "test"), Channel: "#security-alerts", APIURL: f.GetAPIURL(),
@@ -100,11 +102,7 @@ func TestSlackRetryAfterIsHonoured(t *testing.T) {
 	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 6*time.Second, "the retried post", func() bool { return len(fs.seen()) == 2 })
-	eventually(t, 2*time.Second, "an empty outbox", func() bool {
-		d, err := h.n.QueueDepth(t.Context())
-		return err == nil && d == 0
-	})
+	testkit.WaitFor(t, 6*time.Second, "the retried post and an empty outbox", all(count("Slack calls", 2, fs.callCount), queued(h, 0)))
 	h.stop()
 	calls := fs.seen()
 	if gap := calls[1].at.Sub(calls[0].at); gap < 2*time.Second {
@@ -153,7 +151,7 @@ func TestHostileTextArrivesInertInSlack(t *testing.T) {
 	if err := h.n.Notify(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the post", func() bool { return len(fs.seen()) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the post", count("Slack calls", 1, fs.callCount))
 	form := fs.seen()[0].form
 	var blocks any
 	if err := json.Unmarshal([]byte(form.Get("blocks")), &blocks); err != nil {
