@@ -86,36 +86,6 @@ func slackReceiver(name string, f *fakeSlack) ReceiverConfig {
 	}}
 }
 
-func TestSlackRetryAfterIsHonoured(t *testing.T) {
-	srv := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, srv)
-	fs := newFakeSlack(t, func(method string, n int, w http.ResponseWriter) bool {
-		if n == 0 {
-			w.Header().Set("Retry-After", "2")
-			w.WriteHeader(http.StatusTooManyRequests)
-			return true
-		}
-		return false
-	})
-	cfg := Config{Receivers: []ReceiverConfig{slackReceiver("oncall", fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
-	h := start(t, cfg, js)
-	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
-		t.Fatal(err)
-	}
-	testkit.WaitFor(t, 6*time.Second, "the retried post and an empty outbox", all(count("Slack calls", 2, fs.callCount), queued(h, 0)))
-	h.stop()
-	calls := fs.seen()
-	if gap := calls[1].at.Sub(calls[0].at); gap < 2*time.Second {
-		t.Errorf("second attempt %s after the 429, want at least the 2s Retry-After", gap)
-	}
-	if len(calls) != 2 || calls[1].method != "chat.postMessage" || !strings.Contains(calls[1].form.Get("text"), "brute_force_user") {
-		t.Errorf("calls = %+v, want the alert posted after the 429", calls)
-	}
-	if got := counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "oncall", "outcome": "delivered"}); got != 1 {
-		t.Errorf("delivered = %v, want 1", got)
-	}
-}
-
 // textValues walks decoded Block Kit JSON and returns every "text" string.
 func textValues(v any) []string {
 	var out []string
