@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,18 +28,14 @@ func (d *Daemon) newAdmin(cfg config.Config) error {
 		Registerer:    d.reg,
 		Gatherer:      d.Gatherer(),
 		Ready:         d.Ready,
-		Now:           d.opts.Now,
+		Now:           d.clock.Now,
 		OnAuthFailure: d.onAuthFailure,
 		Privacy:       d.privacy,
 	})
 	if err != nil {
-		return fmt.Errorf("admin: %w", err)
+		return err // it names the admin.* key
 	}
 	d.admin = srv
-	d.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("admin listener on %s: %w; choose another address with --listen", cfg.Listen, err)
-	}
 	return nil
 }
 
@@ -150,7 +144,7 @@ func (b backend) Status(ctx context.Context) (any, error) {
 	d.mu.Lock()
 	hash := d.hash
 	d.mu.Unlock()
-	now := d.opts.Now()
+	now := d.clock.Now()
 	st := Status{
 		Version: d.opts.Version, Commit: d.opts.Commit, StartedAt: d.started,
 		Uptime: now.Sub(d.started).Round(time.Second).String(), ConfigHash: hash,

@@ -60,7 +60,7 @@ func (x *detector) build(cfg detect.Config) (*engineState, error) {
 		StateMemory: int(cfg.StateMemory),
 		Lateness:    cfg.Lateness,
 		Live:        true,
-		Now:         x.d.opts.Now,
+		Now:         x.d.clock.Now,
 		Logger:      x.d.log,
 		Registerer:  reg,
 		Emit:        x.emit,
@@ -101,7 +101,7 @@ func lookback(st *engineState) time.Duration {
 // caller puts the engine in force, tells the consumer to skip what was
 // replayed, and calls announce.
 func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
-	since := x.d.opts.Now().Add(-lookback(st))
+	since := x.d.clock.Now().Add(-lookback(st))
 	var r ingest.Replayed
 	err := muted(st.engine, func() (err error) {
 		r, err = x.d.consumer.Rebuild(ctx, since, st.engine)
@@ -215,7 +215,7 @@ func (x *detector) tick(ctx context.Context) {
 				continue
 			}
 			st := x.state.Load()
-			st.engine.Tick(x.d.opts.Now())
+			st.engine.Tick(x.d.clock.Now())
 			x.settle(ctx, st)
 		}
 	}

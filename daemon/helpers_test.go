@@ -49,7 +49,7 @@ func startDaemon(t *testing.T, cfg config.Config) *running {
 func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
 	t.Helper()
 	opts.Version = "test"
-	d, err := New(cfg, opts)
+	d, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

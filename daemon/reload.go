@@ -55,7 +55,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	err := d.reload(ctx)
-	now := d.opts.Now()
+	now := d.clock.Now()
 	d.mu.Lock()
 	d.reloads.set(d.hash, err == nil, now)
 	d.mu.Unlock()

@@ -31,7 +31,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, Options{RawConfig: raw, Load: load})
+	d, err := New(context.Background(), cfg, Options{RawConfig: raw, Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func (a *applier) apply(ch *chunk) {
 	if p := a.c.sink.Load(); p != nil {
 		sink = *p
 	}
-	now := a.c.now()
+	now := a.c.clock.Now()
 	for i := range ch.events {
 		a.c.metrics.Observe(&ch.events[i], now)
 		if sink != nil {

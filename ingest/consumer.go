@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/clock"
 )
 
 // Sink receives every valid event after it was counted. The event is reused
@@ -43,9 +44,14 @@ type Sink interface {
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Sink       Sink             // optional
-	Now        func() time.Time // wall clock; time.Now when nil
-	Replicas   int              // stream replicas; 1 when zero
+	Sink       Sink // optional
+	// Clock drives the consumer's timing: the wall clock read per message,
+	// the server polls and the grace after reconnecting (see CaughtUp), and
+	// the retries after a failure; clock.Real when nil. Its safety
+	// timeouts against a stuck server and the flush of a chunk (flushDelay)
+	// use the time package.
+	Clock    clock.Clock
+	Replicas int // stream replicas; 1 when zero
 }
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
@@ -70,7 +76,7 @@ type Consumer struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	sink    atomic.Pointer[Sink]
-	now     func() time.Time
+	clock   clock.Clock
 	metrics *Metrics
 	dec     *event.Decoder
 	repl    int
@@ -130,7 +136,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
-		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
+		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
 		dec:       newDecoder(cfg),
 		free:      make(chan *chunk, chunkQueue+settleQueue+3),
 		pollEvery: time.Second,
@@ -142,9 +148,6 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c.applyFn, c.rejectFn = c.collect, c.reject // bound once, not per message
 	if opts.Sink != nil {
 		c.SetSink(opts.Sink)
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	reg := opts.Registerer
 	if reg == nil {
@@ -175,7 +178,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 		c.log.Warn("event consumer interrupted; retrying", "err", err, "retry_in", delay)
-		if !sleepCtx(ctx, delay) {
+		if !c.sleep(ctx, delay) {
 			break
 		}
 		delay = min(delay*2, 5*time.Second)
@@ -206,7 +209,7 @@ func (c *Consumer) watchConnection(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			c.progress.interrupt(time.Now())
+			c.progress.interrupt(c.clock.Now())
 		}
 	}
 }
@@ -237,7 +240,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.flush = time.AfterFunc(time.Hour, c.flushIdle)
 	c.flush.Stop()
 	c.batchMu.Unlock()
-	c.progress.reset(time.Now())
+	c.progress.reset(c.clock.Now())
 
 	fatal := make(chan error, 1)
 	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.FetchBatch),
@@ -373,7 +376,7 @@ func (c *Consumer) newChunk() *chunk {
 // chunk.
 func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
 	subject := msg.Subject()
-	c.curNow, c.curSubject, c.curSeq = c.now(), subject, seq
+	c.curNow, c.curSubject, c.curSeq = c.clock.Now(), subject, seq
 	// Applied already, by Rebuild (count it) or before its settling failed
 	// (counted too): do not apply it twice. Its rejected lines are
 	// dead-lettered again; their Nats-Msg-Id stores each once.
@@ -408,13 +411,15 @@ func newDecoder(cfg Config) *event.Decoder {
 	return d
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// sleep waits d on the consumer's clock; it returns false when ctx ended
+// first.
+func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
+	t, ch := c.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-ch:
 		return true
 	}
 }

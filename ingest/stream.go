@@ -130,13 +130,13 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 // pollInfo refreshes the pending gauges from the consumer's info, and
 // tells progress when the server has nothing left for Vigil.
 func (c *Consumer) pollInfo(ctx context.Context) {
-	t := time.NewTicker(c.pollEvery)
+	t, tick := c.clock.NewTicker(c.pollEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		c.consMu.Lock()
 		cons := c.cons
@@ -153,7 +153,7 @@ func (c *Consumer) pollInfo(ctx context.Context) {
 		c.pending.Set(float64(info.NumPending))
 		c.ackPending.Set(float64(info.NumAckPending))
 		if info.NumPending == 0 && info.NumAckPending == 0 {
-			c.progress.serverIdle(time.Now())
+			c.progress.serverIdle(c.clock.Now())
 		}
 	}
 }

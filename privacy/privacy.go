@@ -114,7 +114,8 @@ func load(cfg Config) (*keyState, error) {
 	}
 	b, err := os.ReadFile(cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("privacy.key_file: %w", err)
+		return nil, fmt.Errorf("privacy.key_file cannot be read: %w; point it at a file holding at least %d random bytes (create one with: head -c 32 /dev/urandom | base64 > %s)",
+			err, MinKeyBytes, cfg.KeyFile)
 	}
 	key := []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
 	if len(key) < MinKeyBytes {

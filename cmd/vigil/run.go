@@ -79,7 +79,7 @@ func runDaemon(ctx context.Context, s streams, args []string) int {
 		return 1
 	}
 	log := newLogger(s.stderr, cfg.Log)
-	d, err := daemon.New(cfg, daemon.Options{
+	d, err := daemon.New(ctx, cfg, daemon.Options{
 		Logger: log, Stdout: s.stdout, Version: version, Commit: buildCommit(),
 		RawConfig: raw, Load: f.load,
 	})
