@@ -110,7 +110,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.notifier, err = newNotifierRunner(sctx, d, cfg.Notify); err != nil {
 		return err
 	}
-	if d.detector, err = newDetector(d, cfg.Detect); err != nil {
+	if d.detector, err = newDetector(d, cfg.Detect, d.privacy); err != nil {
 		return err
 	}
 	d.consumer, err = ingest.New(cfg.Ingest, d.nc, ingest.Options{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/privacy"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -29,14 +30,18 @@ type engineState struct {
 	reg    *prometheus.Registry
 	cfg    detect.Config
 	digest string // of the compiled rule set, to skip no-op reloads
+	// privacy pseudonymises the labels of the engine's alerts (see build);
+	// it never changes for the engine's life, so that one alert keeps one
+	// fingerprint. A privacy change at reload builds a new engine.
+	privacy *privacy.Pseudonymizer
 	// unsettled is set from the rebuild until settle has resolved the
 	// alerts announced before it that no longer fire.
 	unsettled atomic.Bool
 }
 
-func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
+func newDetector(d *Daemon, cfg detect.Config, p *privacy.Pseudonymizer) (*detector, error) {
 	x := &detector{d: d}
-	st, err := x.build(cfg)
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +49,13 @@ func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
 	return x, nil
 }
 
-// build loads the rules named by cfg and creates a live engine for them.
-func (x *detector) build(cfg detect.Config) (*engineState, error) {
+// build loads the rules named by cfg and creates a live engine for them
+// whose alerts carry labels pseudonymised by p (a copy of p: later changes
+// to p do not reach the engine). Pseudonymising labels before the engine
+// computes fingerprints and templates is the one egress point for personal
+// data: alerts leave detection through Emit, through Firing (announced at
+// start, reconciled, listed by the API), and all carry only pseudonyms.
+func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
 	rs, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -56,6 +66,12 @@ func (x *detector) build(cfg detect.Config) (*engineState, error) {
 	}
 	sum := sha256.Sum256(append(raw, fmt.Sprint(cfg)...))
 	reg := prometheus.NewRegistry()
+	own := new(privacy.Pseudonymizer)
+	own.Use(p)
+	var label func(name, value string) string
+	if own.Enabled(privacy.FieldSourceIP) || own.Enabled(privacy.FieldUser) {
+		label = own.Label
+	}
 	eng, err := detect.New(rs, detect.Options{
 		StateMemory: int(cfg.StateMemory),
 		Lateness:    cfg.Lateness,
@@ -64,19 +80,19 @@ func (x *detector) build(cfg detect.Config) (*engineState, error) {
 		Logger:      x.d.log,
 		Registerer:  reg,
 		Emit:        x.emit,
+		Label:       label,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum)}, nil
+	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum), privacy: own}, nil
 }
 
 func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
 
-// emit pseudonymises an alert transition as configured and queues it in the
-// durable outbox. It runs with the engine's lock held, so it only publishes.
+// emit queues an alert transition in the durable outbox. It runs with the
+// engine's lock held, so it only publishes.
 func (x *detector) emit(a detect.Alert) {
-	a = x.d.privacy.Alert(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := x.d.notifier.Notify(ctx, a); err != nil {
@@ -154,14 +170,14 @@ func (x *detector) settle(ctx context.Context, st *engineState) {
 	st.unsettled.Store(false)
 }
 
-// prepare builds an engine for cfg, or returns nil when neither the rules
-// nor the settings changed.
-func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
-	st, err := x.build(cfg)
+// prepare builds an engine for cfg and p, or returns nil when neither the
+// rules, the settings nor the pseudonymisation changed.
+func (x *detector) prepare(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
-	if st.digest == x.state.Load().digest {
+	if cur := x.state.Load(); st.digest == cur.digest && st.privacy.Equal(cur.privacy) {
 		st.engine.Close()
 		return nil, nil
 	}

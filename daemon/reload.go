@@ -107,10 +107,11 @@ func restartOnly(old, cur config.Config) []string {
 // applyReload puts a validated config into force. Everything that can fail
 // is built first; only then are the parts swapped.
 func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) error {
-	if _, err := privacy.New(cfg.Privacy); err != nil {
-		return fmt.Errorf("privacy: %w", err)
+	p, err := privacy.New(cfg.Privacy)
+	if err != nil {
+		return err
 	}
-	eng, err := d.detector.prepare(cfg.Detect)
+	eng, err := d.detector.prepare(cfg.Detect, p)
 	if err != nil {
 		return err
 	}
@@ -127,9 +128,7 @@ func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) error {
 		}
 		return fmt.Errorf("admin: %w", err)
 	}
-	if err := d.privacy.Reload(cfg.Privacy); err != nil {
-		return fmt.Errorf("privacy: %w", err)
-	}
+	d.privacy.Use(p)
 	if n != nil {
 		d.notifier.swap(n, cfg.Notify)
 	}
