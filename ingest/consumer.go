@@ -97,17 +97,18 @@ type Consumer struct {
 	consMu      sync.Mutex
 
 	// Owned by the decoding side (under batchMu).
-	out        chan<- *chunk // to the applier; nil while not consuming
-	cur        *chunk        // being filled
-	flush      *time.Timer   // hands cur on when no message follows soon
-	curSubject string
-	curSeq     uint64
-	curNow     time.Time
-	curSkip    bool // applied already: see decodeMessage
-	curCounted bool // counted already too
-	applyFn    func(*event.Event)
-	rejectFn   func(*event.RejectError, []byte)
-	free       chan *chunk // applied chunks, for reuse
+	out         chan<- *chunk // to the applier; nil while not consuming
+	cur         *chunk        // being filled
+	flush       *time.Timer   // hands cur on when no message follows soon
+	curSubject  string
+	curSeq      uint64
+	curNow      time.Time
+	curReceived time.Time // when JetStream stored the message
+	curSkip     bool      // applied already: see decodeMessage
+	curCounted  bool      // counted already too
+	applyFn     func(*event.Event)
+	rejectFn    func(*event.RejectError, []byte)
+	free        chan *chunk // applied chunks, for reuse
 
 	beforeSettle func(seqs []uint64) // tests only: see export_test.go
 }
@@ -302,11 +303,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		_ = msg.Nak() // consuming ended: let JetStream deliver it again
 		return
 	}
-	var seq uint64
-	meta, err := msg.Metadata()
-	if err == nil {
-		seq = meta.Sequence.Stream
-	}
+	seq, at := stored(msg)
 	c.progress.receive()
 	if c.settled.has(seq) {
 		// Applied and acknowledged already, but the acknowledgement was
@@ -319,7 +316,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	if len(c.cur.msgs) == 0 {
 		c.flush.Reset(flushDelay)
 	}
-	c.decodeMessage(msg, seq)
+	c.decodeMessage(msg, seq, at)
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
 	c.cur.bytes += len(msg.Data())
@@ -372,23 +369,39 @@ func (c *Consumer) newChunk() *chunk {
 	}
 }
 
-// decodeMessage decodes msg, with stream sequence seq, into the current
-// chunk.
-func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
+// decodeMessage decodes msg, with stream sequence seq, stored by JetStream
+// at `at`, into the current chunk. Each event's Received is `at`, and the
+// future-skew limit is judged against it, so that a replay of the stream
+// (Rebuild) accepts and times events exactly as this did.
+func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	subject := msg.Subject()
-	c.curNow, c.curSubject, c.curSeq = c.clock.Now(), subject, seq
+	c.curNow, c.curSubject, c.curSeq, c.curReceived = c.clock.Now(), subject, seq, at
+	if at.IsZero() {
+		at = c.curNow
+	}
 	// Applied already, by Rebuild (count it) or before its settling failed
 	// (counted too): do not apply it twice. Its rejected lines are
 	// dead-lettered again; their Nats-Msg-Id stores each once.
 	c.curCounted = c.unsettled.has(seq)
 	c.curSkip = c.curCounted || c.replayed.has(seq)
-	c.dec.DecodeMessage(msg.Data(), subjectService(subject), c.curNow, c.applyFn, c.rejectFn)
+	c.dec.DecodeMessage(msg.Data(), subjectService(subject), at, c.applyFn, c.rejectFn)
+}
+
+// stored returns the stream sequence of msg and when JetStream stored it;
+// zero when msg carries no JetStream metadata.
+func stored(msg jetstream.Msg) (uint64, time.Time) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return 0, time.Time{}
+	}
+	return meta.Sequence.Stream, meta.Timestamp
 }
 
 // collect keeps a copy of one valid event for the applier, which counts it
 // and passes it to the Sink. An event applied already is only counted, if
 // it was not counted either.
 func (c *Consumer) collect(ev *event.Event) {
+	ev.Received = c.curReceived
 	if c.curSkip {
 		if !c.curCounted {
 			c.metrics.Observe(ev, c.curNow)

@@ -130,10 +130,15 @@ func (c *Consumer) delivered(ctx context.Context, stream jetstream.Stream) (uint
 	return info.Delivered.Stream, nil
 }
 
+// replayMessage applies the valid events of msg to sink as decodeMessage
+// did when the message was consumed: the future-skew limit judged against
+// when the message was stored, and each event's Received set to that time,
+// so that the rebuilt engine's watermark moves exactly as the live one's.
 func (c *Consumer) replayMessage(dec *event.Decoder, msg jetstream.Msg, sink Sink) int {
-	meta, _ := msg.Metadata()
-	// Judge the future-skew limit against when the message was stored, as
-	// ingest did then, so replay accepts exactly what ingest accepted.
-	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), meta.Timestamp, sink.Process, func(*event.RejectError, []byte) {})
+	_, at := stored(msg)
+	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), at, func(ev *event.Event) {
+		ev.Received = at
+		sink.Process(ev)
+	}, func(*event.RejectError, []byte) {})
 	return valid
 }

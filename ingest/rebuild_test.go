@@ -2,11 +2,13 @@ package ingest_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
@@ -188,5 +190,57 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 	sameLines(t, "old sink", old.Lines(), lines(before, during))
 	if r.Events != len(lines(before, during)) {
 		t.Errorf("replayed %d events, want %d", r.Events, len(lines(before, during)))
+	}
+}
+
+// TestReceivedIsWhenStored checks that every event reaches the sink with
+// Received set to when JetStream stored its message, whether Run consumes
+// it live or Rebuild replays it, so that detection times it alike.
+func TestReceivedIsWhenStored(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	publish(t, js, messages("m", 2, 1, 3))
+	stream, err := js.Stream(t.Context(), ingest.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []time.Time
+	for seq := uint64(1); seq <= 3; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range []int{2, 1, 3}[seq-1] {
+			want = append(want, m.Time)
+		}
+	}
+	receivedBy := func(got *[]time.Time, mu *sync.Mutex) *recorder {
+		return &recorder{hook: func(ev *event.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			*got = append(*got, ev.Received)
+		}}
+	}
+	var mu sync.Mutex
+	var live, replayed []time.Time
+	c, _, _ := newConsumer(t, s, cfg, receivedBy(&live, &mu))
+	run(t, c)
+	waitFor(t, "every message acknowledged", settled(c))
+	if _, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), receivedBy(&replayed, &mu)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for name, got := range map[string][]time.Time{"live": live, "replayed": replayed} {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !got[i].Equal(want[i]) {
+				t.Errorf("%s: event %d Received = %v, want the stored time %v", name, i, got[i], want[i])
+			}
+		}
 	}
 }
