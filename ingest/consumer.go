@@ -85,9 +85,8 @@ type Consumer struct {
 	inflight    sync.WaitGroup // chunks decoded and not yet applied
 	bound       atomic.Bool
 	progress    progress      // see CaughtUp
-	settled     seqSet        // messages applied and acknowledged; see handle
-	replayed    seqSet        // messages Rebuild applied, not counted; see SkipReplayed
-	unsettled   seqSet        // messages applied and counted whose settling failed
+	settled     seqSet        // messages applied, acknowledged and counted; see handle
+	applied     seqSet        // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
 	streamMade  time.Time     // when the events stream was created; see bind
 	pollEvery   time.Duration // how often pollInfo asks the server
 	pending     prometheus.Gauge
@@ -105,7 +104,7 @@ type Consumer struct {
 	curNow      time.Time
 	curReceived time.Time // when JetStream stored the message
 	curSkip     bool      // applied already: see decodeMessage
-	curCounted  bool      // counted already too
+	curRejected int       // rejected lines of the message so far
 	applyFn     func(*event.Event)
 	rejectFn    func(*event.RejectError, []byte)
 	free        chan *chunk // applied chunks, for reuse
@@ -115,15 +114,21 @@ type Consumer struct {
 
 // chunk is a run of messages on their way to the Sink: their decoded
 // events, and their dead letters; the applier settles the messages once the
-// events are applied and the dead letters stored.
+// events are applied and the dead letters stored. Its events and rejected
+// lines are counted in metrics once its messages are acknowledged, so that
+// a message applied and then lost to a crash before its acknowledgement
+// is counted once, when JetStream delivers it again.
 type chunk struct {
-	events  []event.Event
-	msgs    []jetstream.Msg
-	seqs    []uint64 // msgs' stream sequences
-	dead    []jetstream.PubAckFuture
-	deadErr error // a dead letter could not be published
-	skip    bool  // not applied, because an earlier chunk failed
-	bytes   int   // of msgs' data
+	events   []event.Event        // to apply to the Sink, then count
+	tally    []event.Event        // applied before (see Consumer.applied): only to count
+	rejected map[event.Reason]int // rejected lines, to count
+	msgs     []jetstream.Msg
+	seqs     []uint64 // msgs' stream sequences
+	dead     []jetstream.PubAckFuture
+	deadErr  error     // a dead letter could not be published
+	skip     bool      // not applied, because an earlier chunk failed
+	bytes    int       // of msgs' data
+	at       time.Time // when the events were applied, for the delay histogram
 }
 
 // New creates a consumer. It does not touch NATS until Run.
@@ -320,7 +325,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
 	c.cur.bytes += len(msg.Data())
-	full := len(c.cur.events)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes
+	full := len(c.cur.events)+len(c.cur.tally)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes
 	if full || len(c.cur.msgs) >= c.cfg.FetchBatch {
 		c.sendLocked()
 	}
@@ -352,8 +357,11 @@ func (c *Consumer) recycle(ch *chunk) {
 		return // grown by a message of many small events: let it go
 	}
 	clear(ch.events) // do not pin the events' strings
+	clear(ch.tally)
 	clear(ch.msgs)
-	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip, ch.bytes = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false, 0
+	clear(ch.rejected)
+	ch.events, ch.tally, ch.msgs, ch.seqs = ch.events[:0], ch.tally[:0], ch.msgs[:0], ch.seqs[:0]
+	ch.dead, ch.deadErr, ch.skip, ch.bytes, ch.at = nil, nil, false, 0, time.Time{}
 	select {
 	case c.free <- ch:
 	default:
@@ -365,7 +373,7 @@ func (c *Consumer) newChunk() *chunk {
 	case ch := <-c.free:
 		return ch
 	default:
-		return &chunk{events: make([]event.Event, 0, chunkEvents)}
+		return &chunk{events: make([]event.Event, 0, chunkEvents), rejected: map[event.Reason]int{}}
 	}
 }
 
@@ -379,12 +387,15 @@ func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	if at.IsZero() {
 		at = c.curNow
 	}
-	// Applied already, by Rebuild (count it) or before its settling failed
-	// (counted too): do not apply it twice. Its rejected lines are
-	// dead-lettered again; their Nats-Msg-Id stores each once.
-	c.curCounted = c.unsettled.has(seq)
-	c.curSkip = c.curCounted || c.replayed.has(seq)
+	// Applied already but not acknowledged, by Rebuild or before its
+	// settling failed: count it, but do not apply it twice. Its rejected
+	// lines are dead-lettered again; their Nats-Msg-Id stores each once.
+	c.curSkip = c.applied.has(seq)
+	c.curRejected = 0
 	c.dec.DecodeMessage(msg.Data(), subjectService(subject), at, c.applyFn, c.rejectFn)
+	if c.curRejected > MaxDeadLetters {
+		c.deadLetterRest()
+	}
 }
 
 // stored returns the stream sequence of msg and when JetStream stored it;
@@ -397,15 +408,13 @@ func stored(msg jetstream.Msg) (uint64, time.Time) {
 	return meta.Sequence.Stream, meta.Timestamp
 }
 
-// collect keeps a copy of one valid event for the applier, which counts it
-// and passes it to the Sink. An event applied already is only counted, if
-// it was not counted either.
+// collect keeps a copy of one valid event for the applier, which passes it
+// to the Sink and counts it once its message is acknowledged. An event
+// applied already is only counted.
 func (c *Consumer) collect(ev *event.Event) {
 	ev.Received = c.curReceived
 	if c.curSkip {
-		if !c.curCounted {
-			c.metrics.Observe(ev, c.curNow)
-		}
+		c.cur.tally = append(c.cur.tally, *ev) // metrics do not read Attrs
 		return
 	}
 	c.cur.events = append(c.cur.events, *ev)

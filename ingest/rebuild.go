@@ -46,7 +46,7 @@ func (c *Consumer) CatchUp(ctx context.Context, r Replayed, sink Sink) (Replayed
 
 // SkipReplayed makes Run count, and not apply, the messages of r when
 // JetStream delivers them: their events were applied by the replay.
-func (c *Consumer) SkipReplayed(r Replayed) { c.replayed.addRange(r.First, r.Last) }
+func (c *Consumer) SkipReplayed(r Replayed) { c.applied.addRange(r.First, r.Last) }
 
 func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sink) (Replayed, error) {
 	stream, err := c.js.Stream(ctx, EventsStream)

@@ -29,7 +29,23 @@ const (
 	// dead letter keeps only its first DeadLetterMaxBytes (cut at the
 	// start of a UTF-8 character).
 	HeaderRejectSize = "Vigil-Reject-Size"
+	// HeaderRejectedLines and HeaderOmittedLines are set on the record
+	// that ends the dead letters of a message with more than
+	// MaxDeadLetters rejected lines: how many it had, and how many of them
+	// were not stored.
+	HeaderRejectedLines = "Vigil-Rejected-Lines"
+	HeaderOmittedLines  = "Vigil-Omitted-Lines"
+	// RejectCodeOmitted is that record's HeaderRejectCode; it is not a
+	// rejection reason.
+	RejectCodeOmitted = "omitted"
 )
+
+// MaxDeadLetters is how many rejected lines of one message are stored as
+// dead letters; the rest are counted (vigil_events_rejected_total) and
+// summed up in one more record, so that one message of garbage costs a
+// bounded storage, memory and time. The whole message stays in
+// EventsStream.
+const MaxDeadLetters = 100
 
 // DeadLetterMaxBytes is how much of a too_large line a dead letter keeps:
 // storing it whole would let a sender double the storage its garbage
@@ -110,8 +126,7 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if made := stream.CachedInfo().Created; !made.Equal(c.streamMade) {
 		if !c.streamMade.IsZero() {
 			c.settled.reset()
-			c.replayed.reset()
-			c.unsettled.reset()
+			c.applied.reset()
 		}
 		c.streamMade = made
 	}
