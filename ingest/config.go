@@ -19,7 +19,8 @@ type Config struct {
 	StreamMaxAge time.Duration `yaml:"stream_max_age"`
 	// StreamMaxBytes bounds the event stream's size; -1 is unlimited.
 	StreamMaxBytes int64 `yaml:"stream_max_bytes"`
-	// DuplicateWindow is JetStream's Nats-Msg-Id deduplication window.
+	// DuplicateWindow is how long after a message its service's retries
+	// (same subject, same Nats-Msg-Id) are dropped; see dedup.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// DeadLetterMaxAge is how long rejected messages are kept.
 	DeadLetterMaxAge time.Duration `yaml:"deadletter_max_age"`

@@ -81,19 +81,22 @@ type Consumer struct {
 	dec     *event.Decoder
 	repl    int
 
-	batchMu     sync.Mutex     // held while a message is decoded; see Paused
-	inflight    sync.WaitGroup // chunks decoded and not yet applied
-	bound       atomic.Bool
-	progress    progress      // see CaughtUp
-	settled     seqSet        // messages applied, acknowledged and counted; see handle
-	applied     seqSet        // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
-	streamMade  time.Time     // when the events stream was created; see bind
-	pollEvery   time.Duration // how often pollInfo asks the server
-	pending     prometheus.Gauge
-	ackPending  prometheus.Gauge
-	redelivered prometheus.Counter
-	cons        jetstream.Consumer
-	consMu      sync.Mutex
+	batchMu      sync.Mutex     // held while a message is decoded; see Paused
+	inflight     sync.WaitGroup // chunks decoded and not yet applied
+	bound        atomic.Bool
+	progress     progress              // see CaughtUp
+	settled      seqSet                // messages applied, acknowledged and counted; see handle
+	applied      seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
+	dedup        atomic.Pointer[dedup] // message ids of the duplicate window; see handle
+	streamMade   time.Time             // when the events stream was created; see bind
+	warnedWindow bool                  // bind warned that the server keeps a duplicate window
+	pollEvery    time.Duration         // how often pollInfo asks the server
+	pending      prometheus.Gauge
+	ackPending   prometheus.Gauge
+	redelivered  prometheus.Counter
+	duplicates   prometheus.Counter
+	cons         jetstream.Consumer
+	consMu       sync.Mutex
 
 	// Owned by the decoding side (under batchMu).
 	out         chan<- *chunk // to the applier; nil while not consuming
@@ -148,6 +151,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		pollEvery: time.Second,
 	}
 	c.progress.grace = reconnectGrace
+	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -314,6 +318,13 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		// Applied and acknowledged already, but the acknowledgement was
 		// lost (NATS went away, or a restarted server had not stored it).
 		c.redelivered.Inc()
+		_ = msg.Ack()
+		c.progress.apply(1)
+		return
+	}
+	if seq > 0 && c.dedup.Load().duplicate(msg.Subject(), msgID(msg), seq, at) {
+		// A retry of a message this service published before.
+		c.duplicates.Inc()
 		_ = msg.Ack()
 		c.progress.apply(1)
 		return

@@ -14,8 +14,15 @@ import (
 // Stream and subject names. They are part of Vigil's contract with publishers
 // and operators.
 const (
-	EventsStream       = "VIGIL_EVENTS"
-	EventsSubjects     = "vigil.events.>"
+	EventsStream   = "VIGIL_EVENTS"
+	EventsSubjects = "vigil.events.>"
+	// NoDedupStream is an empty stream that EventsStream sources: a stream
+	// with a source keeps no duplicate window of its own (duplicate_window
+	// 0), so JetStream does not drop a message because another service's
+	// subject carried its Nats-Msg-Id; the consumer de-duplicates per
+	// service instead (see dedup). Nothing can be stored in it.
+	NoDedupStream      = "VIGIL_EVENTS_NODEDUP"
+	noDedupSubject     = "vigil.internal.nodedup"
 	SubjectPrefix      = "vigil.events."
 	DeadLetterStream   = "VIGIL_DEADLETTER"
 	DeadLetterSubject  = "vigil.deadletter.events"
@@ -53,8 +60,28 @@ const MaxDeadLetters = 100
 // ingest.max_event_bytes).
 const DeadLetterMaxBytes = 1 << 10
 
+// minServerWindow is the shortest duplicate window JetStream accepts.
+const minServerWindow = 100 * time.Millisecond
+
 // EnsureStreams creates or updates the events and dead-letter streams.
+// The events stream keeps no duplicate window (see NoDedupStream); a server
+// that keeps one all the same (older nats-server versions default a
+// sourcing stream's window to 2 minutes) is given the shortest it accepts,
+// and bind warns about it.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, replicas int) error {
+	nodedup := jetstream.StreamConfig{
+		Name:        NoDedupStream,
+		Description: "Empty: VIGIL_EVENTS sources it so that JetStream keeps no stream-wide duplicate window; Vigil de-duplicates per service",
+		Subjects:    []string{noDedupSubject},
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     1, // with MaxMsgSize, nothing fits: see below
+		MaxMsgSize:  1,
+		Replicas:    replicas,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, nodedup); err != nil {
+		return fmt.Errorf("create or update stream %s: %w", NoDedupStream, err)
+	}
 	events := jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "Vigil request events published by services",
@@ -64,11 +91,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, repl
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.StreamMaxAge,
 		MaxBytes:    cfg.StreamMaxBytes,
-		Duplicates:  cfg.DuplicateWindow,
+		Sources:     []*jetstream.StreamSource{{Name: NoDedupStream}},
 		Replicas:    replicas,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, events); err != nil {
+	s, err := js.CreateOrUpdateStream(ctx, events)
+	if err != nil {
 		return fmt.Errorf("create or update stream %s: %w", EventsStream, err)
+	}
+	if s.CachedInfo().Config.Duplicates > minServerWindow {
+		events.Duplicates = minServerWindow
+		if _, err := js.UpdateStream(ctx, events); err != nil {
+			return fmt.Errorf("update stream %s: %w", EventsStream, err)
+		}
 	}
 	dead := jetstream.StreamConfig{
 		Name:        DeadLetterStream,
@@ -127,6 +161,7 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 		if !c.streamMade.IsZero() {
 			c.settled.reset()
 			c.applied.reset()
+			c.dedup.Load().reset()
 		}
 		c.streamMade = made
 	}
@@ -138,6 +173,11 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	c.cons = cons
 	c.consMu.Unlock()
 	c.bound.Store(true)
+	if w := stream.CachedInfo().Config.Duplicates; w > 0 && !c.warnedWindow {
+		c.warnedWindow = true
+		c.log.Warn("this NATS server keeps a duplicate window on the events stream: an event can be dropped because another service's message carried the same Nats-Msg-Id within it; upgrade nats-server to let Vigil de-duplicate per service",
+			"stream", EventsStream, "window", w)
+	}
 	c.log.Info("event consumer bound", "stream", EventsStream, "consumer", c.cfg.Consumer)
 	return cons, nil
 }
@@ -210,7 +250,18 @@ func (c *Consumer) registerGauges(reg prometheus.Registerer) {
 		Name: "vigil_ingest_redelivered_messages_total",
 		Help: "Messages delivered again after Vigil had applied and acknowledged them (the acknowledgement was lost); acknowledged again, not applied.",
 	})
-	reg.MustRegister(c.pending, c.ackPending, connected, c.redelivered)
+	c.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_ingest_duplicate_messages_total",
+		Help: "Messages dropped because their service published a message with the same Nats-Msg-Id within ingest.duplicate_window before.",
+	})
+	ids := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingest_dedup_ids", Help: "Message ids remembered to drop duplicates within ingest.duplicate_window.",
+	}, func() float64 { return float64(c.dedup.Load().size()) })
+	maxIDs := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_ingest_dedup_ids_max", Help: "The most message ids remembered; past it the oldest are forgotten early.",
+	})
+	maxIDs.Set(MaxDedupIDs)
+	reg.MustRegister(c.pending, c.ackPending, connected, c.redelivered, c.duplicates, ids, maxIDs)
 }
 
 // JetStream returns the JetStream context the consumer uses.
