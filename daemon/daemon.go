@@ -119,6 +119,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Ingest.Deprecations() {
+		d.log.Warn("deprecated config key", "warning", w)
+	}
 	return d.newAdmin(cfg)
 }
 
