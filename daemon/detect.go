@@ -187,7 +187,8 @@ func (x *detector) prepare(cfg detect.Config, p *privacy.Pseudonymizer) (*engine
 // swap rebuilds st's windows from the stream and puts it in force. The
 // long replay runs while the old engine keeps working; intake pauses only
 // to replay what it delivered meanwhile, so no event is missed or applied
-// twice.
+// twice. On error the old engine stays in force; the caller closes st.
+// The caller announces st's alerts once the rest of a reload is in force.
 func (x *detector) swap(ctx context.Context, st *engineState) error {
 	r, err := x.rebuild(ctx, st)
 	if err == nil {
@@ -206,11 +207,8 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 		})
 	}
 	if err != nil {
-		st.engine.Close()
 		return fmt.Errorf("rebuild windows for the new rules: %w", err)
 	}
-	x.announce(ctx, st)
-	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()), "events_replayed", r.Events)
 	return nil
 }
 
