@@ -218,13 +218,13 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 // and its events must not become late because the clock moved on. The first
 // time ingest is caught up after a rebuild, it settles alert state.
 func (x *detector) tick(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	ticker, tick := x.d.clock.NewTicker(time.Second)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
 			}

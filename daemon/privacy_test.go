@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/privacy"
@@ -42,10 +43,9 @@ func TestPseudonymsSurviveRestart(t *testing.T) {
 	r.stop()
 
 	var second testkit.SyncBuffer
-	r = startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &second})
-	testkit.WaitUntil(t, 15*time.Second, "alert state settled after the restart", func() bool {
-		return !r.d.detector.state.Load().unsettled.Load()
-	})
+	clk := clock.NewFake(time.Now())
+	r = startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &second, Clock: clk})
+	waitSettled(t, r, clk)
 	_, js := connectJS(t, r.d.NATSURL())
 	testkit.WaitFor(t, 15*time.Second, "the notification outbox to drain", testkit.StreamEmpty(js, notify.OutboxStream))
 

@@ -90,7 +90,7 @@ type Consumer struct {
 	dedup        atomic.Pointer[dedup] // message ids of the duplicate window; see handle
 	streamMade   time.Time             // when the events stream was created; see bind
 	warnedWindow bool                  // bind warned that the server keeps a duplicate window
-	pollEvery    time.Duration         // how often pollInfo asks the server
+	polls        atomic.Int64          // poll rounds done; see pollInfo
 	pending      prometheus.Gauge
 	ackPending   prometheus.Gauge
 	redelivered  prometheus.Counter
@@ -146,9 +146,8 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
-		dec:       newDecoder(cfg),
-		free:      make(chan *chunk, chunkQueue+settleQueue+3),
-		pollEvery: time.Second,
+		dec:  newDecoder(cfg),
+		free: make(chan *chunk, chunkQueue+settleQueue+3),
 	}
 	c.progress.grace = reconnectGrace
 	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))

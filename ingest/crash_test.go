@@ -31,7 +31,7 @@ func TestCrashCountsEachEventOnce(t *testing.T) {
 	crash := make(chan struct{})
 	first.BeforeSettle(func([]uint64) { <-crash })
 	stopFirst := run(t, first)
-	waitFor(t, "the first consumer to apply every event", sink.holds(events))
+	testkit.WaitFor(t, waitTime, "the first consumer to apply every event", sink.holds(events))
 	firstConn.Close() // the process dies: no acknowledgement goes out
 	close(crash)
 	stopFirst()
@@ -48,7 +48,7 @@ func TestCrashCountsEachEventOnce(t *testing.T) {
 	second.SetSink(replay)
 	second.SkipReplayed(r)
 	run(t, second)
-	waitFor(t, "every message delivered again and acknowledged", settled(second))
+	testkit.WaitFor(t, waitTime, "every message delivered again and acknowledged", settled(second))
 
 	sameLines(t, "events applied after the restart", replay.Lines(), lines(msgs))
 	for _, m := range []struct {

@@ -43,7 +43,7 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 	sink := &recorder{}
 	c, _, reg := newConsumer(t, s, cfg, sink)
 	run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 	sameLines(t, "sink", sink.Lines(), []string{line(0), line(1), line(2), line(3)})
 	wantDead := []struct {
@@ -161,7 +161,7 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 		}
 	})
 	run(t, c)
-	waitFor(t, "the consumer bound", settled(c))
+	testkit.WaitFor(t, waitTime, "the consumer bound", settled(c))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -175,7 +175,7 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 		}
 		publishData(t, js, data)
 	}
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	sameLines(t, "sink", sink.Lines(), lines(msgs))
 	if dead := deadLetters(t, js); len(dead) != 2 {
 		t.Errorf("%d dead letters, want 2", len(dead))
@@ -215,8 +215,8 @@ func TestGarbageMessageIsBounded(t *testing.T) {
 	c, _, reg := newConsumer(t, s, cfg, sink)
 	start := time.Now()
 	run(t, c)
-	waitFor(t, "the message acknowledged", settled(c))
-	if d := time.Since(start); d > cfg.AckWait/6 {
+	testkit.WaitFor(t, cfg.AckWait, "the message acknowledged", settled(c))
+	if d := time.Since(start); d > cfg.AckWait/3 {
 		t.Errorf("the message took %s to settle; it must stay far under ack_wait (%s)", d, cfg.AckWait)
 	}
 	sameLines(t, "sink", sink.Lines(), lines([]message{valid}))

@@ -56,7 +56,7 @@ func TestDeduplicationPerService(t *testing.T) {
 	sink := &recorder{}
 	c, conn, reg := newConsumer(t, s, cfg, sink)
 	stop := run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	sameLines(t, "events applied", sink.Lines(), []string{string(evil), string(victim)})
 	if got := metric(t, reg, "vigil_ingest_duplicate_messages_total"); got != 1 {
 		t.Errorf("vigil_ingest_duplicate_messages_total = %v, want 1 (the retry)", got)
@@ -81,7 +81,7 @@ func TestDeduplicationPerService(t *testing.T) {
 	sameLines(t, "events replayed", replay.Lines(), []string{string(evil), string(victim)})
 	c2.SkipReplayed(r)
 	run(t, c2)
-	waitFor(t, "every message acknowledged after the restart", settled(c2))
+	testkit.WaitFor(t, waitTime, "every message acknowledged after the restart", settled(c2))
 	sameLines(t, "events after the restart", replay.Lines(), []string{string(evil), string(victim), string(next)})
 	if got := metric(t, reg2, "vigil_ingest_duplicate_messages_total"); got != 1 {
 		t.Errorf("after the restart vigil_ingest_duplicate_messages_total = %v, want 1 (the late retry)", got)

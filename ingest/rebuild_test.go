@@ -36,7 +36,7 @@ func TestRebuildThenRun(t *testing.T) {
 			publish(t, js, acked)
 			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
 			stopFirst := run(t, first)
-			waitFor(t, "first run acknowledged every message", settled(first))
+			testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(first))
 			stopFirst()
 			firstConn.Close()
 			if tc.sinceAcked {
@@ -78,7 +78,7 @@ func TestRebuildThenRun(t *testing.T) {
 			run(t, c)
 			// Settled means the crashed messages came again and were
 			// acknowledged; they are counted, but not applied twice.
-			waitFor(t, "every message acknowledged", settled(c))
+			testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 			sameLines(t, "sink after Run", sink.Lines(), append(replayed, lines(later)...))
 			received := len(lines(crashed, later))
 			if got := metric(t, reg, "vigil_events_received_total"); got != float64(received) {
@@ -167,7 +167,7 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 	c, _, _ := newConsumer(t, s, cfg, old)
 	run(t, c)
 	publish(t, js, before)
-	waitFor(t, "the first events applied", old.holds(len(lines(before))))
+	testkit.WaitFor(t, waitTime, "the first events applied", old.holds(len(lines(before))))
 
 	next := &recorder{}
 	r, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), next)
@@ -175,7 +175,7 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 		t.Fatalf("Rebuild: %v", err)
 	}
 	publish(t, js, during) // applied to the old sink only
-	waitFor(t, "the events published during the rebuild applied", old.holds(len(lines(before, during))))
+	testkit.WaitFor(t, waitTime, "the events published during the rebuild applied", old.holds(len(lines(before, during))))
 	c.Paused(func() {
 		if r, err = c.CatchUp(t.Context(), r, next); err != nil {
 			t.Errorf("CatchUp: %v", err)
@@ -184,7 +184,7 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 		c.SkipReplayed(r)
 	})
 	publish(t, js, after)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 	sameLines(t, "new sink", next.Lines(), lines(before, during, after))
 	sameLines(t, "old sink", old.Lines(), lines(before, during))
@@ -227,7 +227,7 @@ func TestReceivedIsWhenStored(t *testing.T) {
 	var live, replayed []time.Time
 	c, _, _ := newConsumer(t, s, cfg, receivedBy(&live, &mu))
 	run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	if _, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), receivedBy(&replayed, &mu)); err != nil {
 		t.Fatal(err)
 	}

@@ -182,10 +182,14 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
+// pollEvery is how often pollInfo asks the server for the consumer's
+// state.
+const pollEvery = time.Second
+
 // pollInfo refreshes the pending gauges from the consumer's info, and
 // tells progress when the server has nothing left for Vigil.
 func (c *Consumer) pollInfo(ctx context.Context) {
-	t, tick := c.clock.NewTicker(c.pollEvery)
+	t, tick := c.clock.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -193,23 +197,29 @@ func (c *Consumer) pollInfo(ctx context.Context) {
 			return
 		case <-tick:
 		}
-		c.consMu.Lock()
-		cons := c.cons
-		c.consMu.Unlock()
-		if cons == nil || !c.bound.Load() {
-			continue
-		}
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		info, err := cons.Info(ictx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		c.pending.Set(float64(info.NumPending))
-		c.ackPending.Set(float64(info.NumAckPending))
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			c.progress.serverIdle(c.clock.Now())
-		}
+		c.poll(ctx)
+		c.polls.Add(1)
+	}
+}
+
+// poll is one round of pollInfo.
+func (c *Consumer) poll(ctx context.Context) {
+	c.consMu.Lock()
+	cons := c.cons
+	c.consMu.Unlock()
+	if cons == nil || !c.bound.Load() {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	info, err := cons.Info(ictx)
+	cancel()
+	if err != nil {
+		return
+	}
+	c.pending.Set(float64(info.NumPending))
+	c.ackPending.Set(float64(info.NumAckPending))
+	if info.NumPending == 0 && info.NumAckPending == 0 {
+		c.progress.serverIdle(c.clock.Now())
 	}
 }
 

@@ -26,6 +26,10 @@ var ignoredGoroutines = []string{
 	"net/http.(*persistConn)",
 	"runtime.goexit0",
 	"runtime/trace.",
+	// nats-server waits up to 30 s for the answer to a stream source's
+	// consumer setup, without watching for shutdown (VIGIL_EVENTS sources
+	// an empty stream; see ingest.NoDedupStream).
+	"nats-server/v2/server.(*stream).trySetupSourceConsumer.func",
 }
 
 // CheckGoroutines fails t when, once t and its cleanups have finished,
