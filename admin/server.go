@@ -190,20 +190,36 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // changes. The listener's TLS on/off, header limit and timeouts are fixed
 // while serving; changing them is an error that names the option.
 func (s *Server) Reload(cfg Config) error {
+	commit, err := s.PrepareReload(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// PrepareReload does the fallible part of Reload (checks, tokens, TLS
+// files) and returns the function that puts cfg in force, so that a caller
+// reloading several parts can prepare them all before changing any. Call
+// commit at most once, before the next PrepareReload.
+func (s *Server) PrepareReload(cfg Config) (commit func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.state.Load()
 	if err := checkFixed(old.cfg, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	st, err := buildState(cfg, old)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.state.Store(st)
-	s.setCertMetric(cfg)
-	s.logger.Info("admin config applied", "tokens", len(cfg.Tokens), "tls", cfg.TLS.Enabled(), "mtls", cfg.TLS.ClientCAFile != "")
-	return nil
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.state.Store(st)
+		s.setCertMetric(cfg)
+		s.logger.Info("admin config applied", "tokens", len(cfg.Tokens), "tls", cfg.TLS.Enabled(), "mtls", cfg.TLS.ClientCAFile != "")
+	}, nil
 }
 
 // checkFixed names the first option that reload cannot change.

@@ -43,7 +43,7 @@ func TestPreflight(t *testing.T) {
 		{"missing TLS key", "admin:\n  tls: {cert_file: " + cert + ", key_file: " + missing + "}\n", "admin.tls: load cert_file " + cert + " and key_file " + missing},
 		{"client CA without certificates", "admin:\n  tls: {cert_file: " + cert + ", key_file: " + key + ", client_ca_file: " + junk + "}\n",
 			"admin.tls.client_ca_file " + junk + ": no PEM certificate found"},
-		{"missing privacy key", "privacy:\n  pseudonymize: [user]\n  key_file: " + missing + "\n", "privacy.key_file: open " + missing},
+		{"missing privacy key", "privacy:\n  pseudonymize: [user]\n  key_file: " + missing + "\n", "privacy.key_file cannot be read: open " + missing},
 		{"short privacy key", "privacy:\n  pseudonymize: [user]\n  key_file: " + shortKey + "\n", "privacy.key_file " + shortKey + ": the key has 10 bytes, at least 32"},
 		{"NATS CA without certificates", "nats:\n  url: tls://nats:4222\n  tls: {ca_file: " + junk + "}\n", "nats.tls.ca_file: "},
 		{"NATS URL with a bad port", "nats:\n  url: nats://nats:99999\n", "nats.url: nats://nats:99999: port"},

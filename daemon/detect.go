@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/privacy"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -29,14 +30,18 @@ type engineState struct {
 	reg    *prometheus.Registry
 	cfg    detect.Config
 	digest string // of the compiled rule set, to skip no-op reloads
+	// privacy pseudonymises the labels of the engine's alerts (see build);
+	// it never changes for the engine's life, so that one alert keeps one
+	// fingerprint. A privacy change at reload builds a new engine.
+	privacy *privacy.Pseudonymizer
 	// unsettled is set from the rebuild until settle has resolved the
 	// alerts announced before it that no longer fire.
 	unsettled atomic.Bool
 }
 
-func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
+func newDetector(d *Daemon, cfg detect.Config, p *privacy.Pseudonymizer) (*detector, error) {
 	x := &detector{d: d}
-	st, err := x.build(cfg)
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +49,13 @@ func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
 	return x, nil
 }
 
-// build loads the rules named by cfg and creates a live engine for them.
-func (x *detector) build(cfg detect.Config) (*engineState, error) {
+// build loads the rules named by cfg and creates a live engine for them
+// whose alerts carry labels pseudonymised by p (a copy of p: later changes
+// to p do not reach the engine). Pseudonymising labels before the engine
+// computes fingerprints and templates is the one egress point for personal
+// data: alerts leave detection through Emit, through Firing (announced at
+// start, reconciled, listed by the API), and all carry only pseudonyms.
+func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
 	rs, err := rules.Load(cfg.Rules)
 	if err != nil {
 		return nil, err
@@ -56,27 +66,33 @@ func (x *detector) build(cfg detect.Config) (*engineState, error) {
 	}
 	sum := sha256.Sum256(append(raw, fmt.Sprint(cfg)...))
 	reg := prometheus.NewRegistry()
+	own := new(privacy.Pseudonymizer)
+	own.Use(p)
+	var label func(name, value string) string
+	if own.Enabled(privacy.FieldSourceIP) || own.Enabled(privacy.FieldUser) {
+		label = own.Label
+	}
 	eng, err := detect.New(rs, detect.Options{
 		StateMemory: int(cfg.StateMemory),
 		Lateness:    cfg.Lateness,
 		Live:        true,
-		Now:         x.d.opts.Now,
+		Now:         x.d.clock.Now,
 		Logger:      x.d.log,
 		Registerer:  reg,
 		Emit:        x.emit,
+		Label:       label,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum)}, nil
+	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum), privacy: own}, nil
 }
 
 func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
 
-// emit pseudonymises an alert transition as configured and queues it in the
-// durable outbox. It runs with the engine's lock held, so it only publishes.
+// emit queues an alert transition in the durable outbox. It runs with the
+// engine's lock held, so it only publishes.
 func (x *detector) emit(a detect.Alert) {
-	a = x.d.privacy.Alert(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := x.d.notifier.Notify(ctx, a); err != nil {
@@ -101,7 +117,7 @@ func lookback(st *engineState) time.Duration {
 // caller puts the engine in force, tells the consumer to skip what was
 // replayed, and calls announce.
 func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
-	since := x.d.opts.Now().Add(-lookback(st))
+	since := x.d.clock.Now().Add(-lookback(st))
 	var r ingest.Replayed
 	err := muted(st.engine, func() (err error) {
 		r, err = x.d.consumer.Rebuild(ctx, since, st.engine)
@@ -154,14 +170,14 @@ func (x *detector) settle(ctx context.Context, st *engineState) {
 	st.unsettled.Store(false)
 }
 
-// prepare builds an engine for cfg, or returns nil when neither the rules
-// nor the settings changed.
-func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
-	st, err := x.build(cfg)
+// prepare builds an engine for cfg and p, or returns nil when neither the
+// rules, the settings nor the pseudonymisation changed.
+func (x *detector) prepare(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
-	if st.digest == x.state.Load().digest {
+	if cur := x.state.Load(); st.digest == cur.digest && st.privacy.Equal(cur.privacy) {
 		st.engine.Close()
 		return nil, nil
 	}
@@ -171,7 +187,8 @@ func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
 // swap rebuilds st's windows from the stream and puts it in force. The
 // long replay runs while the old engine keeps working; intake pauses only
 // to replay what it delivered meanwhile, so no event is missed or applied
-// twice.
+// twice. On error the old engine stays in force; the caller closes st.
+// The caller announces st's alerts once the rest of a reload is in force.
 func (x *detector) swap(ctx context.Context, st *engineState) error {
 	r, err := x.rebuild(ctx, st)
 	if err == nil {
@@ -190,11 +207,8 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 		})
 	}
 	if err != nil {
-		st.engine.Close()
 		return fmt.Errorf("rebuild windows for the new rules: %w", err)
 	}
-	x.announce(ctx, st)
-	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()), "events_replayed", r.Events)
 	return nil
 }
 
@@ -204,18 +218,18 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 // and its events must not become late because the clock moved on. The first
 // time ingest is caught up after a rebuild, it settles alert state.
 func (x *detector) tick(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	ticker, tick := x.d.clock.NewTicker(time.Second)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
 			}
 			st := x.state.Load()
-			st.engine.Tick(x.d.opts.Now())
+			st.engine.Tick(x.d.clock.Now())
 			x.settle(ctx, st)
 		}
 	}

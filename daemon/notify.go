@@ -39,7 +39,7 @@ func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*noti
 
 func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
 	n, err := notify.New(ctx, cfg, r.d.js, notify.Options{
-		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.opts.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
+		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)

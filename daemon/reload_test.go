@@ -2,12 +2,17 @@ package daemon
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 func TestReloadKeepsRunningConfigOnError(t *testing.T) {
@@ -31,7 +36,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, Options{RawConfig: raw, Load: load})
+	d, err := New(context.Background(), cfg, Options{RawConfig: raw, Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +55,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	}{
 		{"syntax error keeps old config", "ingest: [\n", "vigil.yaml", firstHash},
 		{"unknown key keeps old config", "ingest:\n  bogus: 1\n", "bogus", firstHash},
-		{"restart-only change is refused by name", "ingest:\n  max_services: 5\n", "reload cannot change ingest", firstHash},
+		{"restart-only change is refused by name", "ingest:\n  max_services: 5\nlog: {format: text}\n", "reload cannot change log.format, ingest.max_services; restart", firstHash},
 		{"valid change applies", "# second\n", "", config.Hash([]byte("# second\n"))},
 	}
 	for _, tc := range cases {
@@ -71,5 +76,117 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 				t.Errorf("config hash in force is not %s", tc.wantHash)
 			}
 		})
+	}
+}
+
+// TestNotReloadableNamesEachKey checks that reload refuses every change it
+// cannot apply, naming the key, and lets through only the reloadable
+// sections: a setting nobody listed is refused, not applied silently.
+func TestNotReloadableNamesEachKey(t *testing.T) {
+	base := config.Default()
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   []string
+	}{
+		{"nothing", func(*config.Config) {}, nil},
+		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:1" }, []string{"listen"}},
+		{"data dir and log level", func(c *config.Config) { c.DataDir, c.Log.Level = "/x", "debug" }, []string{"data_dir", "log.level"}},
+		{"nats", func(c *config.Config) { c.NATS.URL, c.NATS.TLS.CAFile = "nats://x:4222", "/ca" }, []string{"nats.url", "nats.tls.ca_file"}},
+		{"ingest", func(c *config.Config) { c.Ingest.MaxServices, c.Ingest.DeadLetterMaxAge = 5, time.Hour },
+			[]string{"ingest.dead_letter_max_age", "ingest.max_services"}},
+		{"reloadable sections", func(c *config.Config) {
+			c.Detect.Lateness, c.AllowInlineSecrets = time.Minute, true
+			c.Admin.MetricsAuth = true
+			c.Privacy.Pseudonymize = []privacy.Field{privacy.FieldUser}
+			c.Notify.Routes = nil
+		}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cur := base
+			cur.Notify.Routes = slices.Clone(base.Notify.Routes)
+			tc.change(&cur)
+			if got := notReloadable(base, cur); !slices.Equal(got, tc.want) {
+				t.Fatalf("notReloadable = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChangedKeysRefusesUnknownSettings checks the rule behind
+// notReloadable on a config type of its own: a key added to any section is
+// compared, a nested section key by key, a value type as a whole.
+func TestChangedKeysRefusesUnknownSettings(t *testing.T) {
+	type secretLike struct{ v string }
+	type section struct {
+		Known  int        `yaml:"known"`
+		Added  []string   `yaml:"added_later"`
+		Secret secretLike `yaml:"secret"`
+	}
+	type cfg struct {
+		Top     string  `yaml:"top"`
+		Section section `yaml:"section"`
+		Inline  section `yaml:",inline"`
+		note    string
+	}
+	a := cfg{Top: "a", Section: section{Known: 1}, note: "a"}
+	b := a
+	b.Section.Added = []string{"x"}
+	b.Section.Secret = secretLike{"changed"}
+	b.Inline.Known = 2
+	b.note = "b"
+	want := []string{"section.added_later", "section.secret", "known"}
+	if got := changedKeys(a, b); !slices.Equal(got, want) {
+		t.Fatalf("changedKeys = %q, want %q", got, want)
+	}
+	if got := changedKeys(a, b); !slices.Equal(got, want) {
+		t.Fatalf("notReloadable = %q, want %q: keys no one made reloadable are refused", got, want)
+	}
+}
+
+// TestFailedReloadChangesNothing reloads a config that changes the admin
+// tokens and the detection settings, with a context cancelled so that the
+// rebuild of the new engine's windows from the stream fails. Nothing may
+// be half applied: the old token still works, the new one does not, and
+// the old engine stays in force.
+func TestFailedReloadChangesNothing(t *testing.T) {
+	oldToken, oldHash := admin.NewToken()
+	newToken, newHash := admin.NewToken()
+	cfg := testConfig(t)
+	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "old", SHA256: oldHash, Scopes: []admin.Scope{admin.ScopeRead}}}
+	next := cfg
+	next.Admin.Tokens = []admin.TokenConfig{{Name: "new", SHA256: newHash, Scopes: []admin.Scope{admin.ScopeRead}}}
+	next.Detect.Lateness = cfg.Detect.Lateness + time.Second
+	load := func() (config.Config, []byte, error) { return next, []byte("next"), next.Validate() }
+	r := startDaemonWith(t, cfg, Options{Load: load})
+	engine := r.d.detector.engine()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.d.Reload(ctx); err == nil {
+		t.Fatal("Reload succeeded though the windows could not be rebuilt")
+	}
+	base := "http://" + r.d.Addr().String()
+	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusOK)
+	apiClient{t: t, base: base, token: newToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
+	if r.d.detector.engine() != engine || r.d.detector.state.Load().cfg.Lateness != cfg.Detect.Lateness {
+		t.Error("the new engine was put in force by a failed reload")
+	}
+	if got := metric(t, r.d.Registry(), "vigil_config_last_reload_successful"); got != 0 {
+		t.Errorf("vigil_config_last_reload_successful = %v after a failed reload", got)
+	}
+
+	// The same reload with a live context applies all of it.
+	if err := r.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	apiClient{t: t, base: base, token: newToken}.do("GET", "/api/v1/status", "", http.StatusOK)
+	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
+	if r.d.detector.state.Load().cfg.Lateness != next.Detect.Lateness {
+		t.Error("the new detection settings are not in force after a good reload")
 	}
 }

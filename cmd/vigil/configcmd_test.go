@@ -92,7 +92,7 @@ func TestRunRefusesWhatCheckRefuses(t *testing.T) {
 		{"missing client CA", "admin:\n  tls: {cert_file: " + cert + ", key_file: " + key + ", client_ca_file: " + missing + "}\n", nil, "admin.tls.client_ca_file: open " + missing},
 		{"missing secret file", "receivers:\n  - name: siem\n    webhook: {url: 'https://siem.example.com/h', secret_file: " + missing + "}\nroutes:\n  - receivers: [siem]\n", nil,
 			"secret_file: read secret file: open " + missing},
-		{"missing privacy key", "privacy:\n  pseudonymize: [user]\n  key_file: " + missing + "\n", nil, "privacy.key_file: open " + missing},
+		{"missing privacy key", "privacy:\n  pseudonymize: [user]\n  key_file: " + missing + "\n", nil, "privacy.key_file cannot be read: open " + missing},
 		{"weak token", "admin:\n  tokens:\n    - {name: oncall, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, scopes: [read]}\n", nil,
 			`the sha256 is the hash of "test", a well-known string`},
 		{"duration without unit", "ingest:\n  ack_wait: 30\n", nil, `line 2: invalid duration "30": write it with a unit, e.g. 90s`},

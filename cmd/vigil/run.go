@@ -100,7 +100,7 @@ func runDaemon(ctx context.Context, s streams, args []string) int {
 	}
 	log := newLogger(s.stderr, c.cfg.Log)
 	logWarnings(log, c.warnings)
-	d, err := daemon.New(c.cfg, daemon.Options{
+	d, err := daemon.New(ctx, c.cfg, daemon.Options{
 		Logger: log, Stdout: s.stdout, Version: version, Commit: buildCommit(),
 		RawConfig: c.raw, Load: f.load(log),
 	})

@@ -1,11 +1,13 @@
 // Package testkit holds what the tests of several packages share: an
-// embedded NATS server with JetStream, a connection to it, and a buffer
-// that loggers and tests may use at once. Only tests import it.
+// embedded NATS server with JetStream, a connection to it, a buffer that
+// loggers and tests may use at once, the one polling helper (WaitFor and
+// WaitUntil) and a goroutine-leak check. Only tests import it.
 package testkit
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -90,6 +92,21 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, check func() erro
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// WaitUntil polls cond every 10ms until it holds, and fails t when timeout
+// passes first; WaitFor is the same for a check that says what it still
+// waits for.
+func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	WaitFor(t, timeout, what, func() error {
+		if !cond() {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+var errNotYet = errors.New("not yet")
 
 // StreamEmpty returns a check for WaitFor that passes once the stream
 // name holds no message.
