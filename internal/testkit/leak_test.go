@@ -31,3 +31,24 @@ func TestLeakedFindsAGoroutineStartedLater(t *testing.T) {
 }
 
 func leakyWorker(stop chan struct{}) { <-stop }
+
+// TestIgnoredOnlyTheNATSPublisherRace checks that nats.go's goroutine is
+// ignored when it waits on the nil channel (its race with
+// CleanupPublisher), and reported while it waits on a live one.
+func TestIgnoredOnlyTheNATSPublisherRace(t *testing.T) {
+	frames := "github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect(0x177910ff6090)\n" +
+		"\t/root/go/pkg/mod/github.com/nats-io/nats.go@v1.55.0/jetstream/publish.go:570 +0x72\n"
+	for _, tc := range []struct {
+		name, stack string
+		want        bool
+	}{
+		{"nil channel", "goroutine 1814 [chan receive (nil chan)]:\n" + frames, true},
+		{"nil channel, long", "goroutine 1814 [chan receive (nil chan), 3 minutes]:\n" + frames, true},
+		{"live channel", "goroutine 1814 [chan receive]:\n" + frames, false},
+		{"another nil channel", "goroutine 7 [chan receive (nil chan)]:\nmain.worker()\n", false},
+	} {
+		if got := ignored(tc.stack); got != tc.want {
+			t.Errorf("%s: ignored = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
