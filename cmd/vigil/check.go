@@ -28,7 +28,8 @@ type checked struct {
 // check reads the config file and flags and makes every check `vigil run`
 // makes before it starts anything (config.Preflight and the rules). `vigil
 // run`, a reload and `vigil config check` all go through it, so they refuse
-// the same things with the same messages.
+// the same things with the same messages, and warn alike: about files
+// others may read and about routes no loaded rule can match.
 func (f *daemonFlags) check() (checked, error) {
 	cfg, raw, err := f.read()
 	if err != nil {
@@ -45,6 +46,7 @@ func (f *daemonFlags) check() (checked, error) {
 	if err != nil {
 		return checked{}, err
 	}
+	warnings = append(warnings, cfg.Notify.Lint(rs)...)
 	return checked{cfg: cfg, raw: raw, rules: rs, warnings: warnings}, nil
 }
 

@@ -37,6 +37,10 @@ func runConfig(_ context.Context, s streams, args []string) int {
 		for _, w := range c.warnings {
 			fmt.Fprintf(s.stderr, "warning: %s\n", w)
 		}
+		// The daemon logs these itself, at start and at each reload.
+		for _, w := range c.cfg.Ingest.Deprecations() {
+			fmt.Fprintf(s.stderr, "warning: %s: %s\n", f.configPath, w)
+		}
 		fmt.Fprintf(s.stdout, "config ok: %d rules, %d receivers, %d routes\n", len(c.rules), len(c.cfg.Notify.Receivers), len(c.cfg.Notify.Routes))
 		return 0
 	}
