@@ -2,16 +2,23 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testkit"
+	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/webhook"
 	"github.com/vigil-sec/vigil/privacy"
 )
 
@@ -188,5 +195,50 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
 	if r.d.detector.state.Load().cfg.Lateness != next.Detect.Lateness {
 		t.Error("the new detection settings are not in force after a good reload")
+	}
+}
+
+// TestReloadWithTheSameConfigReenablesAGoneReceiver: a receiver disabled by
+// a 410 is enabled again by a reload that changes nothing, as the log and
+// docs say, and the alert queued while it was disabled is delivered.
+func TestReloadWithTheSameConfigReenablesAGoneReceiver(t *testing.T) {
+	var calls atomic.Int32
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusGone) // the endpoint was being moved; it is back now
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer gone.Close()
+	cfg := testConfig(t)
+	cfg.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: gone.URL}}}
+	cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"hook"}}}
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return cfg, nil, nil }})
+	alert := func(fp string) detect.Alert {
+		return detect.Alert{Rule: "brute_force_user", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
+			State: detect.StateFiring, Fingerprint: fp, StartsAt: time.Now()}
+	}
+	if err := r.d.notifier.Notify(t.Context(), alert("first")); err != nil {
+		t.Fatal(err)
+	}
+	reg := r.d.Registry()
+	testkit.WaitFor(t, 10*time.Second, "the receiver disabled", func() error {
+		return equalf(metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "hook"), 1, "disabled")
+	})
+	if err := r.d.notifier.Notify(t.Context(), alert("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the queued alert delivered after the reload", func() error {
+		if n := calls.Load(); n != 2 {
+			return fmt.Errorf("%d calls", n)
+		}
+		return nil
+	})
+	if got := metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "hook"); got != 0 {
+		t.Errorf("disabled = %v after the reload, want 0", got)
 	}
 }
