@@ -94,7 +94,8 @@ func loadTokens(cfgs []TokenConfig) (*tokenSet, error) {
 		if c.SHA256File != "" {
 			b, err := os.ReadFile(c.SHA256File)
 			if err != nil {
-				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file: %w", i, c.Name, err)
+				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file: %w; point it at a file Vigil's user can read holding the token's SHA-256 "+
+					"(the sha256 'vigil token new' prints; sha256sum's output works too), or give the hash as sha256", i, c.Name, err)
 			}
 			fields := strings.Fields(string(b))
 			if len(fields) == 0 || !sha256HexRE.MatchString(strings.ToLower(fields[0])) {

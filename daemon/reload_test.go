@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testfiles"
 	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/notify/webhook"
@@ -195,6 +196,44 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
 	if r.d.detector.state.Load().cfg.Lateness != next.Detect.Lateness {
 		t.Error("the new detection settings are not in force after a good reload")
+	}
+}
+
+// TestReloadErrorsNameTheKeyOnce: a reload refused for a file of the admin
+// or privacy section says so starting with the key, named once (not
+// "admin: admin.tokens[0]"), and says how to fix it.
+func TestReloadErrorsNameTheKeyOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	cert, key := testfiles.TLS(t, t.TempDir(), "admin")
+	cases := []struct {
+		name   string
+		set    func(*config.Config)
+		prefix string
+		fix    string
+	}{
+		{"token sha256_file missing", func(c *config.Config) {
+			c.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256File: missing, Scopes: []admin.Scope{admin.ScopeRead}}}
+		}, "admin.tokens[0] (oncall): sha256_file: open " + missing, "point it at a file Vigil's user can read holding the token's SHA-256"},
+		{"client CA missing", func(c *config.Config) {
+			c.Admin.TLS.ClientCAFile = missing
+		}, "admin.tls.client_ca_file: open " + missing, "point it at a PEM file"},
+		{"privacy key missing", func(c *config.Config) {
+			c.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldUser}, KeyFile: missing}
+		}, "privacy.key_file cannot be read: open " + missing, "head -c 32 /dev/urandom"},
+	}
+	cfg := testConfig(t)
+	cfg.Admin.TLS.CertFile, cfg.Admin.TLS.KeyFile = cert, key // TLS cannot be turned on by reload
+	next := cfg
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return next, nil, next.Validate() }})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next = cfg
+			tc.set(&next)
+			err := r.d.Reload(t.Context())
+			if err == nil || !strings.HasPrefix(err.Error(), tc.prefix) || !strings.Contains(err.Error(), tc.fix) {
+				t.Fatalf("Reload() = %v; want an error starting %q and saying %q", err, tc.prefix, tc.fix)
+			}
+		})
 	}
 }
 

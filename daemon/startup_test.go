@@ -42,10 +42,10 @@ func TestStartupErrorsAreClear(t *testing.T) {
 			[]string{"embedded nats cannot listen on " + busy.Addr().String(), "address already in use", "--nats-listen"}},
 		{"token sha256_file missing", func(c *config.Config) {
 			c.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256File: missing, Scopes: []admin.Scope{admin.ScopeRead}}}
-		}, []string{"admin.tokens[0]", missing}},
+		}, []string{"admin.tokens[0] (oncall): sha256_file: open " + missing, "point it at a file", "'vigil token new'"}},
 		{"tls file missing", func(c *config.Config) {
 			c.Admin.TLS.CertFile, c.Admin.TLS.KeyFile = missing+".crt", missing+".key"
-		}, []string{"admin.tls", missing + ".crt"}},
+		}, []string{"admin.tls: load cert_file " + missing + ".crt", "point cert_file at the PEM certificate", "or remove admin.tls"}},
 		{"privacy key missing", func(c *config.Config) {
 			c.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldUser}, KeyFile: missing}
 		}, []string{"privacy.key_file", missing, "head -c 32 /dev/urandom"}},
