@@ -308,16 +308,4 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map
 	return 0
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 var errInternalDetail = errors.New("dial tcp 10.1.2.3:4222: connection refused (internal detail)")
