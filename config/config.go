@@ -154,7 +154,12 @@ func Parse(name string, raw []byte) (Config, error) {
 }
 
 var (
-	notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	notFound = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+	// removedKeys say where the setting of a key that is gone went, by key
+	// and the Go type that had it, as yaml/v3 names them.
+	removedKeys = map[string]string{
+		"notify.Settings.replicas": "notify.replicas is gone; set nats.replicas instead, the replicas of every stream of Vigil, notify's included",
+	}
 	// yaml/v3 refuses numbers for time.Duration and reports strings that
 	// time.ParseDuration refuses the same way.
 	badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into time.Duration")
@@ -165,12 +170,22 @@ var (
 func yamlError(name string, err error) error {
 	msgs := yamlerr.Messages(err)
 	for i, e := range msgs {
-		e = notFound.ReplaceAllString(e, "field $1 not found: unknown key (check its spelling and section in the configuration reference)")
+		e = notFound.ReplaceAllStringFunc(e, unknownKey)
 		e = badDuration.ReplaceAllString(e, `invalid duration "$1": write it with a unit, e.g. 90s, 5m or 1h`)
 		e = strings.ReplaceAll(e, "cannot unmarshal", "cannot read")
 		msgs[i] = name + ": " + e
 	}
 	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// unknownKey rewrites yaml/v3's "field K not found in type T", saying where
+// a removed key's setting went.
+func unknownKey(m string) string {
+	g := notFound.FindStringSubmatch(m)
+	if hint, ok := removedKeys[g[2]+"."+g[1]]; ok {
+		return "field " + g[1] + " not found: " + hint
+	}
+	return "field " + g[1] + " not found: unknown key (check its spelling and section in the configuration reference)"
 }
 
 // Hash returns a short, stable hash of the raw config bytes, exported as a

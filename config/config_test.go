@@ -19,6 +19,8 @@ func TestParse(t *testing.T) {
 		{name: "overrides", yaml: "listen: 127.0.0.1:9999\nnats:\n  listen: 127.0.0.1:5222\ningest:\n  max_services: 10\n  stream_max_age: 48h\n"},
 		{name: "unknown top-level key names file and line", yaml: "listen: 127.0.0.1:1\nlisten_addr: x\n", want: "vigil.yaml: line 2: field listen_addr not found"},
 		{name: "unknown nested key", yaml: "ingest:\n  max_service: 3\n", want: "line 2: field max_service not found"},
+		{name: "removed key says where its setting went", yaml: "notify:\n  replicas: 3\n",
+			want: "vigil.yaml: line 2: field replicas not found: notify.replicas is gone; set nats.replicas instead"},
 		{name: "wrong type", yaml: "ingest:\n  max_services: many\n", want: "line 2"},
 		{name: "bad duration", yaml: "ingest:\n  stream_max_age: forever\n", want: "line 2"},
 		{name: "invalid value", yaml: "ingest:\n  fetch_batch: 0\n", want: "ingest.fetch_batch"},
