@@ -49,7 +49,7 @@ func (c *Consumer) deadLetterRest() {
 	omitted := c.curRejected - MaxDeadLetters
 	where := "the whole message is not stored in " + EventsStream
 	if c.curSeq > 0 {
-		where = fmt.Sprintf("read the whole message with: nats stream get %s %d", EventsStream, c.curSeq)
+		where = fmt.Sprintf("the whole message is message %d of %s (vigil deadletters show --original prints it with this record)", c.curSeq, EventsStream)
 	}
 	m := c.deadLetter(RejectCodeOmitted, fmt.Sprintf("%d more rejected lines of this message are not stored (%d rejected in all; the first %d are the dead letters before this one); %s",
 		omitted, c.curRejected, MaxDeadLetters, where), "rest")

@@ -242,7 +242,7 @@ func TestGarbageMessageIsBounded(t *testing.T) {
 			t.Errorf("the record of the rest: %s = %q, want %q", h, got, want)
 		}
 	}
-	if reason := last.Header.Get(ingest.HeaderRejectReason); !strings.Contains(reason, "nats stream get "+ingest.EventsStream+" 1") {
+	if reason := last.Header.Get(ingest.HeaderRejectReason); !strings.Contains(reason, "message 1 of "+ingest.EventsStream+" (vigil deadletters show --original") {
 		t.Errorf("the record of the rest does not say where the message is: %q", reason)
 	}
 }

@@ -13,20 +13,22 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/notify"
 )
 
 const deadlettersUsage = `Usage:
-  vigil deadletters list  [--last N] [--reason CODE] [--since DURATION] [--json] [connection flags]
-  vigil deadletters show  [--original] [connection flags] SEQ
-  vigil deadletters count [--since DURATION] [connection flags]
+  vigil deadletters list  [--last N] [--reason CODE | --receiver NAME] [--since DURATION] [--json] [--stream S] [connection flags]
+  vigil deadletters show  [--original] [--stream S] [connection flags] SEQ
+  vigil deadletters count [--since DURATION] [--stream S] [connection flags]
 
 Reads the rejected events Vigil keeps in the stream ` + ingest.DeadLetterStream + `:
 list the latest, show one (its headers and payload; --original also prints the
 whole message it came in, from ` + ingest.EventsStream + `), or count them by reason.
+With --stream notify it reads the notifications that finally failed, kept in
+` + notify.DeadLetterStream + ` (list and count them by receiver).
 Connection flags: --config FILE (connect as vigil run with that config does),
 --nats-url, --nats-user (password from $` + natsPasswordEnv + ` or --nats-password-file),
 --nats-creds, --nats-nkey, --nats-ca. Run 'vigil deadletters list -h' for details.
@@ -93,137 +95,35 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// deadLetter is what list and count read of one dead letter: its headers.
-type deadLetter struct {
-	Seq      uint64    `json:"seq"`
-	Time     time.Time `json:"time"`
-	Code     string    `json:"reason_code"`
-	Reason   string    `json:"reason"`
-	Subject  string    `json:"subject"`
-	EventSeq string    `json:"events_seq,omitempty"`
-	Size     int       `json:"size"` // of the stored payload
-}
-
-func deadLetterOf(m jetstream.Msg) (deadLetter, error) {
-	meta, err := m.Metadata()
-	if err != nil {
-		return deadLetter{}, err
-	}
-	h := m.Headers()
-	size, _ := strconv.Atoi(h.Get(nats.MsgSize))
-	return deadLetter{
-		Seq: meta.Sequence.Stream, Time: meta.Timestamp.UTC(), Code: h.Get(ingest.HeaderRejectCode),
-		Reason: h.Get(ingest.HeaderRejectReason), Subject: h.Get(ingest.HeaderSubject),
-		EventSeq: h.Get(ingest.HeaderSequence), Size: size,
-	}, nil
-}
-
-// dlFlags are the flags every subcommand shares.
-type dlFlags struct {
-	conn  natsClientFlags
-	since time.Duration
-}
-
-func (f *dlFlags) register(fs *flag.FlagSet, since bool) {
-	f.conn.register(fs)
-	if since {
-		fs.DurationVar(&f.since, "since", 0, "only dead letters stored within this `duration`, e.g. 1h (default: all)")
-	}
-}
-
-// stream connects and returns the dead-letter stream; close the returned
-// function when done.
-func (f *dlFlags) stream(ctx context.Context) (jetstream.JetStream, jetstream.Stream, func(), error) {
-	nc, err := f.conn.connect("vigil-deadletters")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, nil, err
-	}
-	st, err := js.Stream(ctx, ingest.DeadLetterStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		nc.Close()
-		return nil, nil, nil, fmt.Errorf("stream %s not found: has Vigil run against this NATS? (--nats-url, --config)", ingest.DeadLetterStream)
-	}
-	if err != nil {
-		nc.Close()
-		return nil, nil, nil, fmt.Errorf("stream %s: %w", ingest.DeadLetterStream, err)
-	}
-	return js, st, nc.Close, nil
-}
-
-// scan calls fn with each dead letter's headers, from start (or since ago),
-// up to the last one stored when the scan began.
-func scan(ctx context.Context, st jetstream.Stream, start uint64, since time.Duration, fn func(deadLetter)) error {
-	info, err := st.Info(ctx)
-	if err != nil {
-		return err
-	}
-	if info.State.Msgs == 0 || info.State.LastSeq < start {
-		return nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{HeadersOnly: true, DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: max(start, 1)}
-	if since > 0 {
-		from := time.Now().Add(-since)
-		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &from
-	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	last := info.State.LastSeq
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			dl, err := deadLetterOf(m)
-			if err != nil {
-				return err
-			}
-			fn(dl)
-			if meta, _ := m.Metadata(); dl.Seq >= last || meta.NumPending == 0 {
-				return nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return err
-		}
-		if n == 0 { // nothing (left) in the window asked for
-			return nil
-		}
-	}
-}
-
 func deadlettersList(ctx context.Context, s streams, args []string) error {
 	fs := flag.NewFlagSet("vigil deadletters list", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
 	var f dlFlags
 	f.register(fs, true)
 	last := fs.Int("last", 20, "show the latest `N` dead letters (0: all)")
-	reason := fs.String("reason", "", "only dead letters with this reason `code`, e.g. malformed_json")
+	reason := fs.String("reason", "", "only rejected events with this reason `code`, e.g. malformed_json")
+	receiver := fs.String("receiver", "", "with --stream notify: only the notifications of this receiver `name`")
 	asJSON := fs.Bool("json", false, "print one JSON object per dead letter")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
 		return usageError(fmt.Sprintf("unexpected argument %q; give everything as flags", pos[0]))
 	}
-	if *last < 0 {
+	switch {
+	case *last < 0:
 		return usageError("--last must be 0 (all) or more")
+	case f.notify() && *reason != "":
+		return usageError("failed notifications have no reason code; choose them with --receiver")
+	case !f.notify() && *receiver != "":
+		return usageError("--receiver goes with --stream notify; rejected events have --reason")
 	}
-	_, st, done, err := f.stream(ctx)
+	_, st, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
 	var start uint64
-	if *reason == "" && *last > 0 && f.since == 0 { // read only the tail
+	if *reason == "" && *receiver == "" && *last > 0 && f.since == 0 { // read only the tail
 		info, err := st.Info(ctx)
 		if err != nil {
 			return err
@@ -232,7 +132,7 @@ func deadlettersList(ctx context.Context, s streams, args []string) error {
 	}
 	var out []deadLetter
 	err = scan(ctx, st, start, f.since, func(dl deadLetter) {
-		if *reason != "" && dl.Code != *reason {
+		if *reason != "" && dl.Code != *reason || *receiver != "" && dl.Receiver != *receiver {
 			return
 		}
 		out = append(out, dl)
@@ -255,8 +155,16 @@ func deadlettersList(ctx context.Context, s streams, args []string) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(s.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SEQ\tSTORED (UTC)\tREASON\tSUBJECT\tEVENTS SEQ\tDETAIL")
+	if f.notify() {
+		fmt.Fprintln(w, "SEQ\tSTORED (UTC)\tRECEIVER\tATTEMPTS\tREASON")
+	} else {
+		fmt.Fprintln(w, "SEQ\tSTORED (UTC)\tREASON\tSUBJECT\tEVENTS SEQ\tDETAIL")
+	}
 	for _, dl := range out {
+		if f.notify() {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%d\t%s\n", dl.Seq, dl.Time.Format(time.DateTime), printable(dl.Receiver), dl.Attempts, printable(dl.Reason))
+			continue
+		}
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", dl.Seq, dl.Time.Format(time.DateTime), printable(dl.Code),
 			printable(dl.Subject), cmp.Or(dl.EventSeq, "-"), printable(dl.Reason))
 	}
@@ -280,14 +188,21 @@ func deadlettersShow(ctx context.Context, s streams, args []string) error {
 	if len(pos) != 1 || err != nil || seq == 0 {
 		return usageError("give one sequence number, as list prints it")
 	}
-	js, st, done, err := f.stream(ctx)
+	if *original && f.notify() {
+		return usageError("--original goes with rejected events; a failed notification's payload is the whole delivery")
+	}
+	js, st, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
 	m, err := st.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("no dead letter %d (removed by retention, ingest.deadletter_max_age, or never stored); see vigil deadletters list", seq)
+		retention, list := "ingest.dead_letter_max_age", "vigil deadletters list"
+		if f.notify() {
+			retention, list = "notify.dead_letter_max_age", list+" --stream notify"
+		}
+		return fmt.Errorf("no dead letter %d (removed by retention, %s, or never stored); see %s", seq, retention, list)
 	}
 	if err != nil {
 		return err
@@ -344,27 +259,57 @@ func deadlettersCount(ctx context.Context, s streams, args []string) error {
 	} else if len(pos) > 0 {
 		return usageError(fmt.Sprintf("unexpected argument %q", pos[0]))
 	}
-	_, st, done, err := f.stream(ctx)
+	_, st, done, err := f.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
 	counts := map[string]int{}
-	total := 0
-	if err := scan(ctx, st, 0, f.since, func(dl deadLetter) { counts[dl.Code]++; total++ }); err != nil {
+	total, omitted, cut := 0, 0, 0
+	err = scan(ctx, st, 0, f.since, func(dl deadLetter) {
+		switch {
+		case f.notify():
+			counts[dl.Receiver]++
+		case dl.Code == ingest.RejectCodeOmitted:
+			// Not a rejected event: the count of a message's rejected
+			// lines past the ones stored, whose reasons were not kept.
+			counts[dl.Code] += dl.Omitted
+			total += dl.Omitted
+			omitted += dl.Omitted
+			cut++
+			return
+		default:
+			counts[dl.Code]++
+		}
+		total++
+	})
+	if err != nil {
 		return err
 	}
+	by := "REASON"
+	if f.notify() {
+		by = "RECEIVER"
+	}
 	codes := make([]string, 0, len(counts))
-	width := len("total")
+	width := max(len("total"), len(by))
 	for c := range counts {
 		codes = append(codes, c)
 		width = max(width, len(printable(cmp.Or(c, "(none)"))))
 	}
 	slices.SortFunc(codes, func(a, b string) int { return cmp.Or(counts[b]-counts[a], cmp.Compare(a, b)) })
-	fmt.Fprintf(s.stdout, "%-*s  %8s\n", width, "REASON", "COUNT")
+	fmt.Fprintf(s.stdout, "%-*s  %8s\n", width, by, "COUNT")
 	for _, c := range codes {
 		fmt.Fprintf(s.stdout, "%-*s  %8d\n", width, printable(cmp.Or(c, "(none)")), counts[c])
 	}
 	fmt.Fprintf(s.stdout, "%-*s  %8d\n", width, "total", total)
+	if omitted > 0 {
+		msgs := "1 message"
+		if cut > 1 {
+			msgs = fmt.Sprintf("%d messages", cut)
+		}
+		fmt.Fprintf(s.stdout, "\nomitted: rejected lines past the first %d of a message (in %s), counted but not stored, so their\n"+
+			"reasons are unknown; vigil deadletters list --reason omitted shows where each message is, show --original prints it.\n",
+			ingest.MaxDeadLetters, msgs)
+	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,9 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/testfiles"
 	"github.com/vigil-sec/vigil/internal/testkit"
+	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/webhook"
 )
 
 // deadLetterServer runs NATS with Vigil's real ingest consumer and
@@ -26,6 +31,28 @@ import (
 // dead letters. It returns the server and the raw message that carried the
 // terminal escape sequence.
 func deadLetterServer(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	ns, js := ingestServer(t)
+	now := time.Now().UTC().Format(time.RFC3339)
+	valid := func(service string) string {
+		return `{"ts":"` + now + `","service":"` + service + `","request_id":"r1","method":"GET","endpoint":"/","status":200}`
+	}
+	escape := "\x1b[2J\x1b[31mgotcha\x07"
+	msgs := []string{
+		"not json",
+		valid("billing"), // service_mismatch
+		valid("api") + "\n" + escape + "\n" + valid("other"), // malformed_json, service_mismatch
+		`{"ts":"` + now + `","service":"api"}`,               // missing_field
+	}
+	for i, data := range msgs {
+		publishEvents(t, js, fmt.Sprint("m", i), data)
+	}
+	testkit.WaitFor(t, 10*time.Second, "5 dead letters", streamHolds(js, ingest.DeadLetterStream, 5))
+	return ns, escape
+}
+
+// ingestServer runs NATS with Vigil's real ingest consumer.
+func ingestServer(t *testing.T) (*server.Server, jetstream.JetStream) {
 	t.Helper()
 	ns := testkit.RunNATS(t)
 	nc, js := testkit.Connect(t, ns)
@@ -42,27 +69,25 @@ func deadLetterServer(t *testing.T) (*server.Server, string) {
 			t.Errorf("ingest Run = %v", err)
 		}
 	})
-	now := time.Now().UTC().Format(time.RFC3339)
-	valid := func(service string) string {
-		return `{"ts":"` + now + `","service":"` + service + `","request_id":"r1","method":"GET","endpoint":"/","status":200}`
+	return ns, js
+}
+
+// publishEvents publishes data as one message of service api.
+func publishEvents(t *testing.T, js jetstream.JetStream, id, data string) {
+	t.Helper()
+	msg := nats.NewMsg("vigil.events.api")
+	msg.Data = []byte(data)
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
 	}
-	escape := "\x1b[2J\x1b[31mgotcha\x07"
-	msgs := []struct{ subject, data string }{
-		{"vigil.events.api", "not json"},
-		{"vigil.events.api", valid("billing")},                                     // service_mismatch
-		{"vigil.events.api", valid("api") + "\n" + escape + "\n" + valid("other")}, // malformed_json, service_mismatch
-		{"vigil.events.api", `{"ts":"` + now + `","service":"api"}`},               // missing_field
-	}
-	for i, m := range msgs {
-		msg := nats.NewMsg(m.subject)
-		msg.Data = []byte(m.data)
-		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprint("m", i))
-		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testkit.WaitFor(t, 10*time.Second, "5 dead letters", func() error {
-		st, err := js.Stream(context.Background(), ingest.DeadLetterStream)
+}
+
+// streamHolds is a check for testkit.WaitFor that passes once the stream
+// name holds n messages.
+func streamHolds(js jetstream.JetStream, name string, n uint64) func() error {
+	return func() error {
+		st, err := js.Stream(context.Background(), name)
 		if err != nil {
 			return err
 		}
@@ -70,12 +95,11 @@ func deadLetterServer(t *testing.T) (*server.Server, string) {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 5 {
-			return fmt.Errorf("%d dead letters", info.State.Msgs)
+		if info.State.Msgs != n {
+			return fmt.Errorf("%d messages in %s", info.State.Msgs, name)
 		}
 		return nil
-	})
-	return ns, escape
+	}
 }
 
 func runDL(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -155,6 +179,105 @@ func TestDeadletters(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 		}
 	})
+}
+
+// TestDeadlettersCountsOmittedLines: of a message with more rejected lines
+// than ingest stores, count adds the lines that the closing record says were
+// not stored, under omitted, instead of counting that record as one rejected
+// event, so the total is every rejected line; list --json shows the number.
+func TestDeadlettersCountsOmittedLines(t *testing.T) {
+	ns, js := ingestServer(t)
+	const bad = ingest.MaxDeadLetters + 7
+	publishEvents(t, js, "garbage", strings.Repeat("x\n", bad-1)+"x")
+	publishEvents(t, js, "one", "not json")
+	testkit.WaitFor(t, 10*time.Second, "the dead letters", streamHolds(js, ingest.DeadLetterStream, ingest.MaxDeadLetters+2))
+	url := ns.ClientURL()
+
+	code, out, errs := runDL(t, "count", "--nats-url", url)
+	want := fmt.Sprintf("REASON             COUNT\nmalformed_json       %d\nomitted                7\ntotal                %d\n\nomitted: rejected lines past the first %d of a message (in 1 message)",
+		ingest.MaxDeadLetters+1, bad+1, ingest.MaxDeadLetters)
+	if code != 0 || !strings.HasPrefix(out, want) {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr: %s\nwant it to start:\n%s", code, out, errs, want)
+	}
+	code, out, errs = runDL(t, "list", "--nats-url", url, "--reason", "omitted", "--json")
+	var dl deadLetter
+	if code != 0 || json.Unmarshal([]byte(out), &dl) != nil || dl.Omitted != 7 || dl.EventSeq != "1" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want the record with omitted_lines 7 and events_seq 1", code, out, errs)
+	}
+}
+
+// TestDeadlettersNotifyStream: with --stream notify, list, count and show
+// read the notifications that finally failed, which a real notifier stored
+// after a receiver refused one (400), by receiver.
+func TestDeadlettersNotifyStream(t *testing.T) {
+	ns := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, ns)
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no such channel", http.StatusBadRequest)
+	}))
+	defer refuse.Close()
+	cfg := notify.DefaultConfig()
+	cfg.Receivers = []notify.ReceiverConfig{{Name: "siem", Webhook: &webhook.Config{URL: refuse.URL}}}
+	cfg.Routes = []notify.RouteConfig{{Receivers: []string{"siem"}}}
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	n, err := notify.New(t.Context(), cfg, js, notify.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("notify Run = %v", err)
+		}
+	}()
+	alert := detect.Alert{Rule: "brute_force_user", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
+		State: detect.StateFiring, Fingerprint: "f1", StartsAt: time.Now()}
+	if err := n.Notify(t.Context(), alert); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the failed notification stored", streamHolds(js, notify.DeadLetterStream, 1))
+	url := ns.ClientURL()
+
+	cases := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // each must appear, in this order
+	}{
+		{"list", []string{"list", "--stream", "notify", "--nats-url", url}, 0,
+			[]string{"SEQ", "RECEIVER", "ATTEMPTS", "REASON\n", "1 ", "siem", "1 ", "400"}},
+		{"list one receiver", []string{"list", "--stream", "notify", "--receiver", "siem", "--nats-url", url}, 0, []string{"\n1 ", "siem"}},
+		{"list another receiver", []string{"list", "--stream", "notify", "--receiver", "pager", "--nats-url", url}, 0, []string{"no dead letters"}},
+		{"count by receiver", []string{"count", "--stream", "notify", "--nats-url", url}, 0,
+			[]string{"RECEIVER     COUNT\n", "siem             1\n", "total            1\n"}},
+		{"show", []string{"show", "--stream", "notify", "--nats-url", url, "1"}, 0,
+			[]string{"Dead letter 1 in vigil.notify.dead.siem", "Vigil-Receiver: siem", "brute_force_user"}},
+		{"no reason codes", []string{"list", "--stream", "notify", "--reason", "malformed_json", "--nats-url", url}, 2, nil},
+		{"no original", []string{"show", "--stream", "notify", "--original", "--nats-url", url, "1"}, 2, nil},
+		{"receiver goes with notify", []string{"list", "--receiver", "siem", "--nats-url", url}, 2, nil},
+		{"unknown stream", []string{"count", "--stream", "alerts", "--nats-url", url}, 2, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runDL(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errs)
+			}
+			rest := out
+			for _, want := range tc.stdout {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("stdout lacks %q (in order) in:\n%s", want, out)
+				}
+				rest = rest[i+len(want):]
+			}
+		})
+	}
 }
 
 func TestDeadlettersErrors(t *testing.T) {

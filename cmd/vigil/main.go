@@ -39,7 +39,7 @@ func commands() []command {
 		{"replay", "run the rules over files of events and print alert transitions", runReplay},
 		{"rules", "check rule files or run rule tests", runRules},
 		{"config", "check or show the configuration", runConfig},
-		{"deadletters", "list, show or count the rejected events Vigil keeps", runDeadletters},
+		{"deadletters", "list, show or count the rejected events and failed notifications Vigil keeps", runDeadletters},
 		{"token", "make an admin API token", runToken},
 		{"version", "print version and commit", runVersion},
 	}
