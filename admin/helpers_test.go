@@ -46,11 +46,11 @@ func (b *testBackend) Status(context.Context) (any, error) {
 }
 
 func (b *testBackend) Alerts(context.Context) ([]detect.Alert, error) {
-	return []detect.Alert{{Rule: "brute_force_ip", Severity: "high", State: detect.StateFiring, Labels: map[string]string{"service": "auth"}}}, nil
+	return []detect.Alert{{Rule: "brute_force_source_ip", Severity: "high", State: detect.StateFiring, Labels: map[string]string{"service": "auth"}}}, nil
 }
 
 func (b *testBackend) Rules(context.Context) ([]RuleInfo, error) {
-	return []RuleInfo{{Name: "brute_force_ip", Kind: "threshold", Severity: "high", Category: "brute_force", Evaluations: 7, Firing: 1}}, nil
+	return []RuleInfo{{Name: "brute_force_source_ip", Kind: "threshold", Severity: "high", Category: "brute_force", Evaluations: 7, Firing: 1}}, nil
 }
 
 func (b *testBackend) Reload(context.Context) error {
