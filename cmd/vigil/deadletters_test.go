@@ -47,7 +47,7 @@ func deadLetterServer(t *testing.T) (*server.Server, string) {
 	for i, data := range msgs {
 		publishEvents(t, js, fmt.Sprint("m", i), data)
 	}
-	testkit.WaitFor(t, 10*time.Second, "5 dead letters", streamHolds(js, ingest.DeadLetterStream, 5))
+	testkit.WaitFor(t, 10*time.Second, "5 dead letters", testkit.StreamHolds(js, ingest.DeadLetterStream, 5))
 	return ns, escape
 }
 
@@ -83,22 +83,37 @@ func publishEvents(t *testing.T, js jetstream.JetStream, id, data string) {
 	}
 }
 
-// streamHolds is a check for testkit.WaitFor that passes once the stream
-// name holds n messages.
-func streamHolds(js jetstream.JetStream, name string, n uint64) func() error {
-	return func() error {
-		st, err := js.Stream(context.Background(), name)
-		if err != nil {
-			return err
-		}
-		info, err := st.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs != n {
-			return fmt.Errorf("%d messages in %s", info.State.Msgs, name)
-		}
-		return nil
+// dlCase is one vigil deadletters command line and what it must print.
+type dlCase struct {
+	name   string
+	args   []string
+	code   int
+	stdout []string // each must appear, in this order
+	absent []string
+}
+
+func runDLCases(t *testing.T, cases []dlCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := runDL(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errs)
+			}
+			rest := out
+			for _, want := range tc.stdout {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("stdout lacks %q (in order) in:\n%s", want, out)
+				}
+				rest = rest[i+len(want):]
+			}
+			for _, bad := range tc.absent {
+				if strings.Contains(out, bad) {
+					t.Fatalf("stdout has %q:\n%s", bad, out)
+				}
+			}
+		})
 	}
 }
 
@@ -112,13 +127,7 @@ func runDL(t *testing.T, args ...string) (code int, stdout, stderr string) {
 func TestDeadletters(t *testing.T) {
 	ns, escape := deadLetterServer(t)
 	url := ns.ClientURL()
-	cases := []struct {
-		name   string
-		args   []string
-		code   int
-		stdout []string // each must appear, in this order
-		absent []string
-	}{
+	cases := []dlCase{
 		{"list", []string{"list", "--nats-url", url}, 0, []string{
 			"SEQ", "REASON", "SUBJECT", "EVENTS SEQ", "DETAIL\n",
 			"1 ", "malformed_json", "vigil.events.api", "1 ",
@@ -144,27 +153,7 @@ func TestDeadletters(t *testing.T) {
 		{"show without a sequence", []string{"show", "--nats-url", url}, 2, nil, nil},
 		{"unknown subcommand", []string{"purge"}, 2, nil, nil},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runDL(t, tc.args...)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errs)
-			}
-			rest := out
-			for _, want := range tc.stdout {
-				i := strings.Index(rest, want)
-				if i < 0 {
-					t.Fatalf("stdout lacks %q (in order) in:\n%s", want, out)
-				}
-				rest = rest[i+len(want):]
-			}
-			for _, bad := range tc.absent {
-				if strings.Contains(out, bad) {
-					t.Fatalf("stdout has %q:\n%s", bad, out)
-				}
-			}
-		})
-	}
+	runDLCases(t, cases)
 	t.Run("json", func(t *testing.T) {
 		code, out, errs := runDL(t, "list", "--nats-url", url, "--json", "--reason", "missing_field")
 		var dl deadLetter
@@ -190,7 +179,7 @@ func TestDeadlettersCountsOmittedLines(t *testing.T) {
 	const bad = ingest.MaxDeadLetters + 7
 	publishEvents(t, js, "garbage", strings.Repeat("x\n", bad-1)+"x")
 	publishEvents(t, js, "one", "not json")
-	testkit.WaitFor(t, 10*time.Second, "the dead letters", streamHolds(js, ingest.DeadLetterStream, ingest.MaxDeadLetters+2))
+	testkit.WaitFor(t, 10*time.Second, "the dead letters", testkit.StreamHolds(js, ingest.DeadLetterStream, ingest.MaxDeadLetters+2))
 	url := ns.ClientURL()
 
 	code, out, errs := runDL(t, "count", "--nats-url", url)
@@ -240,44 +229,24 @@ func TestDeadlettersNotifyStream(t *testing.T) {
 	if err := n.Notify(t.Context(), alert); err != nil {
 		t.Fatal(err)
 	}
-	testkit.WaitFor(t, 10*time.Second, "the failed notification stored", streamHolds(js, notify.DeadLetterStream, 1))
+	testkit.WaitFor(t, 10*time.Second, "the failed notification stored", testkit.StreamHolds(js, notify.DeadLetterStream, 1))
 	url := ns.ClientURL()
 
-	cases := []struct {
-		name   string
-		args   []string
-		code   int
-		stdout []string // each must appear, in this order
-	}{
+	cases := []dlCase{
 		{"list", []string{"list", "--stream", "notify", "--nats-url", url}, 0,
-			[]string{"SEQ", "RECEIVER", "ATTEMPTS", "REASON\n", "1 ", "siem", "1 ", "400"}},
-		{"list one receiver", []string{"list", "--stream", "notify", "--receiver", "siem", "--nats-url", url}, 0, []string{"\n1 ", "siem"}},
-		{"list another receiver", []string{"list", "--stream", "notify", "--receiver", "pager", "--nats-url", url}, 0, []string{"no dead letters"}},
+			[]string{"SEQ", "RECEIVER", "ATTEMPTS", "REASON\n", "1 ", "siem", "1 ", "400"}, nil},
+		{"list one receiver", []string{"list", "--stream", "notify", "--receiver", "siem", "--nats-url", url}, 0, []string{"\n1 ", "siem"}, nil},
+		{"list another receiver", []string{"list", "--stream", "notify", "--receiver", "pager", "--nats-url", url}, 0, []string{"no dead letters"}, []string{"siem"}},
 		{"count by receiver", []string{"count", "--stream", "notify", "--nats-url", url}, 0,
-			[]string{"RECEIVER     COUNT\n", "siem             1\n", "total            1\n"}},
+			[]string{"RECEIVER     COUNT\n", "siem             1\n", "total            1\n"}, nil},
 		{"show", []string{"show", "--stream", "notify", "--nats-url", url, "1"}, 0,
-			[]string{"Dead letter 1 in vigil.notify.dead.siem", "Vigil-Receiver: siem", "brute_force_user"}},
-		{"no reason codes", []string{"list", "--stream", "notify", "--reason", "malformed_json", "--nats-url", url}, 2, nil},
-		{"no original", []string{"show", "--stream", "notify", "--original", "--nats-url", url, "1"}, 2, nil},
-		{"receiver goes with notify", []string{"list", "--receiver", "siem", "--nats-url", url}, 2, nil},
-		{"unknown stream", []string{"count", "--stream", "alerts", "--nats-url", url}, 2, nil},
+			[]string{"Dead letter 1 in vigil.notify.dead.siem", "Vigil-Receiver: siem", "brute_force_user"}, nil},
+		{"no reason codes", []string{"list", "--stream", "notify", "--reason", "malformed_json", "--nats-url", url}, 2, nil, nil},
+		{"no original", []string{"show", "--stream", "notify", "--original", "--nats-url", url, "1"}, 2, nil, nil},
+		{"receiver goes with notify", []string{"list", "--receiver", "siem", "--nats-url", url}, 2, nil, nil},
+		{"unknown stream", []string{"count", "--stream", "alerts", "--nats-url", url}, 2, nil, nil},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errs := runDL(t, tc.args...)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errs)
-			}
-			rest := out
-			for _, want := range tc.stdout {
-				i := strings.Index(rest, want)
-				if i < 0 {
-					t.Fatalf("stdout lacks %q (in order) in:\n%s", want, out)
-				}
-				rest = rest[i+len(want):]
-			}
-		})
-	}
+	runDLCases(t, cases)
 }
 
 func TestDeadlettersErrors(t *testing.T) {

@@ -110,7 +110,11 @@ var errNotYet = errors.New("not yet")
 
 // StreamEmpty returns a check for WaitFor that passes once the stream
 // name holds no message.
-func StreamEmpty(js jetstream.JetStream, name string) func() error {
+func StreamEmpty(js jetstream.JetStream, name string) func() error { return StreamHolds(js, name, 0) }
+
+// StreamHolds returns a check for WaitFor that passes once the stream name
+// holds n messages.
+func StreamHolds(js jetstream.JetStream, name string, n uint64) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -122,7 +126,7 @@ func StreamEmpty(js jetstream.JetStream, name string) func() error {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 0 {
+		if info.State.Msgs != n {
 			return fmt.Errorf("%d messages in %s", info.State.Msgs, name)
 		}
 		return nil
