@@ -16,6 +16,9 @@ import (
 // environment mistake a first user makes. The binary must exit with status
 // 1 after one error line that names the problem and the way out, and never
 // print a stack trace (under systemd that would be a crash loop of them).
+// Mistakes the config check finds (a port out of range, missing files) are
+// refused before the daemon starts, in a "vigil run: " line; those only
+// starting finds (a busy port), in an error-level log line.
 func TestStartupMistakes(t *testing.T) {
 	t.Parallel()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -44,9 +47,9 @@ func TestStartupMistakes(t *testing.T) {
 		{"nats port busy", []string{"--nats-listen", busy.Addr().String()},
 			[]string{"embedded nats cannot listen on " + busy.Addr().String(), "--nats-listen"}},
 		{"token sha256_file missing", []string{"--config", config("token", "admin:\n  tokens:\n    - name: oncall\n      sha256_file: "+missing+"\n      scopes: [read]\n")},
-			[]string{"admin.tokens[0]", missing}},
+			[]string{"admin.tokens[0]", missing, "'vigil token new'"}},
 		{"tls file missing", []string{"--config", config("tls", "admin:\n  tls: {cert_file: "+missing+".crt, key_file: "+missing+".key}\n")},
-			[]string{"admin.tls", missing + ".crt"}},
+			[]string{"admin.tls", missing + ".crt", "point cert_file at the PEM certificate"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,8 +106,9 @@ func TestStartupWaitsForNATS(t *testing.T) {
 }
 
 // checkOneErrorLine checks that p exited with status code after exactly one
-// error-level log line holding every fragment of wants, and printed no
-// stack trace.
+// error line (an error-level log line, or the "vigil run: " line of a
+// refused config) holding every fragment of wants, and printed no stack
+// trace.
 func checkOneErrorLine(t *testing.T, p *proc, code int, wants []string) {
 	t.Helper()
 	out := p.out.String()
@@ -114,7 +118,7 @@ func checkOneErrorLine(t *testing.T, p *proc, code int, wants []string) {
 	if got := p.cmd.ProcessState.ExitCode(); got != code {
 		t.Errorf("exit status %d, want %d", got, code)
 	}
-	errs := p.logLines(`"level":"ERROR"`)
+	errs := append(p.logLines(`"level":"ERROR"`), p.logLines("vigil run: ")...)
 	if len(errs) != 1 {
 		t.Fatalf("%d error lines, want 1:\n%s", len(errs), out)
 	}
