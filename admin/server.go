@@ -135,8 +135,6 @@ func New(cfg Config, b Backend, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// buildState validates cfg and loads its files. The rate limiter's buckets
-// carry over from old when its settings did not change.
 // Check runs every check New makes on cfg without serving anything: it
 // validates cfg and reads the token hash files and the TLS certificate, key
 // and client CAs, failing with the message New would give.
@@ -145,6 +143,8 @@ func Check(cfg Config) error {
 	return err
 }
 
+// buildState validates cfg and loads its files. The rate limiter's buckets
+// carry over from old when its settings did not change.
 func buildState(cfg Config, old *state) (*state, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
