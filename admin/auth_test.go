@@ -24,7 +24,7 @@ var (
 	noContent = [5]int{401, 401, 403, 204, 204}
 )
 
-const silenceBody = `{"matchers":[{"name":"rule","op":"=","value":"brute_force_ip"}],"ends_at":"2030-01-01T00:00:00Z","comment":"pen test, TICKET-42"}`
+const silenceBody = `{"matchers":[{"name":"rule","op":"=","value":"brute_force_source_ip"}],"ends_at":"2030-01-01T00:00:00Z","comment":"pen test, TICKET-42"}`
 
 func TestAuthMatrix(t *testing.T) {
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -95,7 +96,7 @@ func DefaultConfig() Config {
 }
 
 // Validate reports the first problem in c, naming the key and how to fix
-// it. It does not read files; New and Reload do.
+// it. It does not read files; Check, New and Reload do.
 func (c Config) Validate() error {
 	names := map[string]bool{}
 	hashes := map[string]string{}
@@ -153,8 +154,13 @@ func (t TokenConfig) validate() error {
 		return fmt.Errorf("%s: sha256 and sha256_file are both set; keep one", t.Name)
 	case t.SHA256 == "" && t.SHA256File == "":
 		return fmt.Errorf("%s: set sha256 (or sha256_file) to the hash 'vigil token new' printed", t.Name)
+	case strings.HasPrefix(t.SHA256, "<"):
+		return fmt.Errorf("%s: sha256 is still the documentation's placeholder; run 'vigil token new --name %s --scopes read' and put the sha256 it prints here", t.Name, t.Name)
 	case t.SHA256 != "" && !sha256HexRE.MatchString(t.SHA256):
 		return fmt.Errorf("%s: sha256 must be 64 lower-case hex digits (the SHA-256 of the token, not the token itself)", t.Name)
+	}
+	if err := weakHashError(t.Name, t.SHA256); err != nil {
+		return fmt.Errorf("%s: %w", t.Name, err)
 	}
 	if len(t.Scopes) == 0 {
 		return fmt.Errorf("%s: scopes is empty; give at least one of read, write, admin", t.Name)

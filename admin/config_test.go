@@ -10,7 +10,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-const goodHash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+// goodHash is the SHA-256 of a token nobody could guess.
+const goodHash = "3a6c5e3c1b1f3f8a4d9d0e2b7c6a5f4e3d2c1b0a99887766554433221100ffee"
 
 func TestConfigValidate(t *testing.T) {
 	tok := func(name, hash string, scopes ...Scope) TokenConfig {
@@ -33,6 +34,13 @@ func TestConfigValidate(t *testing.T) {
 		{"token instead of hash", func(c *Config) { c.Tokens = []TokenConfig{tok("a", "vigil_abc", ScopeRead)} }, "not the token itself"},
 		{"upper-case hash", func(c *Config) { c.Tokens = []TokenConfig{tok("a", strings.ToUpper(goodHash), ScopeRead)} }, "lower-case hex"},
 		{"no hash", func(c *Config) { c.Tokens = []TokenConfig{tok("a", "", ScopeRead)} }, "set sha256"},
+		{"hash of test", func(c *Config) { c.Tokens = []TokenConfig{tok("a", HashToken("test"), ScopeRead)} },
+			`admin.tokens[0]: a: the sha256 is the hash of "test", a well-known string, so anyone could use this token; make a real one with 'vigil token new --name a --scopes read'`},
+		{"hash of echo password", func(c *Config) { c.Tokens = []TokenConfig{tok("a", HashToken("password\n"), ScopeRead)} },
+			"hash of \"password\" followed by a newline (as `echo password | sha256sum` makes it)"},
+		{"hash of nothing", func(c *Config) { c.Tokens = []TokenConfig{tok("a", HashToken(""), ScopeRead)} }, "hash of the empty string"},
+		{"documentation placeholder", func(c *Config) { c.Tokens = []TokenConfig{tok("a", "<sha256 from vigil token new>", ScopeRead)} },
+			"still the documentation's placeholder; run 'vigil token new --name a --scopes read'"},
 		{"both hash forms", func(c *Config) {
 			c.Tokens = []TokenConfig{{Name: "a", SHA256: goodHash, SHA256File: "/x", Scopes: []Scope{ScopeRead}}}
 		}, "both set"},
@@ -74,7 +82,7 @@ func TestConfigYAML(t *testing.T) {
 	src := `
 tokens:
   - name: grafana-reader
-    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    sha256: 3a6c5e3c1b1f3f8a4d9d0e2b7c6a5f4e3d2c1b0a99887766554433221100ffee
     scopes: [read]
   - name: oncall
     sha256_file: /run/secrets/oncall.sha256
@@ -140,6 +148,7 @@ func TestLoadTokensFromFile(t *testing.T) {
 		{"sha256sum output", hash + "  -\n", ""},
 		{"upper case", strings.ToUpper(hash), ""},
 		{"the token itself", tok + "\n", "must start with the 64 hex digits"},
+		{"hash of changeme", HashToken("changeme") + "  -\n", `admin.tokens[0] (oncall): sha256_file ` + dir + `/he: the sha256 is the hash of "changeme"`},
 		{"empty", "", "must start with the 64 hex digits"},
 	}
 	for i, tt := range tests {

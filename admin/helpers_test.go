@@ -46,11 +46,11 @@ func (b *testBackend) Status(context.Context) (any, error) {
 }
 
 func (b *testBackend) Alerts(context.Context) ([]detect.Alert, error) {
-	return []detect.Alert{{Rule: "brute_force_ip", Severity: "high", State: detect.StateFiring, Labels: map[string]string{"service": "auth"}}}, nil
+	return []detect.Alert{{Rule: "brute_force_source_ip", Severity: "high", State: detect.StateFiring, Labels: map[string]string{"service": "auth"}}}, nil
 }
 
 func (b *testBackend) Rules(context.Context) ([]RuleInfo, error) {
-	return []RuleInfo{{Name: "brute_force_ip", Kind: "threshold", Severity: "high", Category: "brute_force", Evaluations: 7, Firing: 1}}, nil
+	return []RuleInfo{{Name: "brute_force_source_ip", Kind: "threshold", Severity: "high", Category: "brute_force", Evaluations: 7, Firing: 1}}, nil
 }
 
 func (b *testBackend) Reload(context.Context) error {
@@ -306,18 +306,6 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map
 	}
 	t.Fatalf("metric %s%v not found", name, labels)
 	return 0
-}
-
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var errInternalDetail = errors.New("dial tcp 10.1.2.3:4222: connection refused (internal detail)")

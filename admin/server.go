@@ -135,6 +135,14 @@ func New(cfg Config, b Backend, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// Check runs every check New makes on cfg without serving anything: it
+// validates cfg and reads the token hash files and the TLS certificate, key
+// and client CAs, failing with the message New would give.
+func Check(cfg Config) error {
+	_, err := buildState(cfg, nil)
+	return err
+}
+
 // buildState validates cfg and loads its files. The rate limiter's buckets
 // carry over from old when its settings did not change.
 func buildState(cfg Config, old *state) (*state, error) {
@@ -182,20 +190,36 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // changes. The listener's TLS on/off, header limit and timeouts are fixed
 // while serving; changing them is an error that names the option.
 func (s *Server) Reload(cfg Config) error {
+	commit, err := s.PrepareReload(cfg)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// PrepareReload does the fallible part of Reload (checks, tokens, TLS
+// files) and returns the function that puts cfg in force, so that a caller
+// reloading several parts can prepare them all before changing any. Call
+// commit at most once, before the next PrepareReload.
+func (s *Server) PrepareReload(cfg Config) (commit func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.state.Load()
 	if err := checkFixed(old.cfg, cfg); err != nil {
-		return err
+		return nil, err
 	}
 	st, err := buildState(cfg, old)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.state.Store(st)
-	s.setCertMetric(cfg)
-	s.logger.Info("admin config applied", "tokens", len(cfg.Tokens), "tls", cfg.TLS.Enabled(), "mtls", cfg.TLS.ClientCAFile != "")
-	return nil
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.state.Store(st)
+		s.setCertMetric(cfg)
+		s.logger.Info("admin config applied", "tokens", len(cfg.Tokens), "tls", cfg.TLS.Enabled(), "mtls", cfg.TLS.ClientCAFile != "")
+	}, nil
 }
 
 // checkFixed names the first option that reload cannot change.

@@ -21,7 +21,9 @@ func loadTLS(c TLSConfig) (*tls.Config, time.Time, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("admin.tls: load cert_file %s and key_file %s: %w", c.CertFile, c.KeyFile, err)
+		return nil, time.Time{}, fmt.Errorf("admin.tls: load cert_file %s and key_file %s: %w; point cert_file at the PEM certificate "+
+			"(its chain after it) and key_file at its PEM private key, both readable by Vigil's user, or remove admin.tls to serve plain HTTP on a loopback address",
+			c.CertFile, c.KeyFile, err)
 	}
 	if cert.Leaf == nil {
 		return nil, time.Time{}, errors.New("admin.tls: cert_file holds no certificate")
@@ -34,7 +36,8 @@ func loadTLS(c TLSConfig) (*tls.Config, time.Time, error) {
 	if c.ClientCAFile != "" {
 		pemBytes, err := os.ReadFile(c.ClientCAFile)
 		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("admin.tls.client_ca_file: %w", err)
+			return nil, time.Time{}, fmt.Errorf("admin.tls.client_ca_file: %w; point it at a PEM file, readable by Vigil's user, "+
+				"of the CA certificates that sign client certificates, or remove it to accept clients without certificates", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pemBytes) {

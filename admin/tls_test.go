@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // testPKI is a CA with server and client certificates, written as PEM files.
@@ -186,7 +188,7 @@ func TestTLS(t *testing.T) {
 		})
 	}
 	t.Run("failed handshakes are counted", func(t *testing.T) {
-		waitFor(t, "two handshake errors", func() bool {
+		testkit.WaitUntil(t, 5*time.Second, "two handshake errors", func() bool {
 			return counterValue(t, reg, "vigil_admin_tls_handshake_errors_total", nil) >= 2
 		})
 	})

@@ -94,13 +94,17 @@ func loadTokens(cfgs []TokenConfig) (*tokenSet, error) {
 		if c.SHA256File != "" {
 			b, err := os.ReadFile(c.SHA256File)
 			if err != nil {
-				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file: %w", i, c.Name, err)
+				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file: %w; point it at a file Vigil's user can read holding the token's SHA-256 "+
+					"(the sha256 'vigil token new' prints; sha256sum's output works too), or give the hash as sha256", i, c.Name, err)
 			}
 			fields := strings.Fields(string(b))
 			if len(fields) == 0 || !sha256HexRE.MatchString(strings.ToLower(fields[0])) {
 				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file %s must start with the 64 hex digits of the token's SHA-256 (as 'vigil token new' or sha256sum print it)", i, c.Name, c.SHA256File)
 			}
 			h = strings.ToLower(fields[0])
+			if err := weakHashError(c.Name, h); err != nil {
+				return nil, fmt.Errorf("admin.tokens[%d] (%s): sha256_file %s: %w", i, c.Name, c.SHA256File, err)
+			}
 		}
 		t := token{name: c.Name, scopes: c.Scopes}
 		if _, err := hex.Decode(t.hash[:], []byte(h)); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/internal/yamlerr"
 	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/notify/jsonlog"
 	"github.com/vigil-sec/vigil/privacy"
@@ -34,6 +35,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// AllowInlineSecrets permits secrets written literally in the file.
 	AllowInlineSecrets bool `yaml:"allow_inline_secrets"`
+	// SecretFilePermissions says what a secret or key file that other users
+	// may read costs: "warn" (a warning at start and in config check) or
+	// "refuse" (Vigil does not start).
+	SecretFilePermissions string `yaml:"secret_file_permissions"`
 
 	Log    LogConfig       `yaml:"log"`
 	NATS   natsconn.Config `yaml:"nats"`
@@ -55,14 +60,15 @@ type LogConfig struct {
 // Default returns the configuration Vigil runs with when no file is given.
 func Default() Config {
 	return Config{
-		Listen:  "127.0.0.1:9750",
-		DataDir: "./vigil-data",
-		Log:     LogConfig{Level: "info", Format: "json"},
-		NATS:    natsconn.DefaultConfig(),
-		Ingest:  ingest.DefaultConfig(),
-		Detect:  detect.DefaultConfig(),
-		Notify:  notify.DefaultConfig(),
-		Admin:   admin.DefaultConfig(),
+		Listen:                "127.0.0.1:9750",
+		DataDir:               "./vigil-data",
+		SecretFilePermissions: PermissionsWarn,
+		Log:                   LogConfig{Level: "info", Format: "json"},
+		NATS:                  natsconn.DefaultConfig(),
+		Ingest:                ingest.DefaultConfig(),
+		Detect:                detect.DefaultConfig(),
+		Notify:                notify.DefaultConfig(),
+		Admin:                 admin.DefaultConfig(),
 	}
 }
 
@@ -97,6 +103,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log.format %q: use json or text", c.Log.Format)
 	}
+	switch c.SecretFilePermissions {
+	case PermissionsWarn, PermissionsRefuse:
+	default:
+		return fmt.Errorf("secret_file_permissions %q: use %s (the default) or %s", c.SecretFilePermissions, PermissionsWarn, PermissionsRefuse)
+	}
 	if err := c.NATS.Validate(c.AllowInlineSecrets); err != nil {
 		return err
 	}
@@ -110,13 +121,11 @@ func (c *Config) Validate() error {
 	if err := c.Notify.Validate(c.AllowInlineSecrets); err != nil {
 		return err
 	}
+	// Both name their keys in full ("admin.tokens[0]: ...").
 	if err := c.Admin.Validate(); err != nil {
-		return fmt.Errorf("admin: %w", err)
+		return err
 	}
-	if err := c.Privacy.Validate(); err != nil {
-		return fmt.Errorf("privacy: %w", err)
-	}
-	return nil
+	return c.Privacy.Validate()
 }
 
 // Load reads path over the defaults and validates the result. Errors name
@@ -144,22 +153,39 @@ func Parse(name string, raw []byte) (Config, error) {
 	return cfg, nil
 }
 
-var notFound = regexp.MustCompile(`field (\S+) not found in type \S+`)
+var (
+	notFound = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+	// removedKeys say where the setting of a key that is gone went, by key
+	// and the Go type that had it, as yaml/v3 names them.
+	removedKeys = map[string]string{
+		"notify.Settings.replicas": "notify.replicas is gone; set nats.replicas instead, the replicas of every stream of Vigil, notify's included",
+	}
+	// yaml/v3 refuses numbers for time.Duration and reports strings that
+	// time.ParseDuration refuses the same way.
+	badDuration = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into time.Duration")
+)
 
 // yamlError rewrites a YAML decoding error so each problem reads
 // "file: line N: ..." in the words of the config, not of Go types.
 func yamlError(name string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	msgs := make([]string, len(te.Errors))
-	for i, e := range te.Errors {
-		e = notFound.ReplaceAllString(e, "field $1 not found: unknown key (check its spelling and section in the configuration reference)")
+	msgs := yamlerr.Messages(err)
+	for i, e := range msgs {
+		e = notFound.ReplaceAllStringFunc(e, unknownKey)
+		e = badDuration.ReplaceAllString(e, `invalid duration "$1": write it with a unit, e.g. 90s, 5m or 1h`)
 		e = strings.ReplaceAll(e, "cannot unmarshal", "cannot read")
 		msgs[i] = name + ": " + e
 	}
 	return errors.New(strings.Join(msgs, "\n"))
+}
+
+// unknownKey rewrites yaml/v3's "field K not found in type T", saying where
+// a removed key's setting went.
+func unknownKey(m string) string {
+	g := notFound.FindStringSubmatch(m)
+	if hint, ok := removedKeys[g[2]+"."+g[1]]; ok {
+		return "field " + g[1] + " not found: " + hint
+	}
+	return "field " + g[1] + " not found: unknown key (check its spelling and section in the configuration reference)"
 }
 
 // Hash returns a short, stable hash of the raw config bytes, exported as a
@@ -167,4 +193,29 @@ func yamlError(name string, err error) error {
 func Hash(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])
+}
+
+// LoadNATS reads only the nats: section (and allow_inline_secrets) of the
+// config file path, over the defaults, and validates it: what a tool needs
+// to connect as the daemon does, without the environment variables and
+// files that the other sections need.
+func LoadNATS(path string) (natsconn.Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return natsconn.Config{}, fmt.Errorf("read config: %w", err)
+	}
+	top := struct {
+		AllowInlineSecrets bool                 `yaml:"allow_inline_secrets"`
+		NATS               natsconn.Config      `yaml:"nats"`
+		Other              map[string]yaml.Node `yaml:",inline"` // the other sections, unread
+	}{NATS: natsconn.DefaultConfig()}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&top); err != nil && !errors.Is(err, io.EOF) {
+		return natsconn.Config{}, yamlError(path, err)
+	}
+	if err := top.NATS.Validate(top.AllowInlineSecrets); err != nil {
+		return natsconn.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return top.NATS, nil
 }

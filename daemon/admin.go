@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,18 +28,14 @@ func (d *Daemon) newAdmin(cfg config.Config) error {
 		Registerer:    d.reg,
 		Gatherer:      d.Gatherer(),
 		Ready:         d.Ready,
-		Now:           d.opts.Now,
+		Now:           d.clock.Now,
 		OnAuthFailure: d.onAuthFailure,
 		Privacy:       d.privacy,
 	})
 	if err != nil {
-		return fmt.Errorf("admin: %w", err)
+		return err // it names the admin.* key
 	}
 	d.admin = srv
-	d.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("admin listener on %s: %w; choose another address with --listen", cfg.Listen, err)
-	}
 	return nil
 }
 
@@ -60,12 +54,10 @@ func (d *Daemon) onAuthFailure(ev event.Event) {
 // backend implements admin.Backend and admin.SilenceBackend for the daemon.
 type backend struct{ d *Daemon }
 
+// Alerts lists the firing alerts; their labels are pseudonymised by the
+// engine already (see detector.build).
 func (b backend) Alerts(context.Context) ([]detect.Alert, error) {
-	alerts := b.d.detector.engine().Firing()
-	for i := range alerts {
-		alerts[i] = b.d.privacy.Alert(alerts[i])
-	}
-	return alerts, nil
+	return b.d.detector.engine().Firing(), nil
 }
 
 func (b backend) Rules(context.Context) ([]admin.RuleInfo, error) {
@@ -150,7 +142,7 @@ func (b backend) Status(ctx context.Context) (any, error) {
 	d.mu.Lock()
 	hash := d.hash
 	d.mu.Unlock()
-	now := d.opts.Now()
+	now := d.clock.Now()
 	st := Status{
 		Version: d.opts.Version, Commit: d.opts.Commit, StartedAt: d.started,
 		Uptime: now.Sub(d.started).Round(time.Second).String(), ConfigHash: hash,

@@ -24,6 +24,7 @@ import (
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/natsconn"
 	"github.com/vigil-sec/vigil/privacy"
 )
@@ -31,8 +32,8 @@ import (
 // Options are the daemon's collaborators and build facts.
 type Options struct {
 	Logger    *slog.Logger
-	Stdout    io.Writer        // where the log receiver writes; os.Stdout when nil
-	Now       func() time.Time // wall clock; time.Now when nil
+	Stdout    io.Writer   // where the log receiver writes; os.Stdout when nil
+	Clock     clock.Clock // the wall clock, its timers and tickers; clock.Real when nil
 	Version   string
 	Commit    string
 	RawConfig []byte // the bytes the config came from, for its hash
@@ -43,6 +44,7 @@ type Options struct {
 // Daemon is one running Vigil.
 type Daemon struct {
 	opts    Options
+	clock   clock.Clock
 	log     *slog.Logger
 	started time.Time
 	reg     *prometheus.Registry
@@ -53,7 +55,7 @@ type Daemon struct {
 	consumer *ingest.Consumer
 	detector *detector
 	notifier *notifierRunner
-	privacy  *privacy.Pseudonymizer
+	privacy  *privacy.Pseudonymizer // for log lines; alerts are pseudonymised by the engine
 	admin    *admin.Server
 	ln       net.Listener
 
@@ -65,67 +67,80 @@ type Daemon struct {
 	closed   bool
 }
 
-// New starts the embedded NATS server (unless nats.url is set), connects,
-// declares the streams, compiles the rules and opens the admin listener, so
-// that Addr and NATSURL are known when it returns. Nothing is consumed until
-// Run.
-func New(cfg config.Config, opts Options) (d *Daemon, err error) {
+// New opens the admin listener, starts the embedded NATS server (unless
+// nats.url is set), connects, declares the streams, compiles the rules and
+// builds the admin server, so that Addr and NATSURL are known when it
+// returns. Nothing is consumed until Run. An external NATS server that does
+// not answer yet is waited for (saying so in the log) until ctx is done.
+// Every error says what is wrong and how to fix it; what New started is
+// released.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, started: opts.Now(), hash: config.Hash(opts.RawConfig)}
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
-	d.reg = prometheus.NewRegistry()
-	d.registerBaseMetrics()
-	if err := d.connect(); err != nil {
-		return nil, err
-	}
-	if d.privacy, err = privacy.New(cfg.Privacy); err != nil {
-		return nil, fmt.Errorf("privacy: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if d.notifier, err = newNotifierRunner(ctx, d, cfg.Notify); err != nil {
-		return nil, err
-	}
-	if d.detector, err = newDetector(d, cfg.Detect); err != nil {
-		return nil, err
-	}
-	d.consumer, err = ingest.New(cfg.Ingest, d.nc, ingest.Options{
-		Logger: d.log, Registerer: d.reg, Now: opts.Now, Replicas: cfg.NATS.Replicas,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := d.newAdmin(cfg); err != nil {
+	d := &Daemon{cfg: cfg, opts: opts, clock: opts.Clock, log: opts.Logger, started: opts.Clock.Now(), hash: config.Hash(opts.RawConfig)}
+	if err := d.start(ctx); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// start does New's work; on error the caller closes d.
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	d.reg = prometheus.NewRegistry()
+	d.registerBaseMetrics()
+	// The listener first: a busy or impossible address fails at once,
+	// before NATS is started or waited for.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("the admin API cannot listen on %s: %w; free that address or choose another with --listen (config: listen)", cfg.Listen, err)
+	}
+	d.ln = ln
+	if err := d.connect(ctx); err != nil {
+		return err
+	}
+	if d.privacy, err = privacy.New(cfg.Privacy); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if d.notifier, err = newNotifierRunner(sctx, d, cfg.Notify); err != nil {
+		return err
+	}
+	if d.detector, err = newDetector(d, cfg.Detect, d.privacy); err != nil {
+		return err
+	}
+	d.consumer, err = ingest.New(cfg.Ingest, d.nc, ingest.Options{
+		Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Ingest.Deprecations() {
+		d.log.Warn("deprecated config key", "warning", w)
+	}
+	return d.newAdmin(cfg)
 }
 
 func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
 	}
 	return o
 }
 
-func (d *Daemon) connect() error {
+func (d *Daemon) connect(ctx context.Context) error {
 	url := ""
 	if d.cfg.NATS.Embedded() {
 		if err := os.MkdirAll(d.cfg.DataDir, 0o750); err != nil {
-			return fmt.Errorf("data dir: %w", err)
+			return fmt.Errorf("data_dir %s cannot be created: %w; choose a directory Vigil may write with --data-dir (config: data_dir)", d.cfg.DataDir, err)
 		}
 		ns, err := natsconn.StartEmbedded(d.cfg.NATS, d.cfg.DataDir, d.log)
 		if err != nil {
@@ -135,11 +150,15 @@ func (d *Daemon) connect() error {
 		url = ns.ClientURL()
 		d.log.Info("embedded nats started", "url", url, "store", d.cfg.DataDir)
 	}
-	nc, err := natsconn.Connect(d.cfg.NATS, url, d.log)
+	var failure connectFailure
+	nc, err := natsconn.Connect(d.cfg.NATS, url, d.log, nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { failure.set(err) }))
 	if err != nil {
 		return err
 	}
 	d.nc = nc
+	if err := d.waitConnected(ctx, &failure); err != nil {
+		return err
+	}
 	if d.js, err = jetstream.New(nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -157,7 +176,7 @@ func (d *Daemon) registerBaseMetrics() {
 	build.WithLabelValues(d.opts.Version, d.opts.Commit, runtime.Version()).Set(1)
 	d.reg.MustRegister(build)
 	d.reloads = newReloadMetrics(d.reg)
-	d.reloads.set(d.hash, true, d.opts.Now())
+	d.reloads.set(d.hash, true, d.clock.Now())
 }
 
 // Addr is the admin listener's address.
@@ -237,6 +256,7 @@ func (d *Daemon) Close() {
 		d.detector.close()
 	}
 	if d.nc != nil {
+		d.nc.SetDisconnectErrHandler(nil) // closing on purpose: nothing to warn about
 		_ = d.nc.Drain()
 		d.nc.Close()
 	}

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/privacy"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -29,14 +33,18 @@ type engineState struct {
 	reg    *prometheus.Registry
 	cfg    detect.Config
 	digest string // of the compiled rule set, to skip no-op reloads
+	// privacy pseudonymises the labels of the engine's alerts (see build);
+	// it never changes for the engine's life, so that one alert keeps one
+	// fingerprint. A privacy change at reload builds a new engine.
+	privacy *privacy.Pseudonymizer
 	// unsettled is set from the rebuild until settle has resolved the
 	// alerts announced before it that no longer fire.
 	unsettled atomic.Bool
 }
 
-func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
+func newDetector(d *Daemon, cfg detect.Config, p *privacy.Pseudonymizer) (*detector, error) {
 	x := &detector{d: d}
-	st, err := x.build(cfg)
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
@@ -44,9 +52,14 @@ func newDetector(d *Daemon, cfg detect.Config) (*detector, error) {
 	return x, nil
 }
 
-// build loads the rules named by cfg and creates a live engine for them.
-func (x *detector) build(cfg detect.Config) (*engineState, error) {
-	rs, err := rules.Load(cfg.Rules)
+// build loads the rules named by cfg and creates a live engine for them
+// whose alerts carry labels pseudonymised by p (a copy of p: later changes
+// to p do not reach the engine). Pseudonymising labels before the engine
+// computes fingerprints and templates is the one egress point for personal
+// data: alerts leave detection through Emit, through Firing (announced at
+// start, reconciled, listed by the API), and all carry only pseudonyms.
+func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
+	rs, err := rules.LoadWith(cfg.Rules, cfg.Lists)
 	if err != nil {
 		return nil, err
 	}
@@ -54,29 +67,30 @@ func (x *detector) build(cfg detect.Config) (*engineState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	sum := sha256.Sum256(append(raw, fmt.Sprint(cfg)...))
+	// The digest covers the list files too: a reload re-reads them.
+	sum := sha256.Sum256(append(append(raw, fmt.Sprint(cfg)...), listFiles(cfg.Lists)...))
 	reg := prometheus.NewRegistry()
-	eng, err := detect.New(rs, detect.Options{
-		StateMemory: int(cfg.StateMemory),
-		Lateness:    cfg.Lateness,
-		Live:        true,
-		Now:         x.d.opts.Now,
-		Logger:      x.d.log,
-		Registerer:  reg,
-		Emit:        x.emit,
-	})
+	own := new(privacy.Pseudonymizer)
+	own.Use(p)
+	var label func(name, value string) string
+	if own.Enabled(privacy.FieldSourceIP) || own.Enabled(privacy.FieldUser) {
+		label = own.Label
+	}
+	opts := cfg.Options()
+	opts.Live, opts.Now, opts.Logger = true, x.d.clock.Now, x.d.log
+	opts.Registerer, opts.Emit, opts.Label = reg, x.emit, label
+	eng, err := detect.New(rs, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum)}, nil
+	return &engineState{engine: eng, reg: reg, cfg: cfg, digest: fmt.Sprintf("%x", sum), privacy: own}, nil
 }
 
 func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
 
-// emit pseudonymises an alert transition as configured and queues it in the
-// durable outbox. It runs with the engine's lock held, so it only publishes.
+// emit queues an alert transition in the durable outbox. It runs with the
+// engine's lock held, so it only publishes.
 func (x *detector) emit(a detect.Alert) {
-	a = x.d.privacy.Alert(a)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := x.d.notifier.Notify(ctx, a); err != nil {
@@ -84,24 +98,34 @@ func (x *detector) emit(a detect.Alert) {
 	}
 }
 
-// lookback is how much event time the windows of st's rules span.
+// lookback is how much event time st's rules depend on: their windows,
+// baselines and what sequences learn as known (Rule.Lookback).
 func lookback(st *engineState) time.Duration {
 	longest := time.Duration(0)
 	for _, r := range st.engine.Rules() {
-		w := r.Window()
-		if r.Spike != nil {
-			w += r.Spike.Baseline.D()
-		}
-		longest = max(longest, w)
+		longest = max(longest, r.Lookback())
 	}
 	return longest + st.cfg.Lateness
+}
+
+// listFiles returns the contents of the files the lists read, for the
+// digest that tells whether a reload changes detection.
+func listFiles(lists map[string]detect.ListSpec) []byte {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(lists)) {
+		if f := lists[name].File; f != "" {
+			data, _ := os.ReadFile(f) // an unreadable file failed the load already
+			b = append(append(b, f...), data...)
+		}
+	}
+	return b
 }
 
 // rebuild replays the stream's recent events into st's muted engine. The
 // caller puts the engine in force, tells the consumer to skip what was
 // replayed, and calls announce.
 func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
-	since := x.d.opts.Now().Add(-lookback(st))
+	since := x.d.clock.Now().Add(-lookback(st))
 	var r ingest.Replayed
 	err := muted(st.engine, func() (err error) {
 		r, err = x.d.consumer.Rebuild(ctx, since, st.engine)
@@ -154,14 +178,14 @@ func (x *detector) settle(ctx context.Context, st *engineState) {
 	st.unsettled.Store(false)
 }
 
-// prepare builds an engine for cfg, or returns nil when neither the rules
-// nor the settings changed.
-func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
-	st, err := x.build(cfg)
+// prepare builds an engine for cfg and p, or returns nil when neither the
+// rules, the settings nor the pseudonymisation changed.
+func (x *detector) prepare(cfg detect.Config, p *privacy.Pseudonymizer) (*engineState, error) {
+	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
 	}
-	if st.digest == x.state.Load().digest {
+	if cur := x.state.Load(); st.digest == cur.digest && st.privacy.Equal(cur.privacy) {
 		st.engine.Close()
 		return nil, nil
 	}
@@ -171,7 +195,8 @@ func (x *detector) prepare(cfg detect.Config) (*engineState, error) {
 // swap rebuilds st's windows from the stream and puts it in force. The
 // long replay runs while the old engine keeps working; intake pauses only
 // to replay what it delivered meanwhile, so no event is missed or applied
-// twice.
+// twice. On error the old engine stays in force; the caller closes st.
+// The caller announces st's alerts once the rest of a reload is in force.
 func (x *detector) swap(ctx context.Context, st *engineState) error {
 	r, err := x.rebuild(ctx, st)
 	if err == nil {
@@ -190,11 +215,8 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 		})
 	}
 	if err != nil {
-		st.engine.Close()
 		return fmt.Errorf("rebuild windows for the new rules: %w", err)
 	}
-	x.announce(ctx, st)
-	x.d.log.Info("rules reloaded", "rules", len(st.engine.Rules()), "events_replayed", r.Events)
 	return nil
 }
 
@@ -204,18 +226,18 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 // and its events must not become late because the clock moved on. The first
 // time ingest is caught up after a rebuild, it settles alert state.
 func (x *detector) tick(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	ticker, tick := x.d.clock.NewTicker(time.Second)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
 			}
 			st := x.state.Load()
-			st.engine.Tick(x.d.opts.Now())
+			st.engine.Tick(x.d.clock.Now())
 			x.settle(ctx, st)
 		}
 	}

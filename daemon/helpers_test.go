@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
@@ -49,7 +50,7 @@ func startDaemon(t *testing.T, cfg config.Config) *running {
 func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
 	t.Helper()
 	opts.Version = "test"
-	d, err := New(cfg, opts)
+	d, err := New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -71,6 +72,17 @@ func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
 	t.Cleanup(r.stop)
 	testkit.WaitFor(t, 10*time.Second, "daemon ready", func() error { return d.Ready() })
 	return r
+}
+
+// waitSettled moves clk, the daemon's clock, on by a second at each try
+// (a tick of detection and of ingest's polls) until the daemon has caught
+// up with the stream and settled alert state after its rebuild.
+func waitSettled(t *testing.T, r *running, clk *clock.Fake) {
+	t.Helper()
+	testkit.WaitUntil(t, 15*time.Second, "alert state settled after the rebuild", func() bool {
+		clk.Advance(time.Second)
+		return !r.d.detector.state.Load().unsettled.Load()
+	})
 }
 
 type tWriter struct{ t *testing.T }

@@ -39,7 +39,7 @@ func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*noti
 
 func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
 	n, err := notify.New(ctx, cfg, r.d.js, notify.Options{
-		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.opts.Now, LogWriter: r.d.opts.Stdout,
+		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
@@ -79,12 +79,12 @@ func (r *notifierRunner) wait() {
 }
 
 // prepare builds a notifier for cfg, or returns nil when cfg is the
-// running config.
+// running config and no receiver is disabled (a reload re-enables them).
 func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
 	r.mu.Lock()
 	same := reflect.DeepEqual(cfg, r.cfg)
 	r.mu.Unlock()
-	if same {
+	if same && len(r.n().DisabledReceivers()) == 0 {
 		return nil, nil
 	}
 	return r.build(ctx, cfg)

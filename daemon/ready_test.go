@@ -14,9 +14,20 @@ import (
 // runNATS starts a standalone JetStream server on port with store dir.
 func runNATS(t *testing.T, port int, dir string) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true,
-	})
+	return startNATS(t, &server.Options{Port: port, StoreDir: dir})
+}
+
+// runNATSWithUser starts a standalone JetStream server on port that
+// accepts only user with password.
+func runNATSWithUser(t *testing.T, port int, user, password string) *server.Server {
+	t.Helper()
+	return startNATS(t, &server.Options{Port: port, StoreDir: t.TempDir(), Username: user, Password: password})
+}
+
+func startNATS(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.JetStream, opts.NoSigs, opts.NoLog = "127.0.0.1", true, true, true
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

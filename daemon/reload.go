@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -55,7 +54,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	err := d.reload(ctx)
-	now := d.opts.Now()
+	now := d.clock.Now()
 	d.mu.Lock()
 	d.reloads.set(d.hash, err == nil, now)
 	d.mu.Unlock()
@@ -75,8 +74,11 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if fixed := restartOnly(d.cfg, cfg); len(fixed) > 0 {
+	if fixed := notReloadable(d.cfg, cfg); len(fixed) > 0 {
 		return fmt.Errorf("reload cannot change %s; restart Vigil to apply them (nothing was changed)", strings.Join(fixed, ", "))
+	}
+	for _, w := range cfg.Ingest.Deprecations() {
+		d.log.Warn("deprecated config key", "warning", w)
 	}
 	if err := d.applyReload(ctx, cfg); err != nil {
 		return err
@@ -87,54 +89,48 @@ func (d *Daemon) reload(ctx context.Context) error {
 	return nil
 }
 
-// restartOnly names the settings that differ between old and new and can
-// only take effect at start.
-func restartOnly(old, cur config.Config) []string {
-	var fixed []string
-	check := func(name string, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			fixed = append(fixed, name)
-		}
-	}
-	check("listen", old.Listen, cur.Listen)
-	check("data_dir", old.DataDir, cur.DataDir)
-	check("log", old.Log, cur.Log)
-	check("nats", old.NATS, cur.NATS)
-	check("ingest", old.Ingest, cur.Ingest)
-	return fixed
-}
-
-// applyReload puts a validated config into force. Everything that can fail
-// is built first; only then are the parts swapped.
-func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) error {
-	if _, err := privacy.New(cfg.Privacy); err != nil {
-		return fmt.Errorf("privacy: %w", err)
-	}
-	eng, err := d.detector.prepare(cfg.Detect)
+// applyReload puts a validated config into force, all or nothing, as
+// Alertmanager's reloader does: every part that can fail is prepared first
+// while the running ones keep working (the privacy key, a new detection
+// engine and the rebuild of its windows from the stream, the notifier, the
+// admin server's tokens and certificates); then the engine is swapped in,
+// whose last step (replaying what arrived meanwhile) is the last that can
+// fail; only then the other parts, which cannot.
+func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) (err error) {
+	p, err := privacy.New(cfg.Privacy)
 	if err != nil {
 		return err
 	}
+	eng, err := d.detector.prepare(cfg.Detect, p)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil && eng != nil {
+			eng.engine.Close()
+		}
+	}()
 	n, err := d.notifier.prepare(ctx, cfg.Notify)
 	if err != nil {
-		if eng != nil {
-			eng.engine.Close()
-		}
 		return err
 	}
-	if err := d.admin.Reload(cfg.Admin); err != nil {
-		if eng != nil {
-			eng.engine.Close()
+	commitAdmin, err := d.admin.PrepareReload(cfg.Admin)
+	if err != nil {
+		return err
+	}
+	if eng != nil {
+		if err := d.detector.swap(ctx, eng); err != nil {
+			return err
 		}
-		return fmt.Errorf("admin: %w", err)
 	}
-	if err := d.privacy.Reload(cfg.Privacy); err != nil {
-		return fmt.Errorf("privacy: %w", err)
-	}
+	commitAdmin()
+	d.privacy.Use(p)
 	if n != nil {
 		d.notifier.swap(n, cfg.Notify)
 	}
 	if eng != nil {
-		return d.detector.swap(ctx, eng)
+		d.detector.announce(ctx, eng)
+		d.log.Info("rules reloaded", "rules", len(eng.engine.Rules()))
 	}
 	return nil
 }

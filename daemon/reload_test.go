@@ -2,12 +2,25 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/internal/testfiles"
+	"github.com/vigil-sec/vigil/internal/testkit"
+	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/webhook"
+	"github.com/vigil-sec/vigil/privacy"
 )
 
 func TestReloadKeepsRunningConfigOnError(t *testing.T) {
@@ -31,7 +44,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, Options{RawConfig: raw, Load: load})
+	d, err := New(context.Background(), cfg, Options{RawConfig: raw, Load: load})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +63,7 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 	}{
 		{"syntax error keeps old config", "ingest: [\n", "vigil.yaml", firstHash},
 		{"unknown key keeps old config", "ingest:\n  bogus: 1\n", "bogus", firstHash},
-		{"restart-only change is refused by name", "ingest:\n  max_services: 5\n", "reload cannot change ingest", firstHash},
+		{"restart-only change is refused by name", "ingest:\n  max_services: 5\nlog: {format: text}\n", "reload cannot change log.format, ingest.max_services; restart", firstHash},
 		{"valid change applies", "# second\n", "", config.Hash([]byte("# second\n"))},
 	}
 	for _, tc := range cases {
@@ -71,5 +84,200 @@ func TestReloadKeepsRunningConfigOnError(t *testing.T) {
 				t.Errorf("config hash in force is not %s", tc.wantHash)
 			}
 		})
+	}
+}
+
+// TestNotReloadableNamesEachKey checks that reload refuses every change it
+// cannot apply, naming the key, and lets through only the reloadable
+// sections: a setting nobody listed is refused, not applied silently.
+func TestNotReloadableNamesEachKey(t *testing.T) {
+	base := config.Default()
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   []string
+	}{
+		{"nothing", func(*config.Config) {}, nil},
+		{"listen", func(c *config.Config) { c.Listen = "127.0.0.1:1" }, []string{"listen"}},
+		{"data dir and log level", func(c *config.Config) { c.DataDir, c.Log.Level = "/x", "debug" }, []string{"data_dir", "log.level"}},
+		{"nats", func(c *config.Config) { c.NATS.URL, c.NATS.TLS.CAFile = "nats://x:4222", "/ca" }, []string{"nats.url", "nats.tls.ca_file"}},
+		{"ingest", func(c *config.Config) { c.Ingest.MaxServices, c.Ingest.DeadLetterMaxAge = 5, time.Hour },
+			[]string{"ingest.dead_letter_max_age", "ingest.max_services"}},
+		{"reloadable sections", func(c *config.Config) {
+			c.Detect.Lateness, c.AllowInlineSecrets = time.Minute, true
+			c.Admin.MetricsAuth = true
+			c.Privacy.Pseudonymize = []privacy.Field{privacy.FieldUser}
+			c.Notify.Routes = nil
+		}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cur := base
+			cur.Notify.Routes = slices.Clone(base.Notify.Routes)
+			tc.change(&cur)
+			if got := notReloadable(base, cur); !slices.Equal(got, tc.want) {
+				t.Fatalf("notReloadable = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChangedKeysRefusesUnknownSettings checks the rule behind
+// notReloadable on a config type of its own: a key added to any section is
+// compared, a nested section key by key, a value type as a whole.
+func TestChangedKeysRefusesUnknownSettings(t *testing.T) {
+	type secretLike struct{ v string }
+	type section struct {
+		Known  int        `yaml:"known"`
+		Added  []string   `yaml:"added_later"`
+		Secret secretLike `yaml:"secret"`
+	}
+	type cfg struct {
+		Top     string  `yaml:"top"`
+		Section section `yaml:"section"`
+		Inline  section `yaml:",inline"`
+		note    string
+	}
+	a := cfg{Top: "a", Section: section{Known: 1}, note: "a"}
+	b := a
+	b.Section.Added = []string{"x"}
+	b.Section.Secret = secretLike{"changed"}
+	b.Inline.Known = 2
+	b.note = "b"
+	want := []string{"section.added_later", "section.secret", "known"}
+	if got := changedKeys(a, b); !slices.Equal(got, want) {
+		t.Fatalf("changedKeys = %q, want %q", got, want)
+	}
+	if got := changedKeys(a, b); !slices.Equal(got, want) {
+		t.Fatalf("notReloadable = %q, want %q: keys no one made reloadable are refused", got, want)
+	}
+}
+
+// TestFailedReloadChangesNothing reloads a config that changes the admin
+// tokens and the detection settings, with a context cancelled so that the
+// rebuild of the new engine's windows from the stream fails. Nothing may
+// be half applied: the old token still works, the new one does not, and
+// the old engine stays in force.
+func TestFailedReloadChangesNothing(t *testing.T) {
+	oldToken, oldHash := admin.NewToken()
+	newToken, newHash := admin.NewToken()
+	cfg := testConfig(t)
+	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "old", SHA256: oldHash, Scopes: []admin.Scope{admin.ScopeRead}}}
+	next := cfg
+	next.Admin.Tokens = []admin.TokenConfig{{Name: "new", SHA256: newHash, Scopes: []admin.Scope{admin.ScopeRead}}}
+	next.Detect.Lateness = cfg.Detect.Lateness + time.Second
+	load := func() (config.Config, []byte, error) { return next, []byte("next"), next.Validate() }
+	r := startDaemonWith(t, cfg, Options{Load: load})
+	engine := r.d.detector.engine()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.d.Reload(ctx); err == nil {
+		t.Fatal("Reload succeeded though the windows could not be rebuilt")
+	}
+	base := "http://" + r.d.Addr().String()
+	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusOK)
+	apiClient{t: t, base: base, token: newToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
+	if r.d.detector.engine() != engine || r.d.detector.state.Load().cfg.Lateness != cfg.Detect.Lateness {
+		t.Error("the new engine was put in force by a failed reload")
+	}
+	if got := metric(t, r.d.Registry(), "vigil_config_last_reload_successful"); got != 0 {
+		t.Errorf("vigil_config_last_reload_successful = %v after a failed reload", got)
+	}
+
+	// The same reload with a live context applies all of it.
+	if err := r.d.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	apiClient{t: t, base: base, token: newToken}.do("GET", "/api/v1/status", "", http.StatusOK)
+	apiClient{t: t, base: base, token: oldToken}.do("GET", "/api/v1/status", "", http.StatusUnauthorized)
+	if r.d.detector.state.Load().cfg.Lateness != next.Detect.Lateness {
+		t.Error("the new detection settings are not in force after a good reload")
+	}
+}
+
+// TestReloadErrorsNameTheKeyOnce: a reload refused for a file of the admin
+// or privacy section says so starting with the key, named once (not
+// "admin: admin.tokens[0]"), and says how to fix it.
+func TestReloadErrorsNameTheKeyOnce(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	cert, key := testfiles.TLS(t, t.TempDir(), "admin")
+	cases := []struct {
+		name   string
+		set    func(*config.Config)
+		prefix string
+		fix    string
+	}{
+		{"token sha256_file missing", func(c *config.Config) {
+			c.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256File: missing, Scopes: []admin.Scope{admin.ScopeRead}}}
+		}, "admin.tokens[0] (oncall): sha256_file: open " + missing, "point it at a file Vigil's user can read holding the token's SHA-256"},
+		{"client CA missing", func(c *config.Config) {
+			c.Admin.TLS.ClientCAFile = missing
+		}, "admin.tls.client_ca_file: open " + missing, "point it at a PEM file"},
+		{"privacy key missing", func(c *config.Config) {
+			c.Privacy = privacy.Config{Pseudonymize: []privacy.Field{privacy.FieldUser}, KeyFile: missing}
+		}, "privacy.key_file cannot be read: open " + missing, "head -c 32 /dev/urandom"},
+	}
+	cfg := testConfig(t)
+	cfg.Admin.TLS.CertFile, cfg.Admin.TLS.KeyFile = cert, key // TLS cannot be turned on by reload
+	next := cfg
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return next, nil, next.Validate() }})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next = cfg
+			tc.set(&next)
+			err := r.d.Reload(t.Context())
+			if err == nil || !strings.HasPrefix(err.Error(), tc.prefix) || !strings.Contains(err.Error(), tc.fix) {
+				t.Fatalf("Reload() = %v; want an error starting %q and saying %q", err, tc.prefix, tc.fix)
+			}
+		})
+	}
+}
+
+// TestReloadWithTheSameConfigReenablesAGoneReceiver: a receiver disabled by
+// a 410 is enabled again by a reload that changes nothing, as the log and
+// docs say, and the alert queued while it was disabled is delivered.
+func TestReloadWithTheSameConfigReenablesAGoneReceiver(t *testing.T) {
+	var calls atomic.Int32
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusGone) // the endpoint was being moved; it is back now
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer gone.Close()
+	cfg := testConfig(t)
+	cfg.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: gone.URL}}}
+	cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"hook"}}}
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return cfg, nil, nil }})
+	alert := func(fp string) detect.Alert {
+		return detect.Alert{Rule: "brute_force_user", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
+			State: detect.StateFiring, Fingerprint: fp, StartsAt: time.Now()}
+	}
+	if err := r.d.notifier.Notify(t.Context(), alert("first")); err != nil {
+		t.Fatal(err)
+	}
+	reg := r.d.Registry()
+	testkit.WaitFor(t, 10*time.Second, "the receiver disabled", func() error {
+		return equalf(metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "hook"), 1, "disabled")
+	})
+	if err := r.d.notifier.Notify(t.Context(), alert("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 10*time.Second, "the queued alert delivered after the reload", func() error {
+		if n := calls.Load(); n != 2 {
+			return fmt.Errorf("%d calls", n)
+		}
+		return nil
+	})
+	if got := metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "hook"); got != 0 {
+		t.Errorf("disabled = %v after the reload, want 0", got)
 	}
 }

@@ -135,3 +135,24 @@ func TestComposeGrafanaProvisioning(t *testing.T) {
 		t.Errorf("compose.yaml does not mount the dashboards as %q", mount)
 	}
 }
+
+// TestComposeSecretsNotOnCommandLines checks that no container gets a secret
+// on its command line, where `ps` on the host and `docker inspect` show it:
+// secrets go through environment variables (or files).
+func TestComposeSecretsNotOnCommandLines(t *testing.T) {
+	var cfg struct {
+		Services map[string]struct {
+			Command []string `yaml:"command"`
+		} `yaml:"services"`
+	}
+	readYAML(t, "compose/compose.yaml", &cfg)
+	for name, svc := range cfg.Services {
+		for _, arg := range svc.Command {
+			for _, s := range composeSecrets {
+				if strings.Contains(arg, "${"+s) || strings.Contains(arg, "$"+s) {
+					t.Errorf("service %s: the command line carries %s: %q; pass it in the environment", name, s, arg)
+				}
+			}
+		}
+	}
+}

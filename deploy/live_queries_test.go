@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/dashboards"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // promResponse is the envelope of Prometheus's HTTP API.
@@ -59,9 +60,15 @@ func (s *stack) series(query string) (int, error) {
 
 func (s *stack) waitSeries(t *testing.T, query, what string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, what+" ("+query+")", func() (bool, error) {
+	testkit.WaitFor(t, 30*time.Second, what+" ("+query+")", func() error {
 		n, err := s.series(query)
-		return n > 0, err
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("no series yet")
+		}
+		return nil
 	})
 }
 
@@ -230,20 +237,23 @@ func (s *stack) checkRules(t *testing.T) {
 		} `json:"groups"`
 	}
 	var rules []rule
-	waitFor(t, 30*time.Second, "every alerting rule evaluated", func() (bool, error) {
+	testkit.WaitFor(t, 30*time.Second, "every alerting rule evaluated", func() error {
 		if err := s.api("/api/v1/rules", url.Values{}, &data); err != nil {
-			return false, err
+			return err
 		}
 		rules = rules[:0]
 		for _, g := range data.Groups {
 			for _, r := range g.Rules {
 				if !r.LastEvaluation.After(s.started) {
-					return false, fmt.Errorf("rule %s not evaluated yet", r.Name)
+					return fmt.Errorf("rule %s not evaluated yet", r.Name)
 				}
 				rules = append(rules, r)
 			}
 		}
-		return len(rules) > 0, nil
+		if len(rules) == 0 {
+			return errors.New("no rules loaded yet")
+		}
+		return nil
 	})
 	for _, r := range rules {
 		if r.Health != "ok" {

@@ -82,10 +82,7 @@ scrape_configs:
 	s.promProc = startProcess(t, "prometheus", promBin, nil, "--config.file="+promCfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr, "--log.level=warn")
 	waitHTTP(t, s.promProc, s.prom+"/-/ready", 30*time.Second)
-	waitFor(t, 15*time.Second, "Prometheus's first scrape of Vigil", func() (bool, error) {
-		n, err := s.series(`up{job="vigil"} == 1`)
-		return n > 0, err
-	})
+	s.waitSeries(t, `up{job="vigil"} == 1`, "Prometheus's first scrape of Vigil")
 	return s
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // natsUsers are the users of nats/nats-server.conf and the environment
@@ -338,9 +340,15 @@ routes:
 	if status, _, err := httpGet("http://"+addr+"/api/v1/status", ""); err != nil || status != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/status without a token: %d %v, want 401", status, err)
 	}
-	waitFor(t, 30*time.Second, "Vigil to apply svc-billing's event", func() (bool, error) {
+	testkit.WaitFor(t, 30*time.Second, "Vigil to apply svc-billing's event", func() error {
 		_, body, err := httpGet("http://"+addr+"/metrics", "")
-		return strings.Contains(string(body), `vigil_http_requests_total{code="401",endpoint="/v1/auth/login",method="POST",service="billing"} 1`), err
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(body), `vigil_http_requests_total{code="401",endpoint="/v1/auth/login",method="POST",service="billing"} 1`) {
+			return errors.New("/metrics does not count the event yet")
+		}
+		return nil
 	})
 	if log := tail(vigil.log, 1000); strings.Contains(strings.ToLower(log), "permissions violation") {
 		t.Errorf("Vigil hit a permissions violation with the kit's NATS config:\n%s", log)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // process is a child process a test started; its output goes to a log file
@@ -83,12 +86,18 @@ func (p *process) exited() (bool, error) {
 // waitHTTP polls url until it answers 200, failing early if p exits.
 func waitHTTP(t *testing.T, p *process, url string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, timeout, p.name+" at "+url, func() (bool, error) {
+	testkit.WaitFor(t, timeout, p.name+" at "+url, func() error {
 		if ok, err := p.exited(); ok {
 			t.Fatalf("%s exited while starting: %v\n%s", p.name, err, tail(p.log, 40))
 		}
 		status, _, err := httpGet(url, "")
-		return status == http.StatusOK, err
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK {
+			return fmt.Errorf("status %d", status)
+		}
+		return nil
 	})
 }
 

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // benchHandler is a login endpoint that does nothing, so that the benchmark
@@ -85,7 +87,7 @@ func benchSetup(b *testing.B, mode string) (http.Handler, *Emitter) {
 	e := newEmitter(b, nc)
 	if mode == "down" {
 		ns.stop()
-		eventually(b, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
+		testkit.WaitUntil(b, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
 	}
 	return Middleware(e)(benchHandler()), e
 }
@@ -107,7 +109,7 @@ func BenchmarkEmitterThroughput(b *testing.B) {
 				}
 				e.Emit(ev)
 			}
-			eventually(b, time.Minute, "all events published", func() bool {
+			testkit.WaitUntil(b, time.Minute, "all events published", func() bool {
 				return e.Stats().Published == uint64(b.N)
 			})
 			elapsed := time.Since(start)

@@ -7,15 +7,15 @@
 // the buffer is full. A background goroutine owned by the Emitter batches
 // events per service into NDJSON messages on the subject
 // "vigil.events.<service>" and publishes them with JetStream async publish.
-// Every message carries the header Nats-Msg-Id so that a retried publish is
-// stored once:
+// Every message carries the header Nats-Msg-Id so that Vigil applies a
+// retried publish once (it de-duplicates per service subject):
 //
 //   - a message with one event uses the event's request_id;
 //   - a message with several events uses "vigil-batch-" followed by the first
 //     16 bytes, in lower-case hex, of the SHA-256 of the events' request ids,
 //     each followed by "\n", in message order. The same batch always gets the
-//     same id, so a retry within the stream's duplicate window is dropped by
-//     JetStream.
+//     same id, so a retry within Vigil's duplicate window is dropped by
+//     Vigil.
 //
 // While NATS is unreachable nothing is published; messages already built are
 // kept (up to the in-flight limit) and retried with backoff, new events wait

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 func testEvent(i int) event.Event {
@@ -121,13 +122,13 @@ func TestFullBatchDoesNotWaitForLinger(t *testing.T) {
 	ns := startNATS(t)
 	e := newEmitter(t, ns.connect(), WithMaxBatch(10), WithLinger(time.Hour))
 	e.Emit(testEvent(0))
-	eventually(t, 10*time.Second, "first event taken into a lingering batch", func() bool {
+	testkit.WaitUntil(t, 10*time.Second, "first event taken into a lingering batch", func() bool {
 		return e.Stats().Buffered == 0
 	})
 	for i := 1; i < 25; i++ {
 		e.Emit(testEvent(i))
 	}
-	eventually(t, 10*time.Second, "two full batches published", func() bool { return e.Stats().Published == 20 })
+	testkit.WaitUntil(t, 10*time.Second, "two full batches published", func() bool { return e.Stats().Published == 20 })
 	if st := e.Stats(); st.Messages != 2 || st.Pending() != 5 {
 		t.Errorf("stats %+v, want 2 messages published and 5 events lingering", st)
 	}
@@ -151,7 +152,7 @@ func TestDuplicatesStoredOnce(t *testing.T) {
 				for i := range 20 {
 					e.Emit(testEvent(i))
 				}
-				eventually(t, 10*time.Second, "round published", func() bool {
+				testkit.WaitUntil(t, 10*time.Second, "round published", func() bool {
 					return e.Stats().Published == uint64(20*(round+1))
 				})
 			}
@@ -170,7 +171,7 @@ func TestEmitNeverBlocks(t *testing.T) {
 	nc := ns.connect()
 	e := newEmitter(t, nc, WithBufferSize(100))
 	ns.stop()
-	eventually(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
+	testkit.WaitUntil(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
 
 	done := make(chan int)
 	go func() {
@@ -211,12 +212,12 @@ func TestRetriesUntilStreamExists(t *testing.T) {
 	for i := range 20 {
 		e.Emit(testEvent(i))
 	}
-	eventually(t, 10*time.Second, "failed attempts", func() bool { return e.Stats().PublishErrors >= 4 })
+	testkit.WaitUntil(t, 10*time.Second, "failed attempts", func() bool { return e.Stats().PublishErrors >= 4 })
 	if st := e.Stats(); st.Published != 0 || st.Dropped != 0 || st.Pending() != 20 {
 		t.Fatalf("before the stream exists: %+v, want all 20 pending", st)
 	}
 	ns.createStream()
-	eventually(t, 20*time.Second, "events published", func() bool { return e.Stats().Published == 20 })
+	testkit.WaitUntil(t, 20*time.Second, "events published", func() bool { return e.Stats().Published == 20 })
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestClose(t *testing.T) {
 		nc := ns.connect()
 		e := newEmitter(t, nc)
 		ns.stop()
-		eventually(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
+		testkit.WaitUntil(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
 		for i := range 30 {
 			e.Emit(testEvent(i))
 		}
@@ -317,7 +318,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testkit.WaitUntil(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestEmitDropsInvalid(t *testing.T) {

@@ -61,7 +61,7 @@ const (
 
 // classify names a publish error and says whether sending again may succeed.
 // Every error except a definite refusal by JetStream is retried: messages
-// carry Nats-Msg-Id, so a message that was stored after all is not stored
+// carry Nats-Msg-Id, so a message that was stored after all is not applied
 // twice.
 func classify(err error) (errIndex, bool) {
 	var apiErr *jetstream.APIError

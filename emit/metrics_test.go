@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // gather returns the value of every vigil_emit_* series, keyed by name and
@@ -126,7 +128,7 @@ func TestConnect(t *testing.T) {
 	}
 	e.Emit(testEvent(1))
 	ns.start()
-	eventually(t, 20*time.Second, "event published", func() bool { return e.Stats().Published == 1 })
+	testkit.WaitUntil(t, 20*time.Second, "event published", func() bool { return e.Stats().Published == 1 })
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // mwCase is one request through the middleware and the event it must give.
@@ -65,7 +66,7 @@ func TestMiddlewareEvents(t *testing.T) {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			eventually(t, 10*time.Second, "the event", func() bool { return e.Stats().Published == 1 })
+			testkit.WaitUntil(t, 10*time.Second, "the event", func() bool { return e.Stats().Published == 1 })
 			var mine []storedMsg
 			for _, m := range ns.readStream() {
 				if m.subject == "vigil.events."+service {

@@ -162,18 +162,6 @@ func decodeAll(t testing.TB, msgs []storedMsg, now time.Time) []event.Event {
 	return out
 }
 
-// eventually polls cond every 5 ms until it holds or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // newEmitter returns an Emitter on nc that the test closes.
 func newEmitter(t testing.TB, nc *nats.Conn, opts ...Option) *Emitter {
 	t.Helper()

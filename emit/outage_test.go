@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
 // TestMiddlewareSurvivesNATSOutage sends 100,000 requests through the
@@ -38,10 +40,10 @@ func TestMiddlewareSurvivesNATSOutage(t *testing.T) {
 	}
 
 	serve(10) // NATS up: published
-	eventually(t, 10*time.Second, "first events published", func() bool { return e.Stats().Published == 10 })
+	testkit.WaitUntil(t, 10*time.Second, "first events published", func() bool { return e.Stats().Published == 10 })
 
 	ns.stop()
-	eventually(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
+	testkit.WaitUntil(t, 10*time.Second, "client to see the server gone", func() bool { return !nc.IsConnected() })
 	done := make(chan struct{})
 	go func() { defer close(done); serve(requests) }()
 	select {
@@ -56,11 +58,11 @@ func TestMiddlewareSurvivesNATSOutage(t *testing.T) {
 	}
 
 	ns.start() // same port and store: the stream is still there
-	eventually(t, 20*time.Second, "buffered events published after NATS returned", func() bool {
+	testkit.WaitUntil(t, 20*time.Second, "buffered events published after NATS returned", func() bool {
 		return e.Stats().Pending() == 0
 	})
 	serve(10)
-	eventually(t, 10*time.Second, "new events published", func() bool { return e.Stats().Pending() == 0 })
+	testkit.WaitUntil(t, 10*time.Second, "new events published", func() bool { return e.Stats().Pending() == 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.Close(ctx); err != nil {

@@ -49,8 +49,8 @@ func (p *publisher) pump() {
 	}
 }
 
-// onAck is JetStream's ack callback: the message is stored (or was already,
-// as a duplicate of an earlier attempt).
+// onAck is JetStream's ack callback: the message is stored (a retry of a
+// message stored before too; Vigil drops it by its Nats-Msg-Id).
 func (p *publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 	p.mu.Lock()
 	f, ok := p.sent[m]

@@ -69,20 +69,15 @@ func (a *applier) close() error {
 	return a.err
 }
 
-// apply passes a chunk's events to the metrics and the Sink.
+// apply passes a chunk's events to the Sink; settle counts them.
 func (a *applier) apply(ch *chunk) {
-	var sink Sink
+	ch.at = a.c.clock.Now()
 	if p := a.c.sink.Load(); p != nil {
-		sink = *p
-	}
-	now := a.c.now()
-	for i := range ch.events {
-		a.c.metrics.Observe(&ch.events[i], now)
-		if sink != nil {
+		sink := *p
+		for i := range ch.events {
 			sink.Process(&ch.events[i])
 		}
 	}
-	clear(ch.events) // applied: do not pin the events' strings while settling
 	a.c.progress.apply(len(ch.msgs))
 }
 
@@ -103,11 +98,11 @@ func (a *applier) settleChunk(ch *chunk) {
 	if err == nil {
 		return
 	}
-	// Every event of the chunk was applied and counted: when JetStream
-	// delivers it again, dead-letter its rejected lines, but neither apply
-	// nor count it twice.
+	// Every event of the chunk was applied, none counted: when JetStream
+	// delivers it again, dead-letter its rejected lines and count it, but
+	// do not apply it twice.
 	for _, seq := range ch.seqs {
-		a.c.unsettled.add(seq)
+		a.c.applied.add(seq)
 	}
 	handBack(ch.msgs)
 	if a.err == nil {
@@ -118,7 +113,9 @@ func (a *applier) settleChunk(ch *chunk) {
 }
 
 // settle waits until JetStream stored the chunk's dead letters, then
-// acknowledges its messages.
+// acknowledges its messages and counts their events and rejected lines:
+// counted when acknowledged, an event is counted once even when a crash
+// makes JetStream deliver its message again.
 func (a *applier) settle(ch *chunk) error {
 	if ch.deadErr != nil {
 		return ch.deadErr
@@ -132,8 +129,22 @@ func (a *applier) settle(ch *chunk) error {
 	for _, seq := range ch.seqs {
 		a.c.settled.add(seq)
 	}
-	a.c.metrics.Batch()
+	a.c.count(ch)
 	return nil
+}
+
+// count counts the events and rejected lines of an acknowledged chunk.
+func (c *Consumer) count(ch *chunk) {
+	for i := range ch.events {
+		c.metrics.Observe(&ch.events[i], ch.at)
+	}
+	for i := range ch.tally {
+		c.metrics.Observe(&ch.tally[i], ch.at)
+	}
+	for r, n := range ch.rejected {
+		c.metrics.Rejected(r, n)
+	}
+	c.metrics.Batch()
 }
 
 func handBack(msgs []jetstream.Msg) {

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/clock"
 )
 
 // Sink receives every valid event after it was counted. The event is reused
@@ -43,9 +44,14 @@ type Sink interface {
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	Sink       Sink             // optional
-	Now        func() time.Time // wall clock; time.Now when nil
-	Replicas   int              // stream replicas; 1 when zero
+	Sink       Sink // optional
+	// Clock drives the consumer's timing: the wall clock read per message,
+	// the server polls and the grace after reconnecting (see CaughtUp), and
+	// the retries after a failure; clock.Real when nil. Its safety
+	// timeouts against a stuck server and the flush of a chunk (flushDelay)
+	// use the time package.
+	Clock    clock.Clock
+	Replicas int // stream replicas; 1 when zero
 }
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
@@ -70,53 +76,62 @@ type Consumer struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	sink    atomic.Pointer[Sink]
-	now     func() time.Time
+	clock   clock.Clock
 	metrics *Metrics
 	dec     *event.Decoder
 	repl    int
 
-	batchMu     sync.Mutex     // held while a message is decoded; see Paused
-	inflight    sync.WaitGroup // chunks decoded and not yet applied
-	bound       atomic.Bool
-	progress    progress      // see CaughtUp
-	settled     seqSet        // messages applied and acknowledged; see handle
-	replayed    seqSet        // messages Rebuild applied, not counted; see SkipReplayed
-	unsettled   seqSet        // messages applied and counted whose settling failed
-	streamMade  time.Time     // when the events stream was created; see bind
-	pollEvery   time.Duration // how often pollInfo asks the server
-	pending     prometheus.Gauge
-	ackPending  prometheus.Gauge
-	redelivered prometheus.Counter
-	cons        jetstream.Consumer
-	consMu      sync.Mutex
+	batchMu      sync.Mutex     // held while a message is decoded; see Paused
+	inflight     sync.WaitGroup // chunks decoded and not yet applied
+	bound        atomic.Bool
+	progress     progress              // see CaughtUp
+	settled      seqSet                // messages applied, acknowledged and counted; see handle
+	applied      seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
+	dedup        atomic.Pointer[dedup] // message ids of the duplicate window; see handle
+	streamMade   time.Time             // when the events stream was created; see bind
+	warnedWindow bool                  // bind warned that the server keeps a duplicate window
+	polls        atomic.Int64          // poll rounds done; see pollInfo
+	pending      prometheus.Gauge
+	ackPending   prometheus.Gauge
+	redelivered  prometheus.Counter
+	duplicates   prometheus.Counter
+	cons         jetstream.Consumer
+	consMu       sync.Mutex
 
 	// Owned by the decoding side (under batchMu).
-	out        chan<- *chunk // to the applier; nil while not consuming
-	cur        *chunk        // being filled
-	flush      *time.Timer   // hands cur on when no message follows soon
-	curSubject string
-	curSeq     uint64
-	curNow     time.Time
-	curSkip    bool // applied already: see decodeMessage
-	curCounted bool // counted already too
-	applyFn    func(*event.Event)
-	rejectFn   func(*event.RejectError, []byte)
-	free       chan *chunk // applied chunks, for reuse
+	out         chan<- *chunk // to the applier; nil while not consuming
+	cur         *chunk        // being filled
+	flush       *time.Timer   // hands cur on when no message follows soon
+	curSubject  string
+	curSeq      uint64
+	curNow      time.Time
+	curReceived time.Time // when JetStream stored the message
+	curSkip     bool      // applied already: see decodeMessage
+	curRejected int       // rejected lines of the message so far
+	applyFn     func(*event.Event)
+	rejectFn    func(*event.RejectError, []byte)
+	free        chan *chunk // applied chunks, for reuse
 
 	beforeSettle func(seqs []uint64) // tests only: see export_test.go
 }
 
 // chunk is a run of messages on their way to the Sink: their decoded
 // events, and their dead letters; the applier settles the messages once the
-// events are applied and the dead letters stored.
+// events are applied and the dead letters stored. Its events and rejected
+// lines are counted in metrics once its messages are acknowledged, so that
+// a message applied and then lost to a crash before its acknowledgement
+// is counted once, when JetStream delivers it again.
 type chunk struct {
-	events  []event.Event
-	msgs    []jetstream.Msg
-	seqs    []uint64 // msgs' stream sequences
-	dead    []jetstream.PubAckFuture
-	deadErr error // a dead letter could not be published
-	skip    bool  // not applied, because an earlier chunk failed
-	bytes   int   // of msgs' data
+	events   []event.Event        // to apply to the Sink, then count
+	tally    []event.Event        // applied before (see Consumer.applied): only to count
+	rejected map[event.Reason]int // rejected lines, to count
+	msgs     []jetstream.Msg
+	seqs     []uint64 // msgs' stream sequences
+	dead     []jetstream.PubAckFuture
+	deadErr  error     // a dead letter could not be published
+	skip     bool      // not applied, because an earlier chunk failed
+	bytes    int       // of msgs' data
+	at       time.Time // when the events were applied, for the delay histogram
 }
 
 // New creates a consumer. It does not touch NATS until Run.
@@ -130,21 +145,18 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
-		log: opts.Logger, now: opts.Now, repl: max(opts.Replicas, 1),
-		dec:       newDecoder(cfg),
-		free:      make(chan *chunk, chunkQueue+settleQueue+3),
-		pollEvery: time.Second,
+		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
+		dec:  newDecoder(cfg),
+		free: make(chan *chunk, chunkQueue+settleQueue+3),
 	}
 	c.progress.grace = reconnectGrace
+	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.applyFn, c.rejectFn = c.collect, c.reject // bound once, not per message
 	if opts.Sink != nil {
 		c.SetSink(opts.Sink)
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	reg := opts.Registerer
 	if reg == nil {
@@ -175,7 +187,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			break
 		}
 		c.log.Warn("event consumer interrupted; retrying", "err", err, "retry_in", delay)
-		if !sleepCtx(ctx, delay) {
+		if !c.sleep(ctx, delay) {
 			break
 		}
 		delay = min(delay*2, 5*time.Second)
@@ -206,7 +218,7 @@ func (c *Consumer) watchConnection(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
-			c.progress.interrupt(time.Now())
+			c.progress.interrupt(c.clock.Now())
 		}
 	}
 }
@@ -237,7 +249,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.flush = time.AfterFunc(time.Hour, c.flushIdle)
 	c.flush.Stop()
 	c.batchMu.Unlock()
-	c.progress.reset(time.Now())
+	c.progress.reset(c.clock.Now())
 
 	fatal := make(chan error, 1)
 	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.FetchBatch),
@@ -299,11 +311,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		_ = msg.Nak() // consuming ended: let JetStream deliver it again
 		return
 	}
-	var seq uint64
-	meta, err := msg.Metadata()
-	if err == nil {
-		seq = meta.Sequence.Stream
-	}
+	seq, at := stored(msg)
 	c.progress.receive()
 	if c.settled.has(seq) {
 		// Applied and acknowledged already, but the acknowledgement was
@@ -313,14 +321,21 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		c.progress.apply(1)
 		return
 	}
+	if seq > 0 && c.dedup.Load().duplicate(msg.Subject(), msgID(msg), seq, at) {
+		// A retry of a message this service published before.
+		c.duplicates.Inc()
+		_ = msg.Ack()
+		c.progress.apply(1)
+		return
+	}
 	if len(c.cur.msgs) == 0 {
 		c.flush.Reset(flushDelay)
 	}
-	c.decodeMessage(msg, seq)
+	c.decodeMessage(msg, seq, at)
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
 	c.cur.bytes += len(msg.Data())
-	full := len(c.cur.events)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes
+	full := len(c.cur.events)+len(c.cur.tally)+len(c.cur.dead) >= chunkEvents || c.cur.bytes >= chunkBytes
 	if full || len(c.cur.msgs) >= c.cfg.FetchBatch {
 		c.sendLocked()
 	}
@@ -352,8 +367,11 @@ func (c *Consumer) recycle(ch *chunk) {
 		return // grown by a message of many small events: let it go
 	}
 	clear(ch.events) // do not pin the events' strings
+	clear(ch.tally)
 	clear(ch.msgs)
-	ch.events, ch.msgs, ch.seqs, ch.dead, ch.deadErr, ch.skip, ch.bytes = ch.events[:0], ch.msgs[:0], ch.seqs[:0], nil, nil, false, 0
+	clear(ch.rejected)
+	ch.events, ch.tally, ch.msgs, ch.seqs = ch.events[:0], ch.tally[:0], ch.msgs[:0], ch.seqs[:0]
+	ch.dead, ch.deadErr, ch.skip, ch.bytes, ch.at = nil, nil, false, 0, time.Time{}
 	select {
 	case c.free <- ch:
 	default:
@@ -365,31 +383,48 @@ func (c *Consumer) newChunk() *chunk {
 	case ch := <-c.free:
 		return ch
 	default:
-		return &chunk{events: make([]event.Event, 0, chunkEvents)}
+		return &chunk{events: make([]event.Event, 0, chunkEvents), rejected: map[event.Reason]int{}}
 	}
 }
 
-// decodeMessage decodes msg, with stream sequence seq, into the current
-// chunk.
-func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64) {
+// decodeMessage decodes msg, with stream sequence seq, stored by JetStream
+// at `at`, into the current chunk. Each event's Received is `at`, and the
+// future-skew limit is judged against it, so that a replay of the stream
+// (Rebuild) accepts and times events exactly as this did.
+func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	subject := msg.Subject()
-	c.curNow, c.curSubject, c.curSeq = c.now(), subject, seq
-	// Applied already, by Rebuild (count it) or before its settling failed
-	// (counted too): do not apply it twice. Its rejected lines are
-	// dead-lettered again; their Nats-Msg-Id stores each once.
-	c.curCounted = c.unsettled.has(seq)
-	c.curSkip = c.curCounted || c.replayed.has(seq)
-	c.dec.DecodeMessage(msg.Data(), subjectService(subject), c.curNow, c.applyFn, c.rejectFn)
+	c.curNow, c.curSubject, c.curSeq, c.curReceived = c.clock.Now(), subject, seq, at
+	if at.IsZero() {
+		at = c.curNow
+	}
+	// Applied already but not acknowledged, by Rebuild or before its
+	// settling failed: count it, but do not apply it twice. Its rejected
+	// lines are dead-lettered again; their Nats-Msg-Id stores each once.
+	c.curSkip = c.applied.has(seq)
+	c.curRejected = 0
+	c.dec.DecodeMessage(msg.Data(), subjectService(subject), at, c.applyFn, c.rejectFn)
+	if c.curRejected > MaxDeadLetters {
+		c.deadLetterRest()
+	}
 }
 
-// collect keeps a copy of one valid event for the applier, which counts it
-// and passes it to the Sink. An event applied already is only counted, if
-// it was not counted either.
+// stored returns the stream sequence of msg and when JetStream stored it;
+// zero when msg carries no JetStream metadata.
+func stored(msg jetstream.Msg) (uint64, time.Time) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return 0, time.Time{}
+	}
+	return meta.Sequence.Stream, meta.Timestamp
+}
+
+// collect keeps a copy of one valid event for the applier, which passes it
+// to the Sink and counts it once its message is acknowledged. An event
+// applied already is only counted.
 func (c *Consumer) collect(ev *event.Event) {
+	ev.Received = c.curReceived
 	if c.curSkip {
-		if !c.curCounted {
-			c.metrics.Observe(ev, c.curNow)
-		}
+		c.cur.tally = append(c.cur.tally, *ev) // metrics do not read Attrs
 		return
 	}
 	c.cur.events = append(c.cur.events, *ev)
@@ -408,13 +443,15 @@ func newDecoder(cfg Config) *event.Decoder {
 	return d
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// sleep waits d on the consumer's clock; it returns false when ctx ended
+// first.
+func (c *Consumer) sleep(ctx context.Context, d time.Duration) bool {
+	t, ch := c.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-ch:
 		return true
 	}
 }

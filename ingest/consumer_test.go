@@ -13,6 +13,7 @@ import (
 
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
@@ -46,11 +47,11 @@ func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
 			sink := &recorder{}
 			c, _, reg := newConsumer(t, s, cfg, sink)
 			run(t, c)
-			waitFor(t, "the backlog applied", sink.holds(len(lines(before))))
+			testkit.WaitFor(t, waitTime, "the backlog applied", sink.holds(len(lines(before))))
 			publish(t, js, after)
 			want := lines(before, after)
-			waitFor(t, "every event applied", sink.holds(len(want)))
-			waitFor(t, "every message acknowledged", settled(c))
+			testkit.WaitFor(t, waitTime, "every event applied", sink.holds(len(want)))
+			testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 			sameLines(t, "sink", sink.Lines(), want)
 			if got := metric(t, reg, "vigil_events_received_total"); got != float64(len(want)) {
@@ -76,7 +77,7 @@ func TestRedeliveryOfSettledMessages(t *testing.T) {
 	sink := &recorder{}
 	c, _, reg := newConsumer(t, s, cfg, sink)
 	stop := run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -87,7 +88,7 @@ func TestRedeliveryOfSettledMessages(t *testing.T) {
 	later := messages("later", 2)
 	publish(t, js, later)
 	run(t, c) // creates the consumer again: everything is delivered anew
-	waitFor(t, "every message acknowledged again", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged again", settled(c))
 
 	sameLines(t, "sink", sink.Lines(), lines(first, later))
 	if got := metric(t, reg, "vigil_ingest_redelivered_messages_total"); got != float64(len(first)) {
@@ -127,7 +128,7 @@ func TestServiceWithDots(t *testing.T) {
 	sink := &recorder{}
 	c, _, reg := newConsumer(t, s, cfg, sink)
 	run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	got := sink.Lines()
 	if len(got) != 1 || !strings.Contains(got[0], `"request_id":"whole"`) {
 		t.Errorf("applied %v, want only the event whose service is billing.eu", got)
@@ -137,6 +138,8 @@ func TestServiceWithDots(t *testing.T) {
 	}
 }
 
+// TestCaughtUp drives the consumer's clock by hand: each round moves it a
+// second, which makes the consumer ask the server for its state once.
 func TestCaughtUp(t *testing.T) {
 	t.Run("false before Run and while a backlog is applied", func(t *testing.T) {
 		s := testkit.RunNATS(t)
@@ -154,7 +157,8 @@ func TestCaughtUp(t *testing.T) {
 			enteredOnce.Do(func() { close(entered) })
 			<-release
 		}}
-		c, _, _ := newConsumer(t, s, cfg, sink)
+		clk := clock.NewFake(time.Now())
+		c, _, _ := newConsumerWith(t, s, cfg, ingest.Options{Sink: sink, Clock: clk})
 		if c.CaughtUp() {
 			t.Error("CaughtUp before Run")
 		}
@@ -164,50 +168,48 @@ func TestCaughtUp(t *testing.T) {
 
 		select {
 		case <-entered:
-		case <-time.After(5 * time.Second):
+		case <-time.After(waitTime):
 			t.Fatal("the sink got no event in 5s")
 		}
 		if err := c.Ready(); err != nil {
 			t.Fatalf("Ready while the backlog is applied: %v", err)
 		}
-		if c.CaughtUp() {
-			t.Error("CaughtUp while the sink holds the backlog's first event")
+		for range 10 { // well past the grace after connecting
+			pollRound(t, c, clk)
+			if c.CaughtUp() {
+				t.Fatal("CaughtUp while the sink holds the backlog's first event")
+			}
 		}
 		releaseAll()
-		waitFor(t, "caught up", func() error {
-			if !c.CaughtUp() {
-				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
-			}
-			return nil
-		})
+		pollUntilCaughtUp(t, c, clk, "the backlog applied")
 		// Caught up means applied: no waiting for the sink here.
 		sameLines(t, "sink once caught up", sink.Lines(), lines(backlog))
-		waitFor(t, "every message acknowledged", settled(c))
+		testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 		stop()
 		if c.CaughtUp() {
 			t.Error("CaughtUp after Run returned")
 		}
 	})
 
-	t.Run("true once bound to an empty stream and after live events", func(t *testing.T) {
+	t.Run("true after the grace once bound to an empty stream, and after live events", func(t *testing.T) {
 		s := testkit.RunNATS(t)
 		_, js := testkit.Connect(t, s)
 		cfg := testConfig()
 		sink := &recorder{}
-		c, _, _ := newConsumer(t, s, cfg, sink)
+		clk := clock.NewFake(time.Now())
+		c, _, _ := newConsumerWith(t, s, cfg, ingest.Options{Sink: sink, Clock: clk})
 		run(t, c)
-		caughtUp := func() error {
-			if !c.CaughtUp() {
-				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
-			}
-			return nil
+		testkit.WaitFor(t, waitTime, "bound", c.Ready)
+		// Publishers that held events reconnect within the grace: the
+		// server's "nothing left" is not believed before it has passed.
+		if rounds := pollUntilCaughtUp(t, c, clk, "caught up with an empty stream"); rounds < 5 {
+			t.Errorf("caught up after %d seconds, within the 5 s grace after connecting", rounds)
 		}
-		waitFor(t, "caught up with an empty stream", caughtUp)
 
 		live := messages("live", 2, 1)
 		publish(t, js, live)
-		waitFor(t, "live events applied", sink.holds(len(lines(live))))
-		waitFor(t, "caught up after live events", caughtUp)
+		testkit.WaitFor(t, waitTime, "live events applied", sink.holds(len(lines(live))))
+		pollUntilCaughtUp(t, c, clk, "caught up after live events")
 		sameLines(t, "sink", sink.Lines(), lines(live))
 	})
 
@@ -224,39 +226,57 @@ func TestCaughtUp(t *testing.T) {
 				<-release
 			}
 		}}
-		c, _, _ := newConsumer(t, s, cfg, sink)
+		clk := clock.NewFake(time.Now())
+		c, _, _ := newConsumerWith(t, s, cfg, ingest.Options{Sink: sink, Clock: clk})
 		run(t, c)
 		t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-		waitFor(t, "caught up with an empty stream", func() error {
-			if !c.CaughtUp() {
-				return fmt.Errorf("not caught up")
-			}
-			return nil
-		})
+		pollUntilCaughtUp(t, c, clk, "caught up with an empty stream")
 
 		block.Store(true)
 		first := messages("first", 1)
 		publish(t, js, first)
 		select {
 		case <-entered:
-		case <-time.After(5 * time.Second):
+		case <-time.After(waitTime):
 			t.Fatal("the sink got no event in 5s")
 		}
 		more := messages("more", 1, 1, 1, 1, 1)
 		publish(t, js, more)
-		waitFor(t, "the later messages delivered to the client", delivered(c))
-		if c.CaughtUp() {
-			t.Error("CaughtUp while the sink holds one event and five more messages wait in the client")
+		testkit.WaitFor(t, waitTime, "the later messages delivered to the client", delivered(c))
+		for range 3 {
+			pollRound(t, c, clk)
+			if c.CaughtUp() {
+				t.Fatal("CaughtUp while the sink holds one event and five more messages wait in the client")
+			}
 		}
 		releaseOnce.Do(func() { close(release) })
-		waitFor(t, "caught up", func() error {
-			if !c.CaughtUp() {
-				return fmt.Errorf("not caught up; sink holds %d events", len(sink.Lines()))
-			}
-			return nil
-		})
+		pollUntilCaughtUp(t, c, clk, "caught up")
 		sameLines(t, "sink once caught up", sink.Lines(), lines(first, more))
 	})
+}
+
+// pollRound moves clk on by one second and waits until c has asked the
+// server for its state in the round that tick started.
+func pollRound(t *testing.T, c *ingest.Consumer, clk *clock.Fake) {
+	t.Helper()
+	testkit.WaitUntil(t, waitTime, "the consumer's poll ticker", func() bool { return clk.Pending() > 0 })
+	n := c.Polls()
+	clk.Advance(time.Second)
+	testkit.WaitUntil(t, waitTime, "a poll round", func() bool { return c.Polls() > n })
+}
+
+// pollUntilCaughtUp runs poll rounds until c is caught up, at most 20, and
+// returns how many it took.
+func pollUntilCaughtUp(t *testing.T, c *ingest.Consumer, clk *clock.Fake, what string) int {
+	t.Helper()
+	for round := 1; round <= 20; round++ {
+		pollRound(t, c, clk)
+		if c.CaughtUp() {
+			return round
+		}
+	}
+	t.Fatalf("not %s after 20 s of poll rounds", what)
+	return 0
 }
 
 func TestPausedSwapsSinkBetweenEvents(t *testing.T) {
@@ -307,7 +327,7 @@ func TestPausedSwapsSinkBetweenEvents(t *testing.T) {
 		pausing.Store(true)
 		defer pausing.Store(false)
 		publish(t, js, paused)
-		waitFor(t, "every message delivered", delivered(c))
+		testkit.WaitFor(t, waitTime, "every message delivered", delivered(c))
 		held = len(oldSink.Lines())
 		c.SetSink(newSink)
 	})
@@ -315,13 +335,13 @@ func TestPausedSwapsSinkBetweenEvents(t *testing.T) {
 	publish(t, js, after)
 
 	want := lines(before, big, paused, after)
-	waitFor(t, "every event applied", func() error {
+	testkit.WaitFor(t, waitTime, "every event applied", func() error {
 		if n := len(oldSink.Lines()) + len(newSink.Lines()); n < len(want) {
 			return fmt.Errorf("sinks hold %d events, want %d", n, len(want))
 		}
 		return nil
 	})
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 	sameLines(t, "old sink, then new sink", append(oldSink.Lines(), newSink.Lines()...), want)
 	if n := appliedWhilePaused.Load(); n != 0 {

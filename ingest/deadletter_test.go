@@ -43,7 +43,7 @@ func TestRunDeadLettersRejectedLines(t *testing.T) {
 	sink := &recorder{}
 	c, _, reg := newConsumer(t, s, cfg, sink)
 	run(t, c)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 	sameLines(t, "sink", sink.Lines(), []string{line(0), line(1), line(2), line(3)})
 	wantDead := []struct {
@@ -161,7 +161,7 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 		}
 	})
 	run(t, c)
-	waitFor(t, "the consumer bound", settled(c))
+	testkit.WaitFor(t, waitTime, "the consumer bound", settled(c))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -175,7 +175,7 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 		}
 		publishData(t, js, data)
 	}
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 	sameLines(t, "sink", sink.Lines(), lines(msgs))
 	if dead := deadLetters(t, js); len(dead) != 2 {
 		t.Errorf("%d dead letters, want 2", len(dead))
@@ -188,5 +188,61 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 	}
 	if got := metric(t, reg, "vigil_events_deadlettered_total"); got != 2 {
 		t.Errorf("vigil_events_deadlettered_total = %v, want 2", got)
+	}
+}
+
+// TestGarbageMessageIsBounded publishes one 1 MB message of 520,000 bad
+// lines around two valid events. It must cost at most MaxDeadLetters dead
+// letters and one record saying how many more there were and where the
+// whole message is, and be settled well within ack_wait (so it is not
+// delivered and counted again); its valid events are applied and every
+// rejected line is counted.
+func TestGarbageMessageIsBounded(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	cfg.AckWait = 30 * time.Second
+	ensureStreams(t, js, cfg)
+	valid := messages("ok", 2)[0]
+	const bad = 520_000
+	var b strings.Builder
+	b.WriteString(string(valid[0].AppendJSON(nil)))
+	b.WriteString(strings.Repeat("\nx", bad))
+	b.WriteString("\n" + string(valid[1].AppendJSON(nil)))
+	publishData(t, js, []byte(b.String()))
+
+	sink := &recorder{}
+	c, _, reg := newConsumer(t, s, cfg, sink)
+	start := time.Now()
+	run(t, c)
+	testkit.WaitFor(t, cfg.AckWait, "the message acknowledged", settled(c))
+	if d := time.Since(start); d > cfg.AckWait/3 {
+		t.Errorf("the message took %s to settle; it must stay far under ack_wait (%s)", d, cfg.AckWait)
+	}
+	sameLines(t, "sink", sink.Lines(), lines([]message{valid}))
+	if got := metric(t, reg, "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON)); got != bad {
+		t.Errorf("vigil_events_rejected_total{reason=malformed_json} = %v, want %d", got, bad)
+	}
+	dead := deadLetters(t, js)
+	if len(dead) != ingest.MaxDeadLetters+1 {
+		t.Fatalf("%d dead letters, want %d and one record of the rest", len(dead), ingest.MaxDeadLetters)
+	}
+	if got := metric(t, reg, "vigil_events_deadlettered_total"); got != ingest.MaxDeadLetters {
+		t.Errorf("vigil_events_deadlettered_total = %v, want %d", got, ingest.MaxDeadLetters)
+	}
+	last := dead[len(dead)-1]
+	for h, want := range map[string]string{
+		ingest.HeaderRejectCode:    ingest.RejectCodeOmitted,
+		ingest.HeaderRejectedLines: strconv.Itoa(bad),
+		ingest.HeaderSubject:       subject,
+		ingest.HeaderSequence:      "1",
+		ingest.HeaderOmittedLines:  strconv.Itoa(bad - ingest.MaxDeadLetters),
+	} {
+		if got := last.Header.Get(h); got != want {
+			t.Errorf("the record of the rest: %s = %q, want %q", h, got, want)
+		}
+	}
+	if reason := last.Header.Get(ingest.HeaderRejectReason); !strings.Contains(reason, "message 1 of "+ingest.EventsStream+" (vigil deadletters show --original") {
+		t.Errorf("the record of the rest does not say where the message is: %q", reason)
 	}
 }

@@ -1,13 +1,9 @@
 package ingest
 
-import "time"
-
-// SetTiming shortens how often the consumer asks the server for its state
-// and the grace after connecting, so that tests of CaughtUp run fast.
-func (c *Consumer) SetTiming(poll, grace time.Duration) {
-	c.pollEvery = poll
-	c.progress.grace = grace
-}
+// Polls returns how many times the consumer has asked the server for its
+// state (once per second on its clock), so that a test driving a fake
+// clock can wait for the round a tick started.
+func (c *Consumer) Polls() int64 { return c.polls.Load() }
 
 // BeforeSettle makes the consumer call f with a chunk's stream sequences
 // before it settles the chunk, so that a test can hold settling back.

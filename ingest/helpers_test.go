@@ -37,17 +37,24 @@ func testConfig() ingest.Config {
 // metrics registry.
 func newConsumer(t *testing.T, s *server.Server, cfg ingest.Config, sink ingest.Sink) (*ingest.Consumer, *nats.Conn, *prometheus.Registry) {
 	t.Helper()
+	return newConsumerWith(t, s, cfg, ingest.Options{Sink: sink})
+}
+
+// newConsumerWith is newConsumer with opts (a clock, say); the logger and
+// registry are set here.
+func newConsumerWith(t *testing.T, s *server.Server, cfg ingest.Config, opts ingest.Options) (*ingest.Consumer, *nats.Conn, *prometheus.Registry) {
+	t.Helper()
 	nc, _ := testkit.Connect(t, s)
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.DiscardHandler)
+	opts.Logger = slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	c, err := ingest.New(cfg, nc, ingest.Options{Logger: log, Registerer: reg, Sink: sink})
+	opts.Registerer = reg
+	c, err := ingest.New(cfg, nc, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	c.SetTiming(50*time.Millisecond, 200*time.Millisecond)
 	return c, nc, reg
 }
 
@@ -71,12 +78,8 @@ func run(t *testing.T, c *ingest.Consumer) (stop func()) {
 	return stop
 }
 
-// waitFor is testkit.WaitFor with the five seconds every ingest test
-// allows.
-func waitFor(t *testing.T, what string, check func() error) {
-	t.Helper()
-	testkit.WaitFor(t, 5*time.Second, what, check)
-}
+// waitTime is how long every ingest test waits for an outcome.
+const waitTime = 5 * time.Second
 
 // settled reports nil once the durable consumer has acknowledged every
 // message of the events stream and holds none pending.

@@ -134,10 +134,10 @@ func NewMetrics(reg prometheus.Registerer, cfg Config) *Metrics {
 	return m
 }
 
-// Rejected counts one rejected event.
-func (m *Metrics) Rejected(r event.Reason) {
+// Rejected counts n events rejected for r.
+func (m *Metrics) Rejected(r event.Reason, n int) {
 	if c, ok := m.rejected[r]; ok {
-		c.Inc()
+		c.Add(float64(n))
 	}
 }
 

@@ -18,6 +18,9 @@ type Replayed struct {
 	Since       time.Time
 	Events      int
 	First, Last uint64
+	// ids are the message ids of the replayed messages' duplicate
+	// window, so that the replay drops the duplicates Run dropped.
+	ids *dedup
 }
 
 // Rebuild replays events stored since `since` into sink, up to the last
@@ -32,7 +35,10 @@ type Replayed struct {
 // does not pass them to the sink a second time.
 //
 // Nothing is counted in metrics here (they were counted when first applied)
-// and rejected lines are skipped (they were dead-lettered then).
+// and rejected lines are skipped (they were dead-lettered then). Messages
+// stored up to ingest.duplicate_window before since are read too, only for
+// their Nats-Msg-Id: a duplicate Run dropped is dropped again, and the
+// consumer remembers the ids of the window after a restart.
 func (c *Consumer) Rebuild(ctx context.Context, since time.Time, sink Sink) (Replayed, error) {
 	return c.replayUpToDelivered(ctx, Replayed{Since: since}, sink)
 }
@@ -45,8 +51,15 @@ func (c *Consumer) CatchUp(ctx context.Context, r Replayed, sink Sink) (Replayed
 }
 
 // SkipReplayed makes Run count, and not apply, the messages of r when
-// JetStream delivers them: their events were applied by the replay.
-func (c *Consumer) SkipReplayed(r Replayed) { c.replayed.addRange(r.First, r.Last) }
+// JetStream delivers them: their events were applied by the replay. A
+// consumer that has seen no message id yet (it was just started) takes
+// the replay's ids of the duplicate window.
+func (c *Consumer) SkipReplayed(r Replayed) {
+	c.applied.addRange(r.First, r.Last)
+	if r.ids != nil && c.dedup.Load().size() == 0 {
+		c.dedup.Store(r.ids)
+	}
+}
 
 func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sink) (Replayed, error) {
 	stream, err := c.js.Stream(ctx, EventsStream)
@@ -60,13 +73,17 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	if err != nil || upTo == 0 || upTo <= r.Last {
 		return r, err
 	}
+	if r.ids == nil {
+		r.ids = newDedup(c.cfg.DuplicateWindow, MaxDedupIDs)
+	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubjects}}
 	if r.Last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.Last+1
 	} else {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.Since
+		from := r.Since.Add(-c.cfg.DuplicateWindow)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
 	}
-	n, first, last, err := c.replay(ctx, stream, cfg, upTo, sink)
+	n, first, last, err := c.replay(ctx, stream, cfg, upTo, r, sink)
 	r.Events += n
 	if r.First == 0 {
 		r.First = first
@@ -78,9 +95,10 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 }
 
 // replay applies the events of the messages cfg delivers, up to stream
-// sequence upTo. It returns the number of events applied and the stream
-// sequences of the first and last message replayed.
-func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, upTo uint64, sink Sink) (n int, first, last uint64, err error) {
+// sequence upTo, but those stored before r.Since and the duplicates. It
+// returns the number of events applied and the stream sequences of the
+// first message applied and the last one read.
+func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, upTo uint64, r Replayed, sink Sink) (n int, first, last uint64, err error) {
 	oc, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("replay the events stream: %w", err)
@@ -95,17 +113,20 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 		got, done := 0, false
 		for msg := range batch.Messages() {
 			got++
-			meta, err := msg.Metadata()
-			if err != nil || meta.Sequence.Stream > upTo {
+			seq, at := stored(msg)
+			if seq == 0 || seq > upTo {
 				done = true
 				continue
 			}
-			n += c.replayMessage(dec, msg, sink)
-			last = meta.Sequence.Stream
+			last = seq
+			done = done || last == upTo
+			if r.ids.duplicate(msg.Subject(), msgID(msg), seq, at) || at.Before(r.Since) {
+				continue
+			}
+			n += c.replayMessage(dec, msg, at, sink)
 			if first == 0 {
 				first = last
 			}
-			done = done || last == upTo
 		}
 		if done || got == 0 || ctx.Err() != nil {
 			return n, first, last, ctx.Err()
@@ -130,10 +151,14 @@ func (c *Consumer) delivered(ctx context.Context, stream jetstream.Stream) (uint
 	return info.Delivered.Stream, nil
 }
 
-func (c *Consumer) replayMessage(dec *event.Decoder, msg jetstream.Msg, sink Sink) int {
-	meta, _ := msg.Metadata()
-	// Judge the future-skew limit against when the message was stored, as
-	// ingest did then, so replay accepts exactly what ingest accepted.
-	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), meta.Timestamp, sink.Process, func(*event.RejectError, []byte) {})
+// replayMessage applies the valid events of msg to sink as decodeMessage
+// did when the message was consumed: the future-skew limit judged against
+// when the message was stored, and each event's Received set to that time,
+// so that the rebuilt engine's watermark moves exactly as the live one's.
+func (c *Consumer) replayMessage(dec *event.Decoder, msg jetstream.Msg, at time.Time, sink Sink) int {
+	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), at, func(ev *event.Event) {
+		ev.Received = at
+		sink.Process(ev)
+	}, func(*event.RejectError, []byte) {})
 	return valid
 }

@@ -2,11 +2,13 @@ package ingest_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
@@ -34,7 +36,7 @@ func TestRebuildThenRun(t *testing.T) {
 			publish(t, js, acked)
 			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
 			stopFirst := run(t, first)
-			waitFor(t, "first run acknowledged every message", settled(first))
+			testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(first))
 			stopFirst()
 			firstConn.Close()
 			if tc.sinceAcked {
@@ -76,7 +78,7 @@ func TestRebuildThenRun(t *testing.T) {
 			run(t, c)
 			// Settled means the crashed messages came again and were
 			// acknowledged; they are counted, but not applied twice.
-			waitFor(t, "every message acknowledged", settled(c))
+			testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 			sameLines(t, "sink after Run", sink.Lines(), append(replayed, lines(later)...))
 			received := len(lines(crashed, later))
 			if got := metric(t, reg, "vigil_events_received_total"); got != float64(received) {
@@ -165,7 +167,7 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 	c, _, _ := newConsumer(t, s, cfg, old)
 	run(t, c)
 	publish(t, js, before)
-	waitFor(t, "the first events applied", old.holds(len(lines(before))))
+	testkit.WaitFor(t, waitTime, "the first events applied", old.holds(len(lines(before))))
 
 	next := &recorder{}
 	r, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), next)
@@ -173,7 +175,7 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 		t.Fatalf("Rebuild: %v", err)
 	}
 	publish(t, js, during) // applied to the old sink only
-	waitFor(t, "the events published during the rebuild applied", old.holds(len(lines(before, during))))
+	testkit.WaitFor(t, waitTime, "the events published during the rebuild applied", old.holds(len(lines(before, during))))
 	c.Paused(func() {
 		if r, err = c.CatchUp(t.Context(), r, next); err != nil {
 			t.Errorf("CatchUp: %v", err)
@@ -182,11 +184,63 @@ func TestRebuildCatchUpAndSwap(t *testing.T) {
 		c.SkipReplayed(r)
 	})
 	publish(t, js, after)
-	waitFor(t, "every message acknowledged", settled(c))
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 	sameLines(t, "new sink", next.Lines(), lines(before, during, after))
 	sameLines(t, "old sink", old.Lines(), lines(before, during))
 	if r.Events != len(lines(before, during)) {
 		t.Errorf("replayed %d events, want %d", r.Events, len(lines(before, during)))
+	}
+}
+
+// TestReceivedIsWhenStored checks that every event reaches the sink with
+// Received set to when JetStream stored its message, whether Run consumes
+// it live or Rebuild replays it, so that detection times it alike.
+func TestReceivedIsWhenStored(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	publish(t, js, messages("m", 2, 1, 3))
+	stream, err := js.Stream(t.Context(), ingest.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []time.Time
+	for seq := uint64(1); seq <= 3; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range []int{2, 1, 3}[seq-1] {
+			want = append(want, m.Time)
+		}
+	}
+	receivedBy := func(got *[]time.Time, mu *sync.Mutex) *recorder {
+		return &recorder{hook: func(ev *event.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			*got = append(*got, ev.Received)
+		}}
+	}
+	var mu sync.Mutex
+	var live, replayed []time.Time
+	c, _, _ := newConsumer(t, s, cfg, receivedBy(&live, &mu))
+	run(t, c)
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
+	if _, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), receivedBy(&replayed, &mu)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for name, got := range map[string][]time.Time{"live": live, "replayed": replayed} {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want %d", name, len(got), len(want))
+		}
+		for i := range want {
+			if !got[i].Equal(want[i]) {
+				t.Errorf("%s: event %d Received = %v, want the stored time %v", name, i, got[i], want[i])
+			}
+		}
 	}
 }

@@ -14,8 +14,15 @@ import (
 // Stream and subject names. They are part of Vigil's contract with publishers
 // and operators.
 const (
-	EventsStream       = "VIGIL_EVENTS"
-	EventsSubjects     = "vigil.events.>"
+	EventsStream   = "VIGIL_EVENTS"
+	EventsSubjects = "vigil.events.>"
+	// NoDedupStream is an empty stream that EventsStream sources: a stream
+	// with a source keeps no duplicate window of its own (duplicate_window
+	// 0), so JetStream does not drop a message because another service's
+	// subject carried its Nats-Msg-Id; the consumer de-duplicates per
+	// service instead (see dedup). Nothing can be stored in it.
+	NoDedupStream      = "VIGIL_EVENTS_NODEDUP"
+	noDedupSubject     = "vigil.internal.nodedup"
 	SubjectPrefix      = "vigil.events."
 	DeadLetterStream   = "VIGIL_DEADLETTER"
 	DeadLetterSubject  = "vigil.deadletter.events"
@@ -29,7 +36,23 @@ const (
 	// dead letter keeps only its first DeadLetterMaxBytes (cut at the
 	// start of a UTF-8 character).
 	HeaderRejectSize = "Vigil-Reject-Size"
+	// HeaderRejectedLines and HeaderOmittedLines are set on the record
+	// that ends the dead letters of a message with more than
+	// MaxDeadLetters rejected lines: how many it had, and how many of them
+	// were not stored.
+	HeaderRejectedLines = "Vigil-Rejected-Lines"
+	HeaderOmittedLines  = "Vigil-Omitted-Lines"
+	// RejectCodeOmitted is that record's HeaderRejectCode; it is not a
+	// rejection reason.
+	RejectCodeOmitted = "omitted"
 )
+
+// MaxDeadLetters is how many rejected lines of one message are stored as
+// dead letters; the rest are counted (vigil_events_rejected_total) and
+// summed up in one more record, so that one message of garbage costs a
+// bounded storage, memory and time. The whole message stays in
+// EventsStream.
+const MaxDeadLetters = 100
 
 // DeadLetterMaxBytes is how much of a too_large line a dead letter keeps:
 // storing it whole would let a sender double the storage its garbage
@@ -37,8 +60,28 @@ const (
 // ingest.max_event_bytes).
 const DeadLetterMaxBytes = 1 << 10
 
+// minServerWindow is the shortest duplicate window JetStream accepts.
+const minServerWindow = 100 * time.Millisecond
+
 // EnsureStreams creates or updates the events and dead-letter streams.
+// The events stream keeps no duplicate window (see NoDedupStream); a server
+// that keeps one all the same (older nats-server versions default a
+// sourcing stream's window to 2 minutes) is given the shortest it accepts,
+// and bind warns about it.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, replicas int) error {
+	nodedup := jetstream.StreamConfig{
+		Name:        NoDedupStream,
+		Description: "Empty: VIGIL_EVENTS sources it so that JetStream keeps no stream-wide duplicate window; Vigil de-duplicates per service",
+		Subjects:    []string{noDedupSubject},
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgs:     1, // with MaxMsgSize, nothing fits: see below
+		MaxMsgSize:  1,
+		Replicas:    replicas,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, nodedup); err != nil {
+		return fmt.Errorf("create or update stream %s: %w", NoDedupStream, err)
+	}
 	events := jetstream.StreamConfig{
 		Name:        EventsStream,
 		Description: "Vigil request events published by services",
@@ -48,11 +91,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, repl
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.StreamMaxAge,
 		MaxBytes:    cfg.StreamMaxBytes,
-		Duplicates:  cfg.DuplicateWindow,
+		Sources:     []*jetstream.StreamSource{{Name: NoDedupStream}},
 		Replicas:    replicas,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, events); err != nil {
+	s, err := js.CreateOrUpdateStream(ctx, events)
+	if err != nil {
 		return fmt.Errorf("create or update stream %s: %w", EventsStream, err)
+	}
+	if s.CachedInfo().Config.Duplicates > minServerWindow {
+		events.Duplicates = minServerWindow
+		if _, err := js.UpdateStream(ctx, events); err != nil {
+			return fmt.Errorf("update stream %s: %w", EventsStream, err)
+		}
 	}
 	dead := jetstream.StreamConfig{
 		Name:        DeadLetterStream,
@@ -110,8 +160,8 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	if made := stream.CachedInfo().Created; !made.Equal(c.streamMade) {
 		if !c.streamMade.IsZero() {
 			c.settled.reset()
-			c.replayed.reset()
-			c.unsettled.reset()
+			c.applied.reset()
+			c.dedup.Load().reset()
 		}
 		c.streamMade = made
 	}
@@ -123,38 +173,53 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	c.cons = cons
 	c.consMu.Unlock()
 	c.bound.Store(true)
+	if w := stream.CachedInfo().Config.Duplicates; w > 0 && !c.warnedWindow {
+		c.warnedWindow = true
+		c.log.Warn("this NATS server keeps a duplicate window on the events stream: an event can be dropped because another service's message carried the same Nats-Msg-Id within it; upgrade nats-server to let Vigil de-duplicate per service",
+			"stream", EventsStream, "window", w)
+	}
 	c.log.Info("event consumer bound", "stream", EventsStream, "consumer", c.cfg.Consumer)
 	return cons, nil
 }
 
+// pollEvery is how often pollInfo asks the server for the consumer's
+// state.
+const pollEvery = time.Second
+
 // pollInfo refreshes the pending gauges from the consumer's info, and
 // tells progress when the server has nothing left for Vigil.
 func (c *Consumer) pollInfo(ctx context.Context) {
-	t := time.NewTicker(c.pollEvery)
+	t, tick := c.clock.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
-		c.consMu.Lock()
-		cons := c.cons
-		c.consMu.Unlock()
-		if cons == nil || !c.bound.Load() {
-			continue
-		}
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		info, err := cons.Info(ictx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		c.pending.Set(float64(info.NumPending))
-		c.ackPending.Set(float64(info.NumAckPending))
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			c.progress.serverIdle(time.Now())
-		}
+		c.poll(ctx)
+		c.polls.Add(1)
+	}
+}
+
+// poll is one round of pollInfo.
+func (c *Consumer) poll(ctx context.Context) {
+	c.consMu.Lock()
+	cons := c.cons
+	c.consMu.Unlock()
+	if cons == nil || !c.bound.Load() {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	info, err := cons.Info(ictx)
+	cancel()
+	if err != nil {
+		return
+	}
+	c.pending.Set(float64(info.NumPending))
+	c.ackPending.Set(float64(info.NumAckPending))
+	if info.NumPending == 0 && info.NumAckPending == 0 {
+		c.progress.serverIdle(c.clock.Now())
 	}
 }
 
@@ -195,7 +260,18 @@ func (c *Consumer) registerGauges(reg prometheus.Registerer) {
 		Name: "vigil_ingest_redelivered_messages_total",
 		Help: "Messages delivered again after Vigil had applied and acknowledged them (the acknowledgement was lost); acknowledged again, not applied.",
 	})
-	reg.MustRegister(c.pending, c.ackPending, connected, c.redelivered)
+	c.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_ingest_duplicate_messages_total",
+		Help: "Messages dropped because their service published a message with the same Nats-Msg-Id within ingest.duplicate_window before.",
+	})
+	ids := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_ingest_dedup_ids", Help: "Message ids remembered to drop duplicates within ingest.duplicate_window.",
+	}, func() float64 { return float64(c.dedup.Load().size()) })
+	maxIDs := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_ingest_dedup_ids_max", Help: "The most message ids remembered; past it the oldest are forgotten early.",
+	})
+	maxIDs.Set(MaxDedupIDs)
+	reg.MustRegister(c.pending, c.ackPending, connected, c.redelivered, c.duplicates, ids, maxIDs)
 }
 
 // JetStream returns the JetStream context the consumer uses.

@@ -36,9 +36,7 @@ type ReceiverConfig struct {
 	Webhook      *webhook.Config      `yaml:"webhook,omitempty"`
 	Alertmanager *alertmanager.Config `yaml:"alertmanager,omitempty"`
 	Log          *jsonlog.Config      `yaml:"log,omitempty"`
-	// RateLimit overrides the kind's default rate (Slack: 1 per second,
-	// burst 3; webhook and Alertmanager: 10 per second, burst 10; log:
-	// unlimited).
+	// RateLimit overrides the kind's default rate, notify.rate_limits.<kind>.
 	RateLimit *RateLimit `yaml:"rate_limit,omitempty"`
 	// FloodLimit overrides notify.flood_limit for this receiver.
 	FloodLimit int `yaml:"flood_limit,omitempty"`
@@ -49,6 +47,13 @@ type ReceiverConfig struct {
 type RateLimit struct {
 	PerSecond float64 `yaml:"per_second"`
 	Burst     int     `yaml:"burst"`
+}
+
+func (rl RateLimit) validate() error {
+	if rl.PerSecond <= 0 || rl.Burst < 1 {
+		return errors.New("per_second must be > 0 and burst >= 1, e.g. {per_second: 1, burst: 3}")
+	}
+	return nil
 }
 
 // Receiver kinds.
@@ -170,8 +175,10 @@ func (r *ReceiverConfig) validate(allowInline bool) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.Kind(), err)
 	}
-	if rl := r.RateLimit; rl != nil && (rl.PerSecond <= 0 || rl.Burst < 1) {
-		return errors.New("rate_limit: per_second must be > 0 and burst >= 1, e.g. {per_second: 1, burst: 3}")
+	if r.RateLimit != nil {
+		if err := r.RateLimit.validate(); err != nil {
+			return fmt.Errorf("rate_limit: %w", err)
+		}
 	}
 	if r.FloodLimit < 0 {
 		return errors.New("flood_limit must not be negative; leave it out to use notify.flood_limit")

@@ -79,11 +79,17 @@ func TestIssueConfigDecodesAndValidates(t *testing.T) {
 }
 
 func TestUnknownKeysAreRejected(t *testing.T) {
-	cfg := daemonConfig{Config: DefaultConfig()}
-	dec := yaml.NewDecoder(strings.NewReader("receivers:\n  - name: x\n    slak: {}\n"))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err == nil || !strings.Contains(err.Error(), "slak") {
-		t.Errorf("err = %v, want the unknown key named", err)
+	for _, tc := range []struct{ doc, key string }{
+		{"receivers:\n  - name: x\n    slak: {}\n", "slak"},
+		// nats.replicas is the one replicas setting.
+		{"notify:\n  replicas: 3\n", "replicas"},
+	} {
+		cfg := daemonConfig{Config: DefaultConfig()}
+		dec := yaml.NewDecoder(strings.NewReader(tc.doc))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("err = %v, want the unknown key %s named", err, tc.key)
+		}
 	}
 }
 
@@ -130,6 +136,22 @@ func TestValidate(t *testing.T) {
 			c.Routes = append([]RouteConfig{{Receivers: []string{"console"}, Continue: true}}, c.Routes...)
 		}},
 		{name: "bad match_re", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"path": "(("} }, wantErr: "match_re.path"},
+		{name: "severity typo", edit: func(c *Config) { c.Routes[0].Match["severity"] = StringList{"hgh"} },
+			wantErr: `routes[0].match.severity: "hgh" is not a severity (info, low, medium, high, critical)`},
+		{name: "severity typo in a list", edit: func(c *Config) { c.Routes[0].Match["severity"] = StringList{"high", "critcal"} },
+			wantErr: `"critcal" is not a severity`},
+		{name: "severity regex matching none", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"severity": "urgent|p[0-9]"} },
+			wantErr: `routes[0].match_re.severity: "urgent|p[0-9]" can match no severity`},
+		{name: "severity regex matching some", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"severity": "(?i)HIGH|urgent"} }},
+		{name: "impossible rule name", edit: func(c *Config) { c.Routes[0].Match = map[string]StringList{"rule": {"Brute-Force"}} },
+			wantErr: `"Brute-Force" is not a rule name`},
+		{name: "blank category", edit: func(c *Config) { c.Routes[0].Match = map[string]StringList{"category": {" "}} },
+			wantErr: `" " is not a category`},
+		{name: "rule regex matching no rule name", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"rule": "auth-.*"} },
+			wantErr: `"auth-.*" can match no rule name`},
+		{name: "label regex matching nothing", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"user": "a^b"} },
+			wantErr: `"a^b" can match no value`},
+		{name: "label value is free", edit: func(c *Config) { c.Routes[0].Match["user"] = StringList{"Bob Smith", ""} }},
 		{name: "no receiver kind", edit: func(c *Config) { c.Receivers[0].Log = nil }, wantErr: "set exactly one of"},
 		{name: "two receiver kinds", edit: func(c *Config) {
 			c.Receivers[0].Alertmanager = &alertmanager.Config{URLs: []string{"http://127.0.0.1:9093"}}
@@ -177,4 +199,29 @@ func inline(v string) secret.Secret {
 		panic(err)
 	}
 	return s
+}
+
+func TestRateLimitDefaultsAreSettings(t *testing.T) {
+	cfg := decode(t, `
+receivers: [{name: console, log: {}}]
+routes: [{receivers: [console]}]
+notify:
+  rate_limits:
+    slack: {per_second: 2}
+`)
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	want := KindRates{
+		Slack:        RateLimit{PerSecond: 2, Burst: 3},
+		Webhook:      RateLimit{PerSecond: 10, Burst: 10},
+		Alertmanager: RateLimit{PerSecond: 10, Burst: 10},
+	}
+	if cfg.Notify.RateLimits != want {
+		t.Errorf("rate_limits = %+v, want %+v (slack's per_second from YAML, the rest defaults)", cfg.Notify.RateLimits, want)
+	}
+	cfg.Notify.RateLimits.Webhook.Burst = 0
+	if err := cfg.Validate(false); err == nil || !strings.Contains(err.Error(), "notify: rate_limits.webhook: per_second must be > 0 and burst >= 1") {
+		t.Errorf("Validate = %v, want rate_limits.webhook refused", err)
+	}
 }

@@ -7,14 +7,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/internal/secret"
@@ -71,10 +75,7 @@ func TestWebhookRetriedThroughFive503sArrivesOnce(t *testing.T) {
 	if err := h.n.Notify(t.Context(), testAlert("fp1", detect.TransitionFiring)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "six attempts and an empty outbox", func() bool {
-		d, err := h.n.QueueDepth(t.Context())
-		return err == nil && d == 0 && ep.count() >= 6
-	})
+	testkit.WaitFor(t, 10*time.Second, "six attempts and an empty outbox", all(count("requests", 6, ep.count), queued(h, 0)))
 	h.stop()
 
 	reqs := ep.requests()
@@ -156,9 +157,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				t.Fatal(err)
 			}
 			labels := map[string]string{"receiver": "siem"}
-			eventually(t, 10*time.Second, "a dead letter", func() bool {
-				return counterValue(t, h.reg, "vigil_notifications_dead_total", labels) == 1
-			})
+			testkit.WaitFor(t, 10*time.Second, "a dead letter", metricIs(h.reg, "vigil_notifications_dead_total", labels, 1))
 			dl := deadLetter(t, js, "siem")
 			if r := dl.Header.Get(HeaderReason); !strings.Contains(r, tc.wantReason) {
 				t.Errorf("reason %q, want it to mention %q", r, tc.wantReason)
@@ -182,10 +181,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 5*time.Second, "the delivery to wait in the outbox", func() bool {
-					d, err := h.n.QueueDepth(t.Context())
-					return err == nil && d == 1
-				})
+				testkit.WaitFor(t, 5*time.Second, "the delivery to wait in the outbox", queued(h, 1))
 				if ep.count() != before {
 					t.Errorf("disabled receiver was called again")
 				}
@@ -197,7 +193,7 @@ func TestFailuresEndInDeadLetters(t *testing.T) {
 				if err := h.n.Notify(t.Context(), testAlert("fp2", detect.TransitionFiring)); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, 5*time.Second, "the next alert to be attempted", func() bool { return ep.count() == tc.wantAttempts+1 })
+				testkit.WaitFor(t, 5*time.Second, "the next alert to be attempted", count("requests", tc.wantAttempts+1, ep.count))
 			}
 		})
 	}
@@ -229,7 +225,7 @@ func TestSlowReceiverDoesNotDelayOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 2*time.Second, "the fast receiver to get all three alerts", func() bool { return fast.count() == 3 })
+	testkit.WaitFor(t, 2*time.Second, "the fast receiver to get all three alerts", count("requests", 3, fast.count))
 	if n := slow.count(); n != 1 {
 		t.Errorf("slow receiver saw %d requests, want the first one still in progress", n)
 	}
@@ -260,10 +256,9 @@ func TestSecretsStayOutOfLogsAndDeadLetters(t *testing.T) {
 	if err := h.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the dead letter", func() bool {
-		return counterValue(t, h.reg, "vigil_notifications_dead_total", map[string]string{"receiver": "hook"}) == 1 &&
-			len(fs.seen()) == 1
-	})
+	testkit.WaitFor(t, 5*time.Second, "the dead letter", all(
+		metricIs(h.reg, "vigil_notifications_dead_total", map[string]string{"receiver": "hook"}, 1),
+		count("Slack calls", 1, fs.callCount)))
 	h.stop()
 	logs := h.logs.String()
 	reason := deadLetter(t, js, "hook").Header.Get(HeaderReason)
@@ -287,45 +282,122 @@ func goroutines() string {
 }
 
 func TestReloadReenablesAGoneReceiver(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sameURL   bool // the endpoint came back where it was; the config is unchanged
+		wantCalls int  // at the first endpoint
+	}{
+		{name: "fixed URL", wantCalls: 1},
+		{name: "same config, endpoint back", sameURL: true, wantCalls: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, srv)
+			gone := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
+				if n == 0 || !tc.sameURL {
+					return http.StatusGone
+				}
+				return http.StatusOK
+			})
+			cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, ""), logConfig("console")},
+				Routes: oneRoute("siem", "console"), Notify: testSettings()}
+			h := start(t, cfg, js)
+			for _, fp := range []string{"first", "second"} {
+				if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			disabled := map[string]string{"receiver": "siem"}
+			testkit.WaitFor(t, 5*time.Second, "the receiver to be disabled", metricIs(h.reg, "vigil_notify_receiver_disabled", disabled, 1))
+			if got := h.n.DisabledReceivers(); !slices.Equal(got, []string{"siem"}) {
+				t.Errorf("DisabledReceivers = %v, want [siem]", got)
+			}
+			h.stop()
+
+			// Reload: a new Notifier (as the daemon builds while a receiver
+			// is disabled), on the same registry.
+			fixed := gone
+			if !tc.sameURL {
+				fixed = newEndpoint(t, nil)
+				cfg.Receivers[0] = webhookConfig("siem", fixed.URL, "")
+			}
+			n, err := New(t.Context(), cfg, js, Options{Registerer: h.reg, LogWriter: io.Discard})
+			if err != nil {
+				t.Fatalf("New on reload: %v", err)
+			}
+			if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 0 || len(n.DisabledReceivers()) != 0 {
+				t.Errorf("disabled = %v, DisabledReceivers = %v after reload, want none", got, n.DisabledReceivers())
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- n.Run(ctx) }()
+			testkit.WaitFor(t, 5*time.Second, "the queued alert after reload", func() error {
+				reqs := fixed.requests()
+				if len(reqs) == 0 || !strings.Contains(string(reqs[len(reqs)-1].body), `"fingerprint":"second"`) {
+					return fmt.Errorf("%d requests, the last not for the alert queued while disabled", len(reqs))
+				}
+				return nil
+			})
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if gone.count() != tc.wantCalls {
+				t.Errorf("the first endpoint was called %d times, want %d", gone.count(), tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestReceiversTakeTheirKindsDefaultRate(t *testing.T) {
 	srv := testkit.RunNATS(t)
 	_, js := testkit.Connect(t, srv)
-	gone := newEndpoint(t, func(int, http.ResponseWriter) int { return http.StatusGone })
-	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", gone.URL, "")}, Routes: oneRoute("siem"), Notify: testSettings()}
-	h := start(t, cfg, js)
-	for _, fp := range []string{"first", "second"} {
-		if err := h.n.Notify(t.Context(), testAlert(fp, detect.TransitionFiring)); err != nil {
-			t.Fatal(err)
-		}
+	s := testSettings()
+	s.RateLimits.Webhook = RateLimit{PerSecond: 5, Burst: 2}
+	own := webhookConfig("own", "http://127.0.0.1:1/hook", "")
+	own.RateLimit = &RateLimit{PerSecond: 0.5, Burst: 1}
+	cfg := Config{
+		Receivers: []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:1/hook", ""), own, logConfig("console")},
+		Routes:    oneRoute("console"),
+		Notify:    s,
 	}
-	disabled := map[string]string{"receiver": "siem"}
-	eventually(t, 5*time.Second, "the receiver to be disabled", func() bool {
-		return counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled) == 1
-	})
-	h.stop()
-
-	// Reload: a new Notifier with the fixed URL, on the same registry.
-	fixed := newEndpoint(t, nil)
-	cfg.Receivers[0] = webhookConfig("siem", fixed.URL, "")
-	n, err := New(t.Context(), cfg, js, Options{Registerer: h.reg})
+	n, err := New(t.Context(), cfg, js, Options{})
 	if err != nil {
-		t.Fatalf("New on reload: %v", err)
-	}
-	if got := counterValue(t, h.reg, "vigil_notify_receiver_disabled", disabled); got != 0 {
-		t.Errorf("disabled = %v after reload, want 0", got)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	eventually(t, 5*time.Second, "the queued alert after reload", func() bool { return fixed.count() == 1 })
-	cancel()
-	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	var p webhook.Payload
-	if err := json.Unmarshal(fixed.requests()[0].body, &p); err != nil || p.Data.Alerts[0].Fingerprint != "second" {
-		t.Errorf("after reload got %s, want the alert queued while disabled", fixed.requests()[0].body)
+	want := map[string]RateLimit{"siem": {5, 2}, "own": {0.5, 1}, "console": {}}
+	for _, w := range n.workers {
+		got := RateLimit{PerSecond: float64(w.limiter.Limit()), Burst: w.limiter.Burst()}
+		if w.name == "console" {
+			if w.limiter.Limit() != rate.Inf {
+				t.Errorf("console: limit %v, want unlimited", w.limiter.Limit())
+			}
+			continue
+		}
+		if got != want[w.name] {
+			t.Errorf("%s: rate %+v, want %+v", w.name, got, want[w.name])
+		}
 	}
-	if gone.count() != 1 {
-		t.Errorf("the gone endpoint was called %d times, want once", gone.count())
+}
+
+func TestStreamsTakeTheReplicasTheyAreGiven(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	// A single server cannot hold three replicas: New must ask for them.
+	if _, err := New(t.Context(), cfg, js, Options{Replicas: 3}); err == nil || !strings.Contains(err.Error(), OutboxStream) {
+		t.Fatalf("New with 3 replicas on one server: err = %v, want the outbox refused", err)
+	}
+	if _, err := New(t.Context(), cfg, js, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{OutboxStream, DeadLetterStream, "KV_" + AlertsBucket, "KV_" + SilencesBucket} {
+		st, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.CachedInfo().Config.Replicas; r != 1 {
+			t.Errorf("%s has %d replicas, want 1 by default", name, r)
+		}
 	}
 }

@@ -72,21 +72,66 @@ func start(t *testing.T, cfg Config, js jetstream.JetStream) *harness {
 	return h
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+// Checks for testkit.WaitFor, which the tests that need a real nats-server
+// poll through: each passes once its condition holds, and otherwise says
+// what it sees.
+
+// count passes once got returns want.
+func count(what string, want int, got func() int) func() error {
+	return func() error {
+		if n := got(); n != want {
+			return fmt.Errorf("%d %s, want %d", n, what, want)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
+}
+
+// queued passes once the outbox holds want deliveries.
+func queued(h *harness, want uint64) func() error {
+	return func() error {
+		d, err := h.n.QueueDepth(h.t.Context())
+		if err == nil && d != want {
+			err = fmt.Errorf("%d deliveries in the outbox, want %d", d, want)
+		}
+		return err
+	}
+}
+
+// metricIs passes once the series name{labels} has the value want.
+func metricIs(reg *prometheus.Registry, name string, labels map[string]string, want float64) func() error {
+	return func() error {
+		got, err := seriesValue(reg, name, labels)
+		if err == nil && got != want {
+			err = fmt.Errorf("%s%v = %v, want %v", name, labels, got, want)
+		}
+		return err
+	}
+}
+
+// all passes once every check passes.
+func all(checks ...func() error) func() error {
+	return func() error {
+		for _, c := range checks {
+			if err := c(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// notifications returns how many notifications the log receiver wrote.
+func (h *harness) notifications() int { return len(records(h.t, h.out.String())) }
+
+// delivered passes once the log receiver wrote want notifications and the
+// outbox is empty.
+func delivered(h *harness, want int) func() error {
+	return all(count("notifications", want, h.notifications), queued(h, 0))
 }
 
 func testAlert(fp string, tr detect.Transition) detect.Alert {
 	a := detect.Alert{
-		Rule: "auth_bruteforce", Category: "authentication", Severity: "high",
+		Rule: "brute_force_user", Category: "brute_force", Severity: "high",
 		State: detect.StateFiring, Transition: tr,
 		Labels: map[string]string{"service": "api", "user": "admin"},
 		Value:  57, Threshold: 20, Window: detect.Duration(5 * time.Minute),

@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, receivers []string) (*metrics, error)
 		}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Name: "alert_transitions_total",
-			Help: "Alert transitions received by the notifier, by transition and outcome (notified, duplicate, silenced, unrouted).",
+			Help: "Alert transitions from the detection engine, by transition and outcome (notified, duplicate, silenced, unrouted); announcing an alert already announced, after a restart, is not counted.",
 		}, []string{"transition", "outcome"}),
 		disabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "vigil", Name: "notify_receiver_disabled",

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,9 +12,19 @@ import (
 // (counter or gauge), failing when it does not exist.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := seriesValue(reg, name, labels)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// seriesValue returns the value of the series of name with exactly labels
+// (counter or gauge).
+func seriesValue(reg *prometheus.Registry, name string, labels map[string]string) (float64, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, err
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {
@@ -23,15 +34,14 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 			if labelsEqual(m.GetLabel(), labels) {
 				switch {
 				case m.Counter != nil:
-					return m.Counter.GetValue()
+					return m.Counter.GetValue(), nil
 				case m.Gauge != nil:
-					return m.Gauge.GetValue()
+					return m.Gauge.GetValue(), nil
 				}
 			}
 		}
 	}
-	t.Fatalf("no series %s%v", name, labels)
-	return 0
+	return 0, fmt.Errorf("no series %s%v", name, labels)
 }
 
 func labelsEqual(got []*dto.LabelPair, want map[string]string) bool {

@@ -30,6 +30,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// LogWriter is where the log receiver writes; default: os.Stdout.
 	LogWriter io.Writer
+	// Replicas of the streams and buckets; the daemon passes nats.replicas,
+	// the one setting for every stream of Vigil. Default 1.
+	Replicas int
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -70,7 +73,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := ensureResources(ctx, js, cfg.Notify)
+	res, err := ensureResources(ctx, js, cfg.Notify, opts.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +102,7 @@ func (o Options) withDefaults() Options {
 	if o.LogWriter == nil {
 		o.LogWriter = os.Stdout
 	}
+	o.Replicas = max(o.Replicas, 1)
 	return o
 }
 
@@ -112,6 +116,12 @@ const maxNotifyConflicts = 5
 // the new state. It returns once JetStream has stored both; delivery happens
 // in Run. It is meant to be called synchronously by the detection engine.
 func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
+	return n.notify(ctx, a, false)
+}
+
+// notify is Notify; announce marks an announcement of what fires (Announce),
+// which is not a transition when the alert state already has it firing.
+func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) error {
 	if a.Fingerprint == "" {
 		return errors.New("notify: alert has no fingerprint")
 	}
@@ -128,7 +138,7 @@ func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
 		if err != nil {
 			return fmt.Errorf("notify %s: %w", a.Rule, err)
 		}
-		n.account(a, p)
+		n.account(a, p, announce)
 		return nil
 	}
 	return fmt.Errorf("notify %s: %w after %d tries", a.Rule, errConflict, maxNotifyConflicts)
@@ -193,7 +203,20 @@ func (n *Notifier) enqueue(ctx context.Context, ds []delivery) error {
 	return nil
 }
 
-func (n *Notifier) account(a detect.Alert, p plan) {
+func (n *Notifier) account(a detect.Alert, p plan, announce bool) {
+	if p.outcome == outcomeDuplicate && len(p.deliveries) > 0 {
+		names := make([]string, len(p.deliveries))
+		for i, d := range p.deliveries {
+			names[i] = d.Receiver
+		}
+		n.log.Info("firing alert sent to receivers that had not heard of it", "rule", a.Rule,
+			"fingerprint", a.Fingerprint, "receivers", names)
+	}
+	if announce && p.outcome == outcomeDuplicate {
+		// Announcing an alert the state already has firing (after a
+		// restart or a rules reload) is not a transition, let alone a fault.
+		return
+	}
 	n.metrics.transitions.WithLabelValues(string(a.Transition), p.outcome).Inc()
 	switch p.outcome {
 	case outcomeSilenced:
@@ -245,6 +268,21 @@ func (n *Notifier) CreateSilence(ctx context.Context, s Silence) (Silence, error
 // ExpireSilence ends silence id now; ErrSilenceNotFound when there is none.
 func (n *Notifier) ExpireSilence(ctx context.Context, id string) error {
 	return n.silences.expire(ctx, id)
+}
+
+// DisabledReceivers names the receivers this Notifier stopped using after an
+// answer that no later notification can succeed past (HTTP 410 Gone, a
+// revoked token). Its deliveries stay queued; only a Notifier built anew
+// (New, which also re-reads secret files) delivers them, so a reload must
+// build one when this is not empty, even if the configuration is unchanged.
+func (n *Notifier) DisabledReceivers() []string {
+	var out []string
+	for _, w := range n.workers {
+		if w.disabled.Load() {
+			out = append(out, w.name)
+		}
+	}
+	return out
 }
 
 // QueueDepth returns how many deliveries wait in the outbox (for every

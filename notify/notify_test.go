@@ -53,11 +53,7 @@ func TestNotifyAppliesAlertState(t *testing.T) {
 		}
 	}
 	want := []string{"firing", "repeat", "repeat", "resolved", "firing"}
-	eventually(t, 5*time.Second, "five notifications", func() bool { return len(records(t, h.out.String())) == len(want) })
-	eventually(t, 2*time.Second, "an empty outbox", func() bool {
-		d, err := h.n.QueueDepth(t.Context())
-		return err == nil && d == 0
-	})
+	testkit.WaitFor(t, 5*time.Second, "five notifications and an empty outbox", delivered(h, len(want)))
 	rs := records(t, h.out.String())
 	ids := map[string]bool{}
 	for i, r := range rs {
@@ -94,7 +90,7 @@ func TestSilences(t *testing.T) {
 		t.Errorf("silence matching everything: err = %v, want a ValidationError", err)
 	}
 	sil, err := h.n.CreateSilence(ctx, Silence{
-		Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "auth_bruteforce"}, {Name: "user", Op: OpEqual, Value: "admin"}},
+		Matchers:  []Matcher{{Name: "rule", Op: OpEqual, Value: "brute_force_user"}, {Name: "user", Op: OpEqual, Value: "admin"}},
 		EndsAt:    time.Now().Add(time.Hour),
 		CreatedBy: "alice", Comment: "pentest, TICKET-42",
 	})
@@ -112,7 +108,7 @@ func TestSilences(t *testing.T) {
 	if err := h.n.Notify(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the unsilenced alert", func() bool { return len(records(t, h.out.String())) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the unsilenced alert", count("notifications", 1, h.notifications))
 	if got := counterValue(t, h.reg, "vigil_alerts_silenced_total", map[string]string{}); got != 1 {
 		t.Errorf("silenced = %v, want 1", got)
 	}
@@ -141,7 +137,7 @@ func TestSilences(t *testing.T) {
 	if err := h.n.Notify(ctx, testAlert("muted", detect.TransitionRepeat)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the alert after the silence", func() bool { return len(records(t, h.out.String())) == 2 })
+	testkit.WaitFor(t, 5*time.Second, "the alert after the silence", count("notifications", 2, h.notifications))
 	if r := records(t, h.out.String())[1]; r.Kind != "firing" || r.Alerts[0].Fingerprint != "muted" {
 		t.Errorf("after the silence: %+v, want a firing announcement", r)
 	}
@@ -163,7 +159,7 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "three alerts and a digest", func() bool { return len(records(t, h.out.String())) == 4 })
+	testkit.WaitFor(t, 5*time.Second, "three alerts and a digest", count("notifications", 4, h.notifications))
 	rs := records(t, h.out.String())
 	for i := range 3 {
 		if rs[i].Kind != "firing" || len(rs[i].Alerts) != 1 {
@@ -174,12 +170,10 @@ func TestFloodRollsIntoDigest(t *testing.T) {
 	if d.Kind != "digest" || len(d.Alerts) != 7 {
 		t.Fatalf("fourth notification = %s with %d alerts, want a digest of 7", d.Kind, len(d.Alerts))
 	}
-	if want := "7 more alerts: 4 × error_spike, 3 × auth_bruteforce"; d.Summary != want {
+	if want := "7 more alerts: 4 × error_spike, 3 × brute_force_user"; d.Summary != want {
 		t.Errorf("digest summary %q, want %q", d.Summary, want)
 	}
-	eventually(t, 2*time.Second, "digested = 7", func() bool {
-		return counterValue(t, h.reg, "vigil_notifications_total", map[string]string{"receiver": "console", "outcome": "digested"}) == 7
-	})
+	testkit.WaitFor(t, 2*time.Second, "digested = 7", metricIs(h.reg, "vigil_notifications_total", map[string]string{"receiver": "console", "outcome": "digested"}, 7))
 }
 
 func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
@@ -195,7 +189,7 @@ func TestFloodDigestsAreCappedAndPaced(t *testing.T) {
 		}
 	}
 	want := []int{1, 1, 3, 3, 2} // two alone, then full digests one window apart
-	eventually(t, 5*time.Second, "all ten alerts", func() bool { return len(records(t, h.out.String())) == len(want) })
+	testkit.WaitFor(t, 5*time.Second, "all ten alerts", count("notifications", len(want), h.notifications))
 	rs := records(t, h.out.String())
 	for i, r := range rs {
 		if len(r.Alerts) != want[i] {
@@ -225,7 +219,7 @@ func TestReconcileAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "four notifications", func() bool { return len(records(t, h.out.String())) == 4 })
+	testkit.WaitFor(t, 5*time.Second, "four notifications", count("notifications", 4, h.notifications))
 	got := map[string]string{}
 	for _, r := range records(t, h.out.String())[2:] {
 		got[r.Alerts[0].Fingerprint] = string(r.Kind)
@@ -239,5 +233,29 @@ func TestReconcileAfterRestart(t *testing.T) {
 	firing, _ := h.n.FiringAlerts(t.Context())
 	if len(firing) != 2 {
 		t.Errorf("%d alerts firing, want still and new", len(firing))
+	}
+}
+
+func TestAnnouncingAlertsAlreadyAnnouncedIsNotAFault(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	firing := []detect.Alert{testAlert("a", detect.TransitionFiring), testAlert("b", detect.TransitionFiring)}
+	if err := h.n.Announce(t.Context(), firing); err != nil {
+		t.Fatal(err)
+	}
+	// Every start and every rules reload announces what the rebuilt engine
+	// fires again.
+	for range 3 {
+		if err := h.n.Announce(t.Context(), firing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, 5*time.Second, "two notifications and an empty outbox", delivered(h, 2))
+	for outcome, want := range map[string]float64{outcomeNotified: 2, outcomeDuplicate: 0} {
+		if got := counterValue(t, h.reg, "vigil_alert_transitions_total", map[string]string{"transition": "firing", "outcome": outcome}); got != want {
+			t.Errorf("transitions{firing,%s} = %v, want %v", outcome, got, want)
+		}
 	}
 }

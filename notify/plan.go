@@ -51,16 +51,17 @@ type planInput struct {
 }
 
 // makePlan decides, from the alert's stored state, what a transition means:
-// a firing alert already announced is a duplicate; a repeat of an alert
-// never seen firing starts an episode; a resolve goes to the receivers that
-// were told about the episode, silenced or not, so no channel keeps a stale
-// firing message; a resolve of an alert not firing is a duplicate.
+// a firing alert already announced is a duplicate (only receivers not told
+// of it yet hear of it); a repeat of an alert never seen firing starts an
+// episode; a resolve goes to the receivers that were told about the episode,
+// silenced or not, so no channel keeps a stale firing message; a resolve of
+// an alert not firing is a duplicate.
 func makePlan(in planInput) plan {
 	a := in.alert
 	switch a.Transition {
 	case detect.TransitionFiring, detect.TransitionRepeat:
 		if in.prev != nil && in.prev.Firing && a.Transition == detect.TransitionFiring {
-			return plan{outcome: outcomeDuplicate}
+			return planCatchUp(in)
 		}
 		return planFiring(in)
 	case detect.TransitionResolved:
@@ -108,6 +109,33 @@ func planFiring(in planInput) plan {
 		p.outcome = outcomeUnrouted
 	} else {
 		rec.LastNotified = in.now
+	}
+	return p
+}
+
+// planCatchUp handles a firing of an alert that already fires (the
+// announcement after a restart or rules reload, or the engine saying it
+// again): nothing is announced twice, but a receiver the routes now pick that
+// was not told of the episode (added since, or the silence that muted the
+// alert has ended) is told it fires, so it need not wait for the next repeat.
+func planCatchUp(in planInput) plan {
+	p := plan{outcome: outcomeDuplicate}
+	if len(in.silencedBy) > 0 {
+		return p
+	}
+	rec := *in.prev
+	rec.Notified = slices.Clone(in.prev.Notified)
+	a := in.alert
+	a.StartsAt, a.State, a.EndsAt = in.prev.Alert.StartsAt, detect.StateFiring, time.Time{}
+	for _, name := range in.routed {
+		if !slices.Contains(rec.Notified, name) {
+			p.deliveries = append(p.deliveries, newDelivery(&rec, a, detect.TransitionFiring, name, in.now))
+			rec.Notified = append(rec.Notified, name)
+		}
+	}
+	if len(p.deliveries) > 0 {
+		rec.SilencedBy, rec.LastNotified, rec.UpdatedAt = nil, in.now, in.now
+		p.record = &rec
 	}
 	return p
 }

@@ -35,6 +35,12 @@ func TestMakePlan(t *testing.T) {
 			want{outcome: outcomeNotified, kinds: []string{"a:firing", "b:firing"}, firing: true, episode: 1, notified: []string{"a", "b"}}},
 		{"firing already announced", firingRec("a"), testAlert("fp", detect.TransitionFiring), []string{"a"}, nil,
 			want{outcome: outcomeDuplicate, noRecord: true}},
+		{"firing already announced tells receivers added since", firingRec("a"), testAlert("fp", detect.TransitionFiring), []string{"a", "b"}, nil,
+			want{outcome: outcomeDuplicate, kinds: []string{"b:firing"}, firing: true, episode: 3, notified: []string{"a", "b"}}},
+		{"firing of a silenced episode tells nobody while silenced", firingRec(), testAlert("fp", detect.TransitionFiring), []string{"a"}, []string{"s1"},
+			want{outcome: outcomeDuplicate, noRecord: true}},
+		{"firing of a silenced episode after the silence", firingRec(), testAlert("fp", detect.TransitionFiring), []string{"a"}, nil,
+			want{outcome: outcomeDuplicate, kinds: []string{"a:firing"}, firing: true, episode: 3, notified: []string{"a"}}},
 		{"repeat tells new receivers it fires", firingRec("a"), testAlert("fp", detect.TransitionRepeat), []string{"a", "b"}, nil,
 			want{outcome: outcomeNotified, kinds: []string{"a:repeat", "b:firing"}, firing: true, episode: 3, notified: []string{"a", "b"}}},
 		{"repeat of unknown alert starts an episode", resolvedRec, testAlert("fp", detect.TransitionRepeat), []string{"a"}, nil,
@@ -76,6 +82,9 @@ func TestMakePlan(t *testing.T) {
 					t.Errorf("record = %+v, want state left alone", p.record)
 				}
 				return
+			}
+			if p.record == nil {
+				t.Fatalf("no record, want firing %v episode %d notified %v", tc.want.firing, tc.want.episode, tc.want.notified)
 			}
 			if p.record.Firing != tc.want.firing || p.record.Episode != tc.want.episode || !slices.Equal(p.record.Notified, tc.want.notified) {
 				t.Errorf("record = firing %v episode %d notified %v; want %v %d %v",

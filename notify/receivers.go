@@ -22,7 +22,7 @@ func (n *Notifier) buildWorkers(ctx context.Context, rcs []ReceiverConfig, opts 
 	limiters := map[string]*rate.Limiter{}
 	var workers []*worker
 	for _, rc := range rcs {
-		recv, shareKey, rl, err := buildReceiver(rc, h, opts)
+		recv, shareKey, rl, err := buildReceiver(rc, n.cfg.RateLimits, h, opts)
 		if err != nil {
 			return nil, fmt.Errorf("receiver %s: %w", rc.Name, err)
 		}
@@ -49,12 +49,9 @@ func (n *Notifier) buildWorkers(ctx context.Context, rcs []ReceiverConfig, opts 
 }
 
 // buildReceiver returns the receiver for rc, the key under which receivers
-// share a rate limiter, and the kind's default rate: Slack allows about one
-// message per second per channel; HTTP endpoints get 10 per second; the log
-// is unlimited.
-func buildReceiver(rc ReceiverConfig, h *receiver.HTTP, opts Options) (receiver.Receiver, string, RateLimit, error) {
-	slackRate := RateLimit{PerSecond: 1, Burst: 3}
-	httpRate := RateLimit{PerSecond: 10, Burst: 10}
+// share a rate limiter, and the kind's default rate from rates (the log is
+// unlimited).
+func buildReceiver(rc ReceiverConfig, rates KindRates, h *receiver.HTTP, opts Options) (receiver.Receiver, string, RateLimit, error) {
 	switch rc.Kind() {
 	case KindSlack:
 		s, err := slack.New(*rc.Slack, h, opts.Now)
@@ -62,13 +59,13 @@ func buildReceiver(rc ReceiverConfig, h *receiver.HTTP, opts Options) (receiver.
 		if rc.Slack.Channel != "" && rc.Slack.WebhookURL.IsZero() && rc.Slack.WebhookURLFile == "" {
 			key = "slack|" + rc.Slack.APIURL + "|" + rc.Slack.Channel
 		}
-		return s, key, slackRate, err
+		return s, key, rates.Slack, err
 	case KindWebhook:
 		w, err := webhook.New(*rc.Webhook, h, opts.Now)
-		return w, "receiver|" + rc.Name, httpRate, err
+		return w, "receiver|" + rc.Name, rates.Webhook, err
 	case KindAlertmanager:
 		am, err := alertmanager.New(*rc.Alertmanager, h, opts.Now)
-		return am, "receiver|" + rc.Name, httpRate, err
+		return am, "receiver|" + rc.Name, rates.Alertmanager, err
 	case KindLog:
 		return jsonlog.New(opts.LogWriter, opts.Now), "receiver|" + rc.Name, RateLimit{}, nil
 	}

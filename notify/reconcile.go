@@ -12,7 +12,7 @@ import (
 // has seen every stored event: alerts firing now (Engine.Firing) and not yet
 // announced are announced; alerts announced as firing that no longer fire
 // are resolved at endsAt, normally the engine's watermark; alerts already
-// announced are left alone (Notify drops the repeat announcement).
+// announced are left alone (see Announce).
 //
 // Call it only when the engine is caught up with the stream. Right after a
 // restart the engine holds only what it replayed; an alert that does not
@@ -39,14 +39,34 @@ func (n *Notifier) Reconcile(ctx context.Context, firing []detect.Alert, endsAt 
 }
 
 // Announce announces the alerts of firing that were not announced yet, and
-// leaves every other alert alone. The daemon calls it after replaying the
-// stream into a muted engine, so that an alert raised by events Vigil had
-// not processed before a restart is not lost.
+// tells receivers the routes pick but that were not told of an alert already
+// announced (receivers added since it fired) that it fires; it leaves every
+// other alert alone, and counts an alert already announced in no metric.
+// The daemon calls it after replaying the stream into a muted engine, so
+// that an alert raised by events Vigil had not processed before a restart is
+// not lost.
 func (n *Notifier) Announce(ctx context.Context, firing []detect.Alert) error {
 	var errs []error
 	for _, a := range firing {
 		a.State, a.Transition = detect.StateFiring, detect.TransitionFiring
-		errs = append(errs, n.Notify(ctx, a))
+		errs = append(errs, n.notify(ctx, a, true))
 	}
 	return errors.Join(errs...)
+}
+
+// catchUp announces every alert the state has firing, so that receivers
+// added by the config this Notifier was built from (a reload or a restart)
+// hear of alerts that fired before them. It reports whether it succeeded.
+func (n *Notifier) catchUp(ctx context.Context) bool {
+	firing, err := n.FiringAlerts(ctx)
+	if err == nil {
+		err = n.Announce(ctx, firing)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Warn("firing alerts not sent yet to receivers added since they fired; retrying", "err", err)
+		}
+		return false
+	}
+	return true
 }

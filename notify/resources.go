@@ -46,14 +46,14 @@ type resources struct {
 
 // ensureResources creates or updates every stream and bucket; it is
 // idempotent and safe to run at each start or reload.
-func ensureResources(ctx context.Context, js jetstream.JetStream, s Settings) (*resources, error) {
+func ensureResources(ctx context.Context, js jetstream.JetStream, s Settings, replicas int) (*resources, error) {
 	outbox, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        OutboxStream,
 		Description: "Vigil notifications waiting for delivery, one subject per receiver",
 		Subjects:    []string{deliverPrefix + ">"},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
-		Replicas:    s.Replicas,
+		Replicas:    replicas,
 		MaxAge:      s.QueueMaxAge,
 		Duplicates:  s.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
@@ -67,16 +67,16 @@ func ensureResources(ctx context.Context, js jetstream.JetStream, s Settings) (*
 		Subjects:    []string{deadPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
-		Replicas:    s.Replicas,
+		Replicas:    replicas,
 		MaxAge:      s.DeadLetterMaxAge,
 	}); err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", DeadLetterStream, err)
 	}
 	r := &resources{outbox: outbox}
-	if r.alerts, err = ensureBucket(ctx, js, AlertsBucket, "Vigil alert state", s.Replicas); err != nil {
+	if r.alerts, err = ensureBucket(ctx, js, AlertsBucket, "Vigil alert state", replicas); err != nil {
 		return nil, err
 	}
-	if r.silences, err = ensureBucket(ctx, js, SilencesBucket, "Vigil silences", s.Replicas); err != nil {
+	if r.silences, err = ensureBucket(ctx, js, SilencesBucket, "Vigil silences", replicas); err != nil {
 		return nil, err
 	}
 	return r, nil

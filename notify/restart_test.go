@@ -82,11 +82,11 @@ func TestPendingDeliveriesSurviveACrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "the request in flight at the crash", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the request in flight at the crash", count("requests", beforeCrash+1, func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		return requests == beforeCrash+1
-	})
+		return requests
+	}))
 	// Crash: the connection goes away without draining; the in-flight
 	// request completes but its acknowledgement is lost.
 	ncA.Close()
@@ -95,11 +95,7 @@ func TestPendingDeliveriesSurviveACrash(t *testing.T) {
 
 	_, jsB := testkit.Connect(t, srv)
 	b := start(t, cfg, jsB)
-	eventually(t, 10*time.Second, "all alerts processed once", func() bool { return recv.unique() == total })
-	eventually(t, 5*time.Second, "an empty outbox", func() bool {
-		d, err := b.n.QueueDepth(t.Context())
-		return err == nil && d == 0
-	})
+	testkit.WaitFor(t, 10*time.Second, "all alerts processed once and an empty outbox", all(count("webhook ids", total, recv.unique), queued(b, 0)))
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
 	if len(recv.alerts) != total {
@@ -137,9 +133,8 @@ func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
 	if err := a.n.Notify(t.Context(), firing); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the firing at every receiver", func() bool {
-		return hook.count() == 1 && am.count() == 1 && len(fs.seen()) == 1 && strings.Count(a.out.String(), "\n") == 1
-	})
+	testkit.WaitFor(t, 5*time.Second, "the firing at every receiver", all(count("webhook requests", 1, hook.count), count("Alertmanager posts", 1, am.count),
+		count("Slack calls", 1, fs.callCount), delivered(a, 1)))
 	a.stop()
 	ncA.Close()
 
@@ -161,13 +156,8 @@ func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "the resolve at every receiver", func() bool {
-		return hook.count() == 2 && am.count() == 2 && len(fs.seen()) == 2 && strings.Count(b.out.String(), "\n") == 1
-	})
-	eventually(t, 5*time.Second, "an empty outbox", func() bool {
-		d, err := b.n.QueueDepth(t.Context())
-		return err == nil && d == 0
-	})
+	testkit.WaitFor(t, 5*time.Second, "the resolve at every receiver", all(count("webhook requests", 2, hook.count), count("Alertmanager posts", 2, am.count),
+		count("Slack calls", 2, fs.callCount), delivered(b, 1)))
 	b.stop()
 
 	var p webhook.Payload
@@ -189,5 +179,41 @@ func TestFireRestartResolveNotifiesEachReceiverOnce(t *testing.T) {
 	}
 	if got, _ := b.n.FiringAlerts(t.Context()); len(got) != 0 {
 		t.Errorf("FiringAlerts after resolve = %+v, want none", got)
+	}
+}
+
+func TestReceiverAddedAfterAnAlertFiredHearsOfItAtOnce(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	before := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	a := start(t, before, js)
+	if err := a.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the firing at the console", delivered(a, 1))
+	a.stop()
+
+	// A reload (or a restart) adds a webhook receiver. Nothing new fires;
+	// the alert's next repeat is hours away.
+	hook := newEndpoint(t, nil)
+	after := before
+	after.Receivers = []ReceiverConfig{logConfig("console"), webhookConfig("siem", hook.URL, "")}
+	after.Routes = oneRoute("console", "siem")
+	b := start(t, after, js)
+	testkit.WaitFor(t, 5*time.Second, "the firing at the new receiver", count("requests at the new receiver", 1, hook.count))
+	var p webhook.Payload
+	if err := json.Unmarshal(hook.requests()[0].body, &p); err != nil || p.Type != "alert.firing" || p.Data.Alerts[0].Fingerprint != "fp" {
+		t.Fatalf("new receiver got %s, want the firing of fp", hook.requests()[0].body)
+	}
+	// The resolve reaches it too, and the console hears nothing twice.
+	if err := b.n.Notify(t.Context(), testAlert("fp", detect.TransitionResolved)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the resolve at both receivers", delivered(b, 1))
+	if hook.count() != 2 {
+		t.Errorf("new receiver got %d requests, want firing and resolve", hook.count())
+	}
+	if r := records(t, b.out.String()); r[0].Kind != "resolved" {
+		t.Errorf("console got %s after the reload, want only the resolve", r[0].Kind)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/vigil-sec/vigil/detect"
 )
@@ -56,7 +57,7 @@ func newRouter(rcs []RouteConfig) (*router, error) {
 			rt.eq[k] = vs
 		}
 		for k, expr := range rc.MatchRE {
-			re, err := regexp.Compile("^(?:" + expr + ")$")
+			re, err := regexp.Compile(anchored(expr))
 			if err != nil {
 				return nil, fmt.Errorf("routes[%d].match_re.%s: %w", i, k, err)
 			}
@@ -120,23 +121,50 @@ func validateRoute(i int, rc *RouteConfig, receivers map[string]bool) []error {
 			errs = append(errs, fmt.Errorf("routes[%d]: unknown receiver %q; define it under receivers: or fix the name (known: %v)", i, name, slices.Sorted(maps.Keys(receivers))))
 		}
 	}
-	for k, vs := range rc.Match {
+	for _, k := range slices.Sorted(maps.Keys(rc.Match)) {
+		vs := rc.Match[k]
 		if !labelNameRE.MatchString(k) {
 			errs = append(errs, fmt.Errorf("routes[%d].match: %q is not a label name", i, k))
 		}
 		if len(vs) == 0 {
 			errs = append(errs, fmt.Errorf("routes[%d].match.%s: list at least one value", i, k))
 		}
+		for _, v := range vs {
+			if !regexp.MustCompile(anchored(labelDomain(k))).MatchString(v) {
+				errs = append(errs, fmt.Errorf("routes[%d].match.%s: %q is not a %s, so the route would never match it; fix the value", i, k, v, domainText(k)))
+			}
+		}
 	}
-	for k, expr := range rc.MatchRE {
+	for _, k := range slices.Sorted(maps.Keys(rc.MatchRE)) {
+		expr := rc.MatchRE[k]
 		if !labelNameRE.MatchString(k) {
 			errs = append(errs, fmt.Errorf("routes[%d].match_re: %q is not a label name", i, k))
 		}
-		if _, err := regexp.Compile(expr); err != nil {
+		if _, err := regexp.Compile(anchored(expr)); err != nil {
 			errs = append(errs, fmt.Errorf("routes[%d].match_re.%s: %w", i, k, err))
+			continue
+		}
+		// A regular expression too complex to decide is given the benefit
+		// of the doubt.
+		if some, err := matchesSome(k, expr); err == nil && !some {
+			errs = append(errs, fmt.Errorf("routes[%d].match_re.%s: %q can match no %s, so the route would never match; fix the expression", i, k, expr, domainText(k)))
 		}
 	}
 	return errs
+}
+
+// domainText describes the values label can have, for error messages.
+func domainText(label string) string {
+	switch label {
+	case "rule":
+		return "rule name (lower-case letters, digits and _, starting with a letter, at most 64)"
+	case "severity":
+		return "severity (" + strings.Join(detect.Severities, ", ") + ")"
+	case "category":
+		return "category (text that is not blank)"
+	default:
+		return "value"
+	}
 }
 
 // shadowedBy reports the first earlier route without continue that matches

@@ -10,9 +10,10 @@ import (
 func TestRouting(t *testing.T) {
 	routes := []RouteConfig{
 		{Match: map[string]StringList{"severity": {"critical"}}, Receivers: []string{"pager", "oncall"}, Continue: true},
-		{Match: map[string]StringList{"severity": {"high", "critical"}, "category": {"authentication"}}, Receivers: []string{"oncall", "siem"}},
+		{Match: map[string]StringList{"severity": {"high", "critical"}, "category": {"brute_force"}}, Receivers: []string{"oncall", "siem"}},
 		{MatchRE: map[string]string{"rule": "error_.*"}, Receivers: []string{"sre"}},
 		{Match: map[string]StringList{"service": {"billing"}}, Receivers: []string{"billing"}, Continue: true},
+		{MatchRE: map[string]string{"user": "svc-.*"}, Receivers: []string{"svc"}},
 		{Receivers: []string{"console"}},
 	}
 	r, err := newRouter(routes)
@@ -27,11 +28,12 @@ func TestRouting(t *testing.T) {
 		alert detect.Alert
 		want  []string
 	}{
-		{"critical auth: continue, then first match, each receiver once", alert("auth_bruteforce", "critical", "authentication", nil), []string{"pager", "oncall", "siem"}},
-		{"high auth stops at its route", alert("auth_bruteforce", "high", "authentication", nil), []string{"oncall", "siem"}},
+		{"critical auth: continue, then first match, each receiver once", alert("brute_force_user", "critical", "brute_force", nil), []string{"pager", "oncall", "siem"}},
+		{"high auth stops at its route", alert("brute_force_user", "high", "brute_force", nil), []string{"oncall", "siem"}},
 		{"high non-auth falls through", alert("scan", "high", "recon", nil), []string{"console"}},
 		{"regex matches the whole value", alert("error_spike", "low", "", nil), []string{"sre"}},
 		{"regex is anchored", alert("no_error_spike", "low", "", nil), []string{"console"}},
+		{"regex dot matches a newline an attacker put in a label", alert("scan", "low", "", map[string]string{"user": "svc-a\nb"}), []string{"svc"}},
 		{"continue route then default", alert("scan", "low", "", map[string]string{"service": "billing"}), []string{"billing", "console"}},
 		{"fields win over same-named labels", alert("scan", "low", "", map[string]string{"severity": "critical"}), []string{"console"}},
 		{"critical other category: continue then default", alert("scan", "critical", "recon", nil), []string{"pager", "oncall", "console"}},

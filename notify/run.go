@@ -14,7 +14,8 @@ const (
 )
 
 // Run delivers until ctx is done: one worker per receiver, plus upkeep
-// (the queue-depth gauge, purging old alert state and expired silences).
+// (telling receivers added since an alert fired that it fires, the
+// queue-depth gauge, purging old alert state and expired silences).
 // It returns after every worker has finished its in-flight attempt;
 // deliveries not yet acknowledged are handed out again after a restart.
 func (n *Notifier) Run(ctx context.Context) error {
@@ -37,6 +38,7 @@ func (n *Notifier) maintain(ctx context.Context) {
 	purge := time.NewTicker(purgeInterval)
 	defer purge.Stop()
 	n.refreshDepth(ctx)
+	caughtUp := n.catchUp(ctx)
 	n.purge(ctx)
 	for {
 		select {
@@ -44,6 +46,9 @@ func (n *Notifier) maintain(ctx context.Context) {
 			return
 		case <-depth.C:
 			n.refreshDepth(ctx)
+			if !caughtUp {
+				caughtUp = n.catchUp(ctx)
+			}
 		case <-purge.C:
 			n.purge(ctx)
 		}

@@ -34,9 +34,9 @@ type Settings struct {
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxResponseBytes caps how much of a receiver's response is read.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
-	// Replicas of the streams and buckets (1, 3 or 5; 1 for an embedded
-	// server).
-	Replicas int `yaml:"replicas"`
+	// RateLimits are each kind's default rate; a receiver's rate_limit
+	// overrides it. The log receiver is not limited.
+	RateLimits KindRates `yaml:"rate_limits"`
 	// QueueMaxAge drops deliveries nobody consumed for this long (a
 	// receiver removed from the config, or disabled and never fixed).
 	QueueMaxAge time.Duration `yaml:"queue_max_age"`
@@ -51,22 +51,35 @@ type Settings struct {
 	SilenceRetention time.Duration `yaml:"silence_retention"`
 }
 
+// KindRates holds a default rate per receiver kind.
+type KindRates struct {
+	// Slack allows about one message per second per channel; Slack
+	// receivers posting to the same channel share one bucket.
+	Slack        RateLimit `yaml:"slack"`
+	Webhook      RateLimit `yaml:"webhook"`
+	Alertmanager RateLimit `yaml:"alertmanager"`
+}
+
 // DefaultSettings returns the delivery defaults. This is the one place
 // defaults are set.
 func DefaultSettings() Settings {
 	return Settings{
-		MaxElapsed:        time.Hour,
-		AttemptTimeout:    10 * time.Second,
-		InitialBackoff:    time.Second,
-		MaxBackoff:        5 * time.Minute,
-		FloodLimit:        20,
-		FloodWindow:       time.Minute,
-		DigestMax:         200,
-		BreakerFailures:   5,
-		BreakerOpenFor:    30 * time.Second,
-		AckWait:           30 * time.Second,
-		MaxResponseBytes:  64 << 10,
-		Replicas:          1,
+		MaxElapsed:       time.Hour,
+		AttemptTimeout:   10 * time.Second,
+		InitialBackoff:   time.Second,
+		MaxBackoff:       5 * time.Minute,
+		FloodLimit:       20,
+		FloodWindow:      time.Minute,
+		DigestMax:        200,
+		BreakerFailures:  5,
+		BreakerOpenFor:   30 * time.Second,
+		AckWait:          30 * time.Second,
+		MaxResponseBytes: 64 << 10,
+		RateLimits: KindRates{
+			Slack:        RateLimit{PerSecond: 1, Burst: 3},
+			Webhook:      RateLimit{PerSecond: 10, Burst: 10},
+			Alertmanager: RateLimit{PerSecond: 10, Burst: 10},
+		},
 		QueueMaxAge:       72 * time.Hour,
 		DeadLetterMaxAge:  14 * 24 * time.Hour,
 		DuplicateWindow:   time.Hour,
@@ -116,10 +129,13 @@ func (s *Settings) Validate() error {
 	if s.MaxResponseBytes < 1024 {
 		errs = append(errs, errors.New("max_response_bytes must be at least 1024"))
 	}
-	switch s.Replicas {
-	case 1, 3, 5:
-	default:
-		errs = append(errs, errors.New("replicas must be 1, 3 or 5"))
+	for _, k := range []struct {
+		name string
+		rl   RateLimit
+	}{{KindSlack, s.RateLimits.Slack}, {KindWebhook, s.RateLimits.Webhook}, {KindAlertmanager, s.RateLimits.Alertmanager}} {
+		if err := k.rl.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rate_limits.%s: %w", k.name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

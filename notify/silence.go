@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -22,7 +23,7 @@ const (
 
 // Matcher compares one label: the alert's labels plus rule, severity and
 // category. A missing label has the empty value. Regular expressions match
-// the whole value.
+// the whole value, and '.' matches any character, newlines included.
 type Matcher struct {
 	Name  string  `json:"name"`
 	Op    MatchOp `json:"op"`
@@ -117,7 +118,7 @@ func (m *Matcher) compile() error {
 	switch m.Op {
 	case OpEqual, OpNotEqual:
 	case OpRegex, OpNotRegex:
-		re, err := regexp.Compile("^(?:" + m.Value + ")$")
+		re, err := regexp.Compile(anchored(m.Value))
 		if err != nil {
 			return fmt.Errorf("matcher %s: %w", m.Name, err)
 		}
@@ -128,23 +129,58 @@ func (m *Matcher) compile() error {
 	return nil
 }
 
-// compile checks every matcher, and that the silence as a whole does not
-// match every alert.
+// narrows reports whether the matcher keeps the silence from muting every
+// alert. On rule, severity and category, which every alert has, it must
+// refuse some value the label can have (see labelDomain); deciding that may
+// fail with errTooComplex. On any other label it must refuse the empty
+// value: a label some rules lack, whose missing value a matcher accepting ""
+// accepts, so it would mute every alert of those rules.
+func (m *Matcher) narrows() (bool, error) {
+	switch m.Name {
+	case "rule", "severity", "category":
+		pattern := m.Value
+		if m.Op == OpEqual || m.Op == OpNotEqual {
+			pattern = regexp.QuoteMeta(m.Value)
+		}
+		all, err := domainCheck(m.Name, pattern, m.Op == OpEqual || m.Op == OpRegex)
+		return err == nil && !all, err
+	default:
+		return !m.matches(""), nil
+	}
+}
+
+// compile checks the number of matchers and compiles each.
 func (s *Silence) compile() error {
 	if len(s.Matchers) == 0 || len(s.Matchers) > maxMatchers {
-		return fmt.Errorf("give 1 to %d matchers, e.g. {\"name\": \"rule\", \"op\": \"=\", \"value\": \"auth_bruteforce\"}", maxMatchers)
+		return fmt.Errorf(`give 1 to %d matchers, e.g. {"name": "rule", "op": "=", "value": "brute_force_source_ip"}`, maxMatchers)
 	}
-	specific := false
 	for i := range s.Matchers {
 		if err := s.Matchers[i].compile(); err != nil {
 			return err
 		}
-		specific = specific || !s.Matchers[i].matches("")
-	}
-	if !specific {
-		return errors.New("every matcher matches the empty value, so the silence would mute every alert; add a matcher that names something, e.g. rule=\"auth_bruteforce\"")
 	}
 	return nil
+}
+
+// checkNotMuteAll refuses a silence that would mute every alert: it needs
+// one matcher that narrows it. A matcher whose regular expression is too
+// complex to decide does not count as narrowing.
+func (s *Silence) checkNotMuteAll() error {
+	var undecided []string
+	for i := range s.Matchers {
+		ok, err := s.Matchers[i].narrows()
+		if err != nil {
+			undecided = append(undecided, s.Matchers[i].Name)
+		}
+		if ok {
+			return nil
+		}
+	}
+	msg := "the silence would mute every alert: each matcher accepts every value of its label (rule, severity, category) or accepts alerts without its label"
+	if len(undecided) > 0 {
+		msg += fmt.Sprintf(" (the regular expression of %s is too complex to check otherwise)", strings.Join(undecided, ", "))
+	}
+	return errors.New(msg + `; add a matcher that names what to mute, e.g. {"name": "rule", "op": "=", "value": "brute_force_source_ip"}`)
 }
 
 // validateNew checks a silence submitted for creation at now and fills in
@@ -154,6 +190,9 @@ func (s *Silence) validateNew(now time.Time) error {
 		return errors.New("id is assigned by the server; leave it out")
 	}
 	if err := s.compile(); err != nil {
+		return err
+	}
+	if err := s.checkNotMuteAll(); err != nil {
 		return err
 	}
 	if s.StartsAt.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +30,8 @@ type inbound struct {
 }
 
 // worker delivers one receiver's queue, in order, one notification at a
-// time (or one digest). It runs in one goroutine and owns all its fields.
+// time (or one digest). It runs in one goroutine and owns all its fields
+// but disabled, which others read.
 type worker struct {
 	n         *Notifier
 	name      string
@@ -40,7 +42,7 @@ type worker struct {
 	openUntil time.Time
 	flood     *flood
 	log       *slog.Logger
-	disabled  bool
+	disabled  atomic.Bool
 
 	held       []inbound // deliveries waiting for the next digest
 	hb         heartbeat // keeps held deliveries alive
@@ -85,7 +87,7 @@ func (w *worker) breakerChanged(_ string, from, to gobreaker.State) {
 // still holds are handed back to JetStream.
 func (w *worker) run(ctx context.Context) {
 	defer w.release()
-	for ctx.Err() == nil && !w.disabled {
+	for ctx.Err() == nil && !w.disabled.Load() {
 		switch {
 		case len(w.held) > 0 && !w.n.now().Before(w.digestDue):
 			w.deliverDigest(ctx)
@@ -260,7 +262,7 @@ func (w *worker) settle(ctx context.Context, ins []inbound, id string, attempts 
 	w.n.metrics.dead.WithLabelValues(w.name).Add(float64(len(ins)))
 	w.log.Error("notification failed; written to the dead-letter stream", "id", id, "alerts", len(ins), "attempts", attempts, "err", err)
 	if receiver.Classify(err).Disable {
-		w.disabled = true
+		w.disabled.Store(true)
 		w.n.metrics.disabled.WithLabelValues(w.name).Set(1)
 		w.log.Error("receiver disabled until the configuration is reloaded; its deliveries stay queued", "err", err)
 	}

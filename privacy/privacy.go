@@ -94,14 +94,19 @@ func New(cfg Config) (*Pseudonymizer, error) {
 	return p, nil
 }
 
-// Reload applies cfg; on any error the current key and fields stay in force.
-func (p *Pseudonymizer) Reload(cfg Config) error {
-	st, err := load(cfg)
-	if err != nil {
-		return err
+// Use puts q's key and fields in force for every holder of p; q is
+// typically built by New from a new config, so that reading its key file
+// (which can fail) comes before anything changes.
+func (p *Pseudonymizer) Use(q *Pseudonymizer) { p.state.Store(q.current()) }
+
+// Equal reports whether p and q pseudonymise the same fields under the same
+// key, so that they give the same pseudonyms.
+func (p *Pseudonymizer) Equal(q *Pseudonymizer) bool {
+	a, b := p.current(), q.current()
+	if !a.any() || !b.any() {
+		return a.any() == b.any()
 	}
-	p.state.Store(st)
-	return nil
+	return a.sourceIP == b.sourceIP && a.user == b.user && hmac.Equal(a.key, b.key)
 }
 
 func load(cfg Config) (*keyState, error) {
@@ -114,7 +119,8 @@ func load(cfg Config) (*keyState, error) {
 	}
 	b, err := os.ReadFile(cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("privacy.key_file: %w", err)
+		return nil, fmt.Errorf("privacy.key_file cannot be read: %w; point it at a file holding at least %d random bytes (create one with: head -c 32 /dev/urandom | base64 > %s)",
+			err, MinKeyBytes, cfg.KeyFile)
 	}
 	key := []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
 	if len(key) < MinKeyBytes {
@@ -159,6 +165,9 @@ func (p *Pseudonymizer) Pseudonym(f Field, value string) string {
 	}
 	return st.pseudonym(f, value)
 }
+
+// any reports whether st pseudonymises any field.
+func (st *keyState) any() bool { return st != nil && (st.sourceIP || st.user) }
 
 func (st *keyState) enabled(f Field) bool {
 	if st == nil {

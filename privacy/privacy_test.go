@@ -138,27 +138,34 @@ func TestPseudonym(t *testing.T) {
 	}
 }
 
-func TestReloadKeepsOldOnError(t *testing.T) {
+func TestUseAndEqual(t *testing.T) {
 	p := newP(t, testKey, FieldUser)
 	before := p.Pseudonym(FieldUser, "alice")
-	id := p.KeyID()
-	if err := p.Reload(Config{Pseudonymize: []Field{FieldUser}, KeyFile: writeKey(t, "short")}); err == nil {
-		t.Fatal("Reload with a short key succeeded")
+	same := newP(t, testKey, FieldUser)
+	if !p.Equal(same) {
+		t.Fatal("two Pseudonymizers of one key and fields are not Equal")
 	}
-	if got := p.Pseudonym(FieldUser, "alice"); got != before || p.KeyID() != id {
-		t.Fatalf("failed reload changed the key: %q -> %q", before, got)
-	}
-	if err := p.Reload(Config{Pseudonymize: []Field{FieldUser}, KeyFile: writeKey(t, testKey+"-2")}); err != nil {
+	rotated := newP(t, testKey+"-2", FieldUser)
+	wider := newP(t, testKey, FieldUser, FieldSourceIP)
+	off, err := New(Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Pseudonym(FieldUser, "alice") == before || p.KeyID() == id {
-		t.Fatal("reload with a new key kept the old pseudonyms")
+	for name, q := range map[string]*Pseudonymizer{"another key": rotated, "more fields": wider, "disabled": off, "nil": nil} {
+		if p.Equal(q) || q.Equal(p) {
+			t.Errorf("Equal to the Pseudonymizer with %s", name)
+		}
 	}
-	if err := p.Reload(Config{}); err != nil {
-		t.Fatal(err)
+	if !off.Equal(nil) {
+		t.Error("a disabled Pseudonymizer differs from nil, though neither changes anything")
 	}
+	p.Use(rotated)
+	if got := p.Pseudonym(FieldUser, "alice"); got == before || got != rotated.Pseudonym(FieldUser, "alice") || p.KeyID() != rotated.KeyID() {
+		t.Fatalf("after Use, Pseudonym = %q (before %q)", got, before)
+	}
+	p.Use(off)
 	if got := p.Pseudonym(FieldUser, "alice"); got != "alice" {
-		t.Fatalf("after disabling, Pseudonym = %q", got)
+		t.Fatalf("after Use of a disabled one, Pseudonym = %q", got)
 	}
 }
 

@@ -40,6 +40,7 @@ func commands() []command {
 		{"backtest", "score the rules on recorded events against the truth about them", runBacktest},
 		{"rules", "check rule files or run rule tests", runRules},
 		{"config", "check or show the configuration", runConfig},
+		{"deadletters", "list, show or count the rejected events and failed notifications Vigil keeps", runDeadletters},
 		{"token", "make an admin API token", runToken},
 		{"version", "print version and commit", runVersion},
 	}
@@ -72,7 +73,7 @@ func dispatch(ctx context.Context, s streams, args []string) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: vigil <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'vigil <command> -h' for a command's flags.")
 }

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/detect/ruletest"
-	"github.com/vigil-sec/vigil/rules"
 )
 
 const rulesUsage = `Usage:
-  vigil rules check [DIR]              validate a rule directory (default: the embedded set)
+  vigil rules check [DIR|FILE]         validate a rule directory or file (default: the embedded set)
   vigil rules test [--rules DIR] FILE...  run rule unit tests (YAML)
 `
 
@@ -42,11 +42,11 @@ func rulesCheck(s streams, args []string) int {
 		return exitForFlagErr(err)
 	}
 	if fs.NArg() > 1 {
-		fmt.Fprintf(s.stderr, "vigil rules check: give at most one directory\n%s", rulesUsage)
+		fmt.Fprintf(s.stderr, "vigil rules check: give at most one directory or file\n%s", rulesUsage)
 		return 2
 	}
 	dir := fs.Arg(0)
-	rs, err := rules.Load(dir)
+	rs, err := checkRules(dir)
 	if err != nil {
 		for _, e := range splitErrors(err) {
 			fmt.Fprintf(s.stderr, "%v\n", e)
@@ -65,6 +65,19 @@ func rulesCheck(s streams, args []string) int {
 	return 0
 }
 
+// checkRules loads the rule directory dir like the daemon, or the single
+// rule file dir names.
+func checkRules(dir string) ([]*detect.Rule, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() && !isRuleTestFile(dir) {
+		data, err := os.ReadFile(dir)
+		if err != nil {
+			return nil, err
+		}
+		return detect.ParseRules(dir, data)
+	}
+	return loadRules(dir, nil)
+}
+
 func rulesTest(s streams, args []string) int {
 	fs := flag.NewFlagSet("vigil rules test", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
@@ -76,13 +89,13 @@ func rulesTest(s streams, args []string) int {
 		fmt.Fprintf(s.stderr, "vigil rules test: name at least one test file\n%s", rulesUsage)
 		return 2
 	}
-	rs, err := rules.Load(*dir)
+	rs, err := loadRules(*dir, nil)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "vigil rules test: %v\n", err)
 		return 1
 	}
 	r := ruletest.Runner{Rules: rs, Out: s.stdout, Load: func(l map[string]detect.ListSpec) ([]*detect.Rule, error) {
-		return rules.LoadWith(*dir, l)
+		return loadRules(*dir, l)
 	}}
 	var passed, failed, broken int
 	for _, f := range fs.Args() {

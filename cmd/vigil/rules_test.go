@@ -22,6 +22,9 @@ func TestRulesCommand(t *testing.T) {
       - {rule: brute_force_source_ip, labels: {source_ip: 192.0.2.1}, transition: firing}
 `))
 	tests, _ := filepath.Glob("../../rules/tests/*.yaml")
+	mixed := t.TempDir() // a rule file and a rule test file side by side
+	writeFileIn(t, mixed, "rules.yaml", "rules:\n  - name: x\n    severity: high\n    category: c\n    match: status == 401\n    threshold: {count: 1, window: 1m}\n")
+	writeFileIn(t, mixed, "x_test.yaml", "tests:\n  - name: x fires\n    events: []\n")
 	cases := []struct {
 		name   string
 		args   []string
@@ -33,6 +36,11 @@ func TestRulesCommand(t *testing.T) {
 		{"check repo dir", []string{"check", "../../rules"}, 0, "ok: 8 rules in ../../rules: distinct=2 ratio=1 sequence=1 spike=1 threshold=3", ""},
 		{"check bad expr", []string{"check", badDir}, 1, "", "bad.yaml:2: rule \"x\": match:"},
 		{"check unknown key", []string{"check", unknownKey}, 1, "", "a.yaml:4: field colour not found"},
+		{"check one rule file", []string{"check", mixed + "/rules.yaml"}, 0, "ok: 1 rules in " + mixed + "/rules.yaml", ""},
+		{"check a rule test file", []string{"check", mixed + "/x_test.yaml"}, 1, "",
+			mixed + "/x_test.yaml is a rule test file (it has tests:), not a rule file: run it with vigil rules test " + mixed + "/x_test.yaml\n"},
+		{"check a directory holding a rule test file", []string{"check", mixed}, 1, "",
+			mixed + "/x_test.yaml is a rule test file (it has tests:), not a rule file: run it with vigil rules test " + mixed + "/x_test.yaml; keep rule tests out of the rule directory\n"},
 		{"test default rules", append([]string{"test"}, tests...), 0, " passed, 0 failed", ""},
 		{"test failing", []string{"test", failing}, 1, "missing:    brute_force_source_ip firing {source_ip=192.0.2.1}", ""},
 		{"test missing file", []string{"test", filepath.Join(t.TempDir(), "x.yaml")}, 1, "could not be run", "read rule test file"},

@@ -37,8 +37,9 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.rulesDir, "rules", "", "rule `directory` replacing the built-in rules (config: detect.rules)")
 }
 
-// load reads the config file (or the defaults) and applies the flags given.
-func (f *daemonFlags) load() (config.Config, []byte, error) {
+// read reads the config file (or the defaults), applies the flags given and
+// validates the result.
+func (f *daemonFlags) read() (config.Config, []byte, error) {
 	cfg, raw := config.Default(), []byte(nil)
 	if f.configPath != "" {
 		var err error
@@ -65,6 +66,25 @@ func (f *daemonFlags) load() (config.Config, []byte, error) {
 	return cfg, raw, nil
 }
 
+// load is the daemon's Options.Load for reloads: check, with its warnings
+// logged on log.
+func (f *daemonFlags) load(log *slog.Logger) func() (config.Config, []byte, error) {
+	return func() (config.Config, []byte, error) {
+		c, err := f.check()
+		if err != nil {
+			return config.Config{}, nil, err
+		}
+		logWarnings(log, c.warnings)
+		return c.cfg, c.raw, nil
+	}
+}
+
+func logWarnings(log *slog.Logger, warnings []string) {
+	for _, w := range warnings {
+		log.Warn("config warning", "problem", w)
+	}
+}
+
 func runDaemon(ctx context.Context, s streams, args []string) int {
 	fs := flag.NewFlagSet("vigil run", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
@@ -73,15 +93,16 @@ func runDaemon(ctx context.Context, s streams, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, raw, err := f.load()
+	c, err := f.check()
 	if err != nil {
 		fmt.Fprintf(s.stderr, "vigil run: %v\n", err)
 		return 1
 	}
-	log := newLogger(s.stderr, cfg.Log)
-	d, err := daemon.New(cfg, daemon.Options{
+	log := newLogger(s.stderr, c.cfg.Log)
+	logWarnings(log, c.warnings)
+	d, err := daemon.New(ctx, c.cfg, daemon.Options{
 		Logger: log, Stdout: s.stdout, Version: version, Commit: buildCommit(),
-		RawConfig: raw, Load: f.load,
+		RawConfig: c.raw, Load: f.load(log),
 	})
 	if err != nil {
 		log.Error("vigil failed to start", "err", err)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
@@ -20,12 +19,13 @@ import (
 
 // simulateFlags are vigil simulate's flags.
 type simulateFlags struct {
-	url, attacks, benign, scenario, truth, honeyEP, honeyAcct, listed, start string
-	rate, attackRate                                                         float64
-	duration, warmup                                                         time.Duration
-	batch, users                                                             int
-	seed                                                                     uint64
-	set                                                                      map[string]bool
+	conn                                                                natsClientFlags // --nats-url and the other connection flags
+	attacks, benign, scenario, truth, honeyEP, honeyAcct, listed, start string
+	rate, attackRate                                                    float64
+	duration, warmup                                                    time.Duration
+	batch, users                                                        int
+	seed                                                                uint64
+	set                                                                 map[string]bool
 }
 
 const simulateUsage = `Usage:
@@ -51,7 +51,7 @@ func parseSimulateFlags(s streams, args []string) (simulateFlags, int) {
 	var f simulateFlags
 	fs := flag.NewFlagSet("vigil simulate", flag.ContinueOnError)
 	fs.SetOutput(s.stderr)
-	fs.StringVar(&f.url, "nats-url", "nats://127.0.0.1:4222", "NATS `url` to publish to (live mode)")
+	f.conn.register(fs)
 	fs.Float64Var(&f.rate, "rate", simulate.DefaultRate, "background events per second (0: none)")
 	fs.DurationVar(&f.duration, "duration", 30*time.Second, "how long: live default 30s (0: until interrupted), scenario default 1h")
 	fs.StringVar(&f.attacks, "attack", "", "comma-separated attacks, or all (scenario default: all)")
@@ -181,9 +181,9 @@ func writeScenario(s streams, o simulate.Options, events, truth string) int {
 }
 
 func publishLive(ctx context.Context, s streams, f simulateFlags, o simulate.Options) int {
-	nc, err := nats.Connect(f.url, nats.Name("vigil-simulate"))
+	nc, err := f.conn.connect("vigil-simulate")
 	if err != nil {
-		fmt.Fprintf(s.stderr, "vigil simulate: cannot connect to %s: %v; is `vigil run` running?\n", f.url, err)
+		fmt.Fprintf(s.stderr, "vigil simulate: cannot connect: %v; is `vigil run` running?\n", err)
 		return 1
 	}
 	defer nc.Close()

@@ -13,7 +13,7 @@ import (
 
 // runToken implements `vigil token new --name N --scopes read,write`: it
 // makes a random admin API token, prints it once, and prints the config
-// entry holding only its SHA-256.
+// entry holding only its SHA-256, or adds that entry to a config file.
 func runToken(_ context.Context, s streams, args []string) int {
 	if len(args) == 0 {
 		tokenUsage(s.stderr)
@@ -31,11 +31,14 @@ func runToken(_ context.Context, s streams, args []string) int {
 }
 
 func tokenUsage(w io.Writer) {
-	fmt.Fprintln(w, `Usage: vigil token new --name NAME --scopes SCOPES
+	fmt.Fprintln(w, `Usage: vigil token new --name NAME --scopes SCOPES [--config FILE] [--quiet]
 
 Makes a random admin API token, prints it once, and prints the entry to add
 under admin.tokens in the config; only the token's SHA-256 is stored there.
-Scopes: read (GET endpoints), write (silences, reload), admin (everything).`)
+With --config FILE the entry is added to FILE (created if missing); with
+--quiet only the token goes to standard output, so that
+    TOKEN=$(vigil token new --name me --scopes read,write --config vigil.yaml --quiet)
+works. Scopes: read (GET endpoints), write (silences, reload), admin (everything).`)
 }
 
 func runTokenNew(s streams, args []string) int {
@@ -43,6 +46,8 @@ func runTokenNew(s streams, args []string) int {
 	fs.SetOutput(s.stderr)
 	name := fs.String("name", "", "name of the token, shown in logs and audit lines (required)")
 	scopeList := fs.String("scopes", "", "comma-separated scopes: read, write, admin (required)")
+	configPath := fs.String("config", "", "add the token's entry to this config `file` (created if missing) instead of printing it")
+	quiet := fs.Bool("quiet", false, "print only the token on standard output; everything else goes to standard error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -63,25 +68,43 @@ func runTokenNew(s streams, args []string) int {
 	for i, sc := range scopes {
 		names[i] = string(sc)
 	}
-	list := strings.Join(names, ", ")
-	fmt.Fprintf(s.stdout, `New admin API token %q (scopes: %s).
-
-The token, shown only this once; store it in your secret manager now:
-
-    %s
-
-Add this entry under admin.tokens in the config, then reload Vigil
+	entry := tokenEntry{name: *name, hash: hash, scopes: strings.Join(names, ", ")}
+	var next string // what to do with the entry, for the messages below
+	if *configPath != "" {
+		if err := addTokenToConfig(*configPath, entry); err != nil {
+			fmt.Fprintf(s.stderr, "vigil token new: %v\n", err)
+			return 1
+		}
+		next = fmt.Sprintf("Added it to %s under admin.tokens (only its SHA-256); apply it with a reload\n"+
+			"(SIGHUP, or POST /api/v1/reload with a write token) or start vigil run --config %s.\n", *configPath, *configPath)
+	} else {
+		next = fmt.Sprintf(`Add this entry under admin.tokens in the config, then reload Vigil
 (SIGHUP, or POST /api/v1/reload with a write token):
 
-  - name: %s
-    sha256: %s
-    scopes: [%s]
-
+%s
 To keep the hash out of the config file, write it to a file and use
 sha256_file: PATH instead of sha256. To revoke the token, remove the entry
 and reload.
-`, *name, list, token, *name, hash, list)
+`, entry.yaml("  "))
+	}
+	if *quiet {
+		fmt.Fprintln(s.stdout, token)
+		fmt.Fprint(s.stderr, next)
+		return 0
+	}
+	fmt.Fprintf(s.stdout, "New admin API token %q (scopes: %s).\n\n"+
+		"The token, shown only this once; store it in your secret manager now:\n\n    %s\n\n%s",
+		*name, entry.scopes, token, next)
 	return 0
+}
+
+// tokenEntry is the admin.tokens entry of a new token.
+type tokenEntry struct{ name, hash, scopes string }
+
+// yaml returns the entry as a block list item, each line starting with
+// indent.
+func (e tokenEntry) yaml(indent string) string {
+	return fmt.Sprintf("%s- name: %s\n%s  sha256: %s\n%s  scopes: [%s]\n", indent, e.name, indent, e.hash, indent, e.scopes)
 }
 
 func checkTokenArgs(fs *flag.FlagSet, name, scopes string) error {

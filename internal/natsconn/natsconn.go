@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -85,12 +87,66 @@ func (c *Config) Validate(allowInlineSecrets bool) error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("nats.tls.cert_file and nats.tls.key_file go together; set both or neither")
 	}
-	for _, f := range []string{c.CredsFile, c.NKeySeedFile, c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile} {
-		if f == "" {
+	for _, o := range c.options() {
+		if o.file == "" {
 			continue
 		}
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("nats: %w", err)
+		if _, err := os.Stat(o.file); err != nil {
+			return fmt.Errorf("%s: %w", o.key, err)
+		}
+	}
+	return nil
+}
+
+// Check does what Connect does before it dials, without dialling: it parses
+// the server URLs and reads the creds, NKey seed and TLS files, so that a
+// file that cannot be used is reported with its key. Call it after Validate.
+func (c Config) Check() error {
+	if !c.Embedded() {
+		for u := range strings.SplitSeq(c.URL, ",") {
+			if err := checkURL(strings.TrimSpace(u)); err != nil {
+				return fmt.Errorf("nats.url: %w", err)
+			}
+		}
+	}
+	o := nats.GetDefaultOptions()
+	for _, opt := range c.authOptions() {
+		if err := opt(&o); err != nil {
+			return err
+		}
+	}
+	if o.UserJWT != nil {
+		if _, err := o.UserJWT(); err != nil {
+			return fmt.Errorf("nats.creds_file: %w", err)
+		}
+	}
+	if o.SignatureCB != nil {
+		if _, err := o.SignatureCB([]byte("vigil config check")); err != nil {
+			return fmt.Errorf("nats.creds_file: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkURL(raw string) error {
+	if !strings.Contains(raw, "://") {
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL; write it as nats://host:4222 (or tls://, ws://, wss://)", raw)
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+	default:
+		return fmt.Errorf("%s: unknown scheme %q; use nats://, tls://, ws:// or wss://", u.Redacted(), u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%s has no host; write it as nats://host:4222", u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: port %q is not a port number (1-65535)", u.Redacted(), p)
 		}
 	}
 	return nil
@@ -158,6 +214,12 @@ func Connect(c Config, url string, log *slog.Logger, extra ...nats.Option) (*nat
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				// Close or the end of a Drain: a deliberate close,
+				// not a fault.
+				log.Debug("nats connection closed")
+				return
+			}
 			log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -167,11 +229,7 @@ func Connect(c Config, url string, log *slog.Logger, extra ...nats.Option) (*nat
 			log.Warn("nats async error", "err", err)
 		}),
 	}
-	authOpts, err := c.authOptions()
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, authOpts...)
+	opts = append(opts, c.authOptions()...)
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -180,28 +238,62 @@ func Connect(c Config, url string, log *slog.Logger, extra ...nats.Option) (*nat
 	return nc, nil
 }
 
-func (c Config) authOptions() ([]nats.Option, error) {
+func (c Config) authOptions() []nats.Option {
 	var opts []nats.Option
+	for _, o := range c.options() {
+		if o.opt != nil {
+			opts = append(opts, o.opt)
+		}
+	}
+	return opts
+}
+
+// keyedOption is a client option (nil for a file another option reads),
+// with the config key it comes from and the file it reads, if any. The
+// option's errors name the key.
+type keyedOption struct {
+	key, file string
+	opt       nats.Option
+}
+
+func keyed(key, file string, opt func() (nats.Option, error)) keyedOption {
+	return keyedOption{key: key, file: file, opt: func(o *nats.Options) error {
+		inner, err := opt()
+		if err == nil {
+			err = inner(o)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		return nil
+	}}
+}
+
+func always(o nats.Option) func() (nats.Option, error) {
+	return func() (nats.Option, error) { return o, nil }
+}
+
+// options lists the authentication and TLS options c asks for.
+func (c Config) options() []keyedOption {
+	var opts []keyedOption
 	switch {
 	case c.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
+		opts = append(opts, keyed("nats.creds_file", c.CredsFile, always(nats.UserCredentials(c.CredsFile))))
 	case c.NKeySeedFile != "":
-		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("nats.nkey_seed_file: %w", err)
-		}
-		opts = append(opts, o)
+		opts = append(opts, keyed("nats.nkey_seed_file", c.NKeySeedFile,
+			func() (nats.Option, error) { return nats.NkeyOptionFromSeed(c.NKeySeedFile) }))
 	}
 	if c.User != "" {
-		opts = append(opts, nats.UserInfo(c.User, c.Password.Value()))
+		opts = append(opts, keyed("nats.user", "", always(nats.UserInfo(c.User, c.Password.Value()))))
 	}
 	if c.TLS.CAFile != "" {
-		opts = append(opts, nats.RootCAs(c.TLS.CAFile))
+		opts = append(opts, keyed("nats.tls.ca_file", c.TLS.CAFile, always(nats.RootCAs(c.TLS.CAFile))))
 	}
 	if c.TLS.CertFile != "" {
-		opts = append(opts, nats.ClientCert(c.TLS.CertFile, c.TLS.KeyFile))
+		opts = append(opts, keyed("nats.tls.cert_file", c.TLS.CertFile, always(nats.ClientCert(c.TLS.CertFile, c.TLS.KeyFile))),
+			keyedOption{key: "nats.tls.key_file", file: c.TLS.KeyFile})
 	}
-	return opts, nil
+	return opts
 }
 
 // slogAdapter routes the embedded server's log lines to slog.

@@ -2,7 +2,10 @@
 // webhook signing keys, passwords. A Secret comes from "${ENV_VAR}" or from a
 // file; one written inline in a config file is remembered as inline so the
 // config loader can refuse it unless inline secrets are explicitly allowed.
-// Every way of printing a Secret (fmt, slog, JSON, YAML) prints "<secret>".
+// Every way of printing a Secret (fmt, slog, JSON, YAML) prints "<secret>";
+// JSON and YAML print an unset Secret as empty, so that a config dump does not
+// claim a value that is not there. Secret and key files should be readable
+// by Vigil's user only: CheckFileMode says when one is not.
 package secret
 
 import (
@@ -42,6 +45,15 @@ func (s Secret) Inline() bool { return s.inline }
 // Source describes where the secret came from without revealing it.
 func (s Secret) Source() string { return s.source }
 
+// File returns the file the secret was read from, or "".
+func (s Secret) File() string {
+	f, _ := strings.CutPrefix(s.source, "file ")
+	if f == s.source {
+		return ""
+	}
+	return f
+}
+
 // String implements fmt.Stringer.
 func (s Secret) String() string { return Redacted }
 
@@ -54,11 +66,26 @@ func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(Redacted)) }
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(Redacted) }
 
-// MarshalJSON implements json.Marshaler.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+// MarshalJSON implements json.Marshaler: "<secret>", or "" when unset.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s.IsZero() {
+		return []byte(`""`), nil
+	}
+	return []byte(`"` + Redacted + `"`), nil
+}
 
-// MarshalYAML implements yaml.Marshaler.
-func (s Secret) MarshalYAML() (any, error) { return Redacted, nil }
+// MarshalYAML implements yaml.Marshaler: "<secret>" with a comment saying
+// where the value came from (never the value), or "" when unset.
+func (s Secret) MarshalYAML() (any, error) {
+	if s.IsZero() {
+		return "", nil
+	}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Redacted}
+	if s.source != "" {
+		n.LineComment = "from " + s.source
+	}
+	return n, nil
+}
 
 var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
 

@@ -3,6 +3,7 @@ package secret
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -90,4 +91,98 @@ func TestResolveAndCheckInline(t *testing.T) {
 	if err := CheckInline("slack.token", inline, true); err != nil {
 		t.Fatalf("inline allowed: err = %v", err)
 	}
+}
+
+func TestYAMLAndJSONOfUnsetSecret(t *testing.T) {
+	type doc struct {
+		Set   Secret `yaml:"set" json:"set"`
+		Unset Secret `yaml:"unset" json:"unset"`
+	}
+	d := doc{Set: New(canary, "env VIGIL_TEST_TOKEN")}
+	y, err := yaml.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "set: <secret> # from env VIGIL_TEST_TOKEN\nunset: \"\"\n"; string(y) != want {
+		t.Errorf("YAML:\n%s\nwant:\n%s", y, want)
+	}
+	j, _ := json.Marshal(d)
+	var back map[string]string
+	if err := json.Unmarshal(j, &back); err != nil || back["set"] != Redacted || back["unset"] != "" {
+		t.Errorf("JSON %s, want set %s and unset empty", j, Redacted)
+	}
+}
+
+func TestFile(t *testing.T) {
+	for _, tc := range []struct {
+		s    Secret
+		want string
+	}{
+		{New("x", "file /run/secrets/a"), "/run/secrets/a"},
+		{New("x", "env FILE"), ""},
+		{Secret{}, ""},
+	} {
+		if got := tc.s.File(); got != tc.want {
+			t.Errorf("File() of source %q = %q, want %q", tc.s.Source(), got, tc.want)
+		}
+	}
+}
+
+// TestCheckFileMode writes real files with real modes.
+func TestCheckFileMode(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		mode os.FileMode
+		who  string // "" for no problem
+	}{
+		{"owner only", 0o600, ""},
+		{"owner read-only", 0o400, ""},
+		{"world readable", 0o644, "other users"},
+		{"others write only", 0o602, "other users"},
+		{"group readable, owned by Vigil's user", 0o640, "its group"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+			if err := os.WriteFile(p, []byte(canary), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := CheckFileMode(p)
+			if tc.who == "" {
+				if err != nil {
+					t.Fatalf("CheckFileMode = %v, want nil", err)
+				}
+				return
+			}
+			var me *FileModeError
+			if !errors.As(err, &me) || me.Who != tc.who || me.Mode != tc.mode ||
+				!strings.Contains(err.Error(), "chmod 600 "+p) || strings.Contains(err.Error(), canary) {
+				t.Fatalf("CheckFileMode = %v, want a FileModeError for %s with the chmod to run", err, tc.who)
+			}
+		})
+	}
+	t.Run("missing file is left to the reader", func(t *testing.T) {
+		if err := CheckFileMode(filepath.Join(dir, "missing")); err != nil {
+			t.Fatalf("CheckFileMode = %v", err)
+		}
+	})
+	t.Run("group readable, owned by root", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give a file to another owner")
+		}
+		p := filepath.Join(dir, "root-owned")
+		if err := os.WriteFile(p, []byte(canary), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 65534, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckFileMode(p); err != nil {
+			t.Fatalf("a file owned by another user and readable through its group: %v", err)
+		}
+	})
 }

@@ -1,11 +1,13 @@
 // Package testkit holds what the tests of several packages share: an
-// embedded NATS server with JetStream, a connection to it, and a buffer
-// that loggers and tests may use at once. Only tests import it.
+// embedded NATS server with JetStream, a connection to it, a buffer that
+// loggers and tests may use at once, the one polling helper (WaitFor and
+// WaitUntil) and a goroutine-leak check. Only tests import it.
 package testkit
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -91,9 +93,28 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, check func() erro
 	}
 }
 
+// WaitUntil polls cond every 10ms until it holds, and fails t when timeout
+// passes first; WaitFor is the same for a check that says what it still
+// waits for.
+func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	WaitFor(t, timeout, what, func() error {
+		if !cond() {
+			return errNotYet
+		}
+		return nil
+	})
+}
+
+var errNotYet = errors.New("not yet")
+
 // StreamEmpty returns a check for WaitFor that passes once the stream
 // name holds no message.
-func StreamEmpty(js jetstream.JetStream, name string) func() error {
+func StreamEmpty(js jetstream.JetStream, name string) func() error { return StreamHolds(js, name, 0) }
+
+// StreamHolds returns a check for WaitFor that passes once the stream name
+// holds n messages.
+func StreamHolds(js jetstream.JetStream, name string, n uint64) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -105,7 +126,7 @@ func StreamEmpty(js jetstream.JetStream, name string) func() error {
 		if err != nil {
 			return err
 		}
-		if info.State.Msgs != 0 {
+		if info.State.Msgs != n {
 			return fmt.Errorf("%d messages in %s", info.State.Msgs, name)
 		}
 		return nil

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,8 +112,8 @@ func (am *Alertmanager) convert(a detect.Alert) Alert {
 	setIf(labels, "severity", a.Severity)
 	setIf(labels, "category", a.Category)
 	ann := map[string]string{
-		"value":             strconv.FormatFloat(a.Value, 'g', -1, 64),
-		"threshold":         strconv.FormatFloat(a.Threshold, 'g', -1, 64),
+		"value":             receiver.FormatValue(a.Value, a.Unit),
+		"threshold":         receiver.FormatValue(a.Threshold, a.Unit),
 		"window":            time.Duration(a.Window).String(),
 		"vigil_fingerprint": a.Fingerprint,
 	}

@@ -54,7 +54,7 @@ func TestFiringAndResolved(t *testing.T) {
 		t.Fatal(err)
 	}
 	alert := detect.Alert{
-		Rule: "auth_bruteforce", Severity: "high", Category: "authentication", Transition: detect.TransitionFiring,
+		Rule: "brute_force_user", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
 		Labels: map[string]string{"user": "admin", "http.path": "/login"}, Value: 57, Threshold: 20,
 		Window: detect.Duration(5 * time.Minute), StartsAt: now.Add(-5 * time.Minute), Fingerprint: "fp", Summary: "57 failed logins",
 	}
@@ -72,7 +72,7 @@ func TestFiringAndResolved(t *testing.T) {
 			t.Fatalf("%d posts, want firing and resolved at every Alertmanager", len(posts))
 		}
 		f, r := posts[0][0], posts[1][0]
-		wantLabels := map[string]string{"alertname": "auth_bruteforce", "severity": "high", "category": "authentication", "user": "admin", "http_path": "/login"}
+		wantLabels := map[string]string{"alertname": "brute_force_user", "severity": "high", "category": "brute_force", "user": "admin", "http_path": "/login"}
 		for k, v := range wantLabels {
 			if f.Labels[k] != v {
 				t.Errorf("label %s = %q, want %q (labels %v)", k, f.Labels[k], v, f.Labels)
@@ -87,6 +87,23 @@ func TestFiringAndResolved(t *testing.T) {
 		if !r.EndsAt.Equal(resolved.EndsAt) {
 			t.Errorf("resolved endsAt %s, want %s", r.EndsAt, resolved.EndsAt)
 		}
+	}
+}
+
+func TestAnnotationsShowValuesInTheirUnit(t *testing.T) {
+	a := newAM(t, http.StatusOK)
+	rcv, err := New(Config{URLs: []string{a.URL}}, receiver.NewHTTP(nil, 0, nil), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := detect.Alert{Rule: "service_outage", Severity: "critical", Category: "availability", Transition: detect.TransitionFiring,
+		Value: 0.811765, Threshold: 0.5, Unit: detect.UnitShare, Fingerprint: "fp"}
+	if _, err := rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.KindFiring, Alerts: []detect.Alert{alert}}); err != nil {
+		t.Fatal(err)
+	}
+	ann := a.received()[0][0].Annotations
+	if ann["value"] != "81.2%" || ann["threshold"] != "50.0%" {
+		t.Errorf("value %q, threshold %q; want 81.2%% and 50.0%%", ann["value"], ann["threshold"])
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,7 +87,7 @@ type Receiver interface {
 }
 
 // DigestSummary returns the one-line text of a digest: "37 more alerts:
-// 30 × auth_bruteforce, 7 × error_spike". Rule names are returned as they
+// 30 × brute_force_user, 7 × error_spike". Rule names are returned as they
 // are; receivers escape them for their own format.
 func DigestSummary(alerts []detect.Alert) string {
 	counts := map[string]int{}
@@ -115,7 +116,7 @@ func DigestSummary(alerts []detect.Alert) string {
 }
 
 // Headline returns a one-line description of an alert and its transition:
-// "FIRING [high] auth_bruteforce: 57 failed logins for admin". Text is
+// "FIRING [high] brute_force_user: 57 failed logins for admin". Text is
 // returned unescaped.
 func Headline(a detect.Alert) string {
 	state := strings.ToUpper(string(a.Transition))
@@ -127,4 +128,26 @@ func Headline(a detect.Alert) string {
 		s += ": " + a.Summary
 	}
 	return s
+}
+
+// FormatValue writes an alert's Value or Threshold for people, by the
+// alert's Unit: a share as a percentage with one decimal ("81.2%", as the
+// rules' percent template does), milliseconds with "ms", a count as it is;
+// at most two decimals.
+func FormatValue(v float64, unit string) string {
+	switch unit {
+	case detect.UnitShare:
+		return strconv.FormatFloat(v*100, 'f', 1, 64) + "%"
+	case detect.UnitMS:
+		return decimal(v) + " ms"
+	default:
+		return decimal(v)
+	}
+}
+
+// decimal writes v with at most two decimals and no trailing zeros.
+func decimal(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
 }

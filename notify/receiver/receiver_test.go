@@ -135,3 +135,27 @@ func TestDigestSummaryAndHeadline(t *testing.T) {
 		t.Errorf("Headline = %q, want %q", got, want)
 	}
 }
+
+func TestFormatValue(t *testing.T) {
+	cases := []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{0.811765, detect.UnitShare, "81.2%"},
+		{0.5, detect.UnitShare, "50.0%"},
+		{1, detect.UnitShare, "100.0%"},
+		{0, detect.UnitShare, "0.0%"},
+		{57, "", "57"},
+		{1234567, "", "1234567"},
+		{12.5, "", "12.5"},
+		{1.0 / 3, "", "0.33"},
+		{250, detect.UnitMS, "250 ms"},
+		{1234.5678, detect.UnitMS, "1234.57 ms"},
+	}
+	for _, tc := range cases {
+		if got := FormatValue(tc.v, tc.unit); got != tc.want {
+			t.Errorf("FormatValue(%v, %q) = %q, want %q", tc.v, tc.unit, got, tc.want)
+		}
+	}
+}

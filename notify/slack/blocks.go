@@ -100,8 +100,6 @@ func stateWord(t detect.Transition) (emoji, word string) {
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
-func formatNumber(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
-
 // renderAlert renders one alert: headline, facts and labels as fields,
 // description, fingerprint and sample requests, link buttons.
 func renderAlert(a detect.Alert, links []link, now time.Time) message {
@@ -131,8 +129,8 @@ func facts(a detect.Alert, now time.Time) []*slackapi.TextBlockObject {
 		return mrkdwn("*" + name + "*\n" + value)
 	}
 	fs := []*slackapi.TextBlockObject{
-		field("Value", fmt.Sprintf("%s (threshold %s over %s)", formatNumber(a.Value),
-			formatNumber(a.Threshold), time.Duration(a.Window))),
+		field("Value", fmt.Sprintf("%s (threshold %s over %s)", receiver.FormatValue(a.Value, a.Unit),
+			receiver.FormatValue(a.Threshold, a.Unit), time.Duration(a.Window))),
 		field("Started", formatTime(a.StartsAt)),
 	}
 	if a.Transition == detect.TransitionResolved {

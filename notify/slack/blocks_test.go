@@ -3,6 +3,7 @@ package slack
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func checkLimits(t *testing.T, blocks []slackapi.Block) {
 
 func TestRenderAlertStaysWithinLimits(t *testing.T) {
 	a := detect.Alert{
-		Rule: "auth_bruteforce", Severity: "critical", Transition: detect.TransitionFiring,
+		Rule: "brute_force_user", Severity: "critical", Transition: detect.TransitionFiring,
 		Summary: strings.Repeat("<!here> ", 1000), Description: strings.Repeat("x", 10000),
 		Labels: map[string]string{}, Fingerprint: "fp", StartsAt: time.Unix(0, 0),
 	}
@@ -85,6 +86,38 @@ func TestRenderAlertStaysWithinLimits(t *testing.T) {
 	b, _ := json.Marshal(m.blocks)
 	if !strings.Contains(string(b), "more fields not shown") {
 		t.Errorf("hidden labels are not mentioned")
+	}
+}
+
+func TestRenderAlertShowsValuesInTheirUnit(t *testing.T) {
+	cases := []struct {
+		name string
+		a    detect.Alert
+		want string
+	}{
+		{"share", detect.Alert{Value: 0.811765, Threshold: 0.5, Unit: detect.UnitShare, Window: detect.Duration(2 * time.Minute)},
+			"*Value*\n81.2% (threshold 50.0% over 2m0s)"},
+		{"milliseconds", detect.Alert{Value: 1234.5678, Threshold: 500, Unit: detect.UnitMS, Window: detect.Duration(time.Minute)},
+			"*Value*\n1234.57 ms (threshold 500 ms over 1m0s)"},
+		{"count", detect.Alert{Value: 57, Threshold: 50, Window: detect.Duration(5 * time.Minute)},
+			"*Value*\n57 (threshold 50 over 5m0s)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.a.Rule, tc.a.Severity, tc.a.Transition = "service_outage", "critical", detect.TransitionFiring
+			m := renderAlert(tc.a, nil, time.Unix(60, 0))
+			var fields []string
+			for _, b := range m.blocks {
+				if s, ok := b.(*slackapi.SectionBlock); ok {
+					for _, f := range s.Fields {
+						fields = append(fields, f.Text)
+					}
+				}
+			}
+			if !slices.Contains(fields, tc.want) {
+				t.Errorf("fields %q, want %q among them", fields, tc.want)
+			}
+		})
 	}
 }
 
@@ -121,13 +154,13 @@ func TestLinkButtons(t *testing.T) {
 	if _, err := compileLinks([]Link{{Text: "Any", URL: "{{.Labels.path}}"}}); err == nil {
 		t.Errorf("a template whose URL comes from a label was accepted")
 	}
-	a := detect.Alert{Rule: "auth_bruteforce", Labels: map[string]string{"user": "a&b=<c>", "path": "https://evil.example"},
+	a := detect.Alert{Rule: "brute_force_user", Labels: map[string]string{"user": "a&b=<c>", "path": "https://evil.example"},
 		StartsAt: time.UnixMilli(1000), Transition: detect.TransitionFiring}
 	btns := buttons(a, links, time.UnixMilli(5000))
 	if len(btns) != 1 {
 		t.Fatalf("%d buttons, want 1", len(btns))
 	}
-	want := "https://grafana.example.com/d/vigil?var-rule=auth_bruteforce&var-user=a%26b%3D%3Cc%3E&from=1000&to=5000"
+	want := "https://grafana.example.com/d/vigil?var-rule=brute_force_user&var-user=a%26b%3D%3Cc%3E&from=1000&to=5000"
 	if got := btns[0].(*slackapi.ButtonBlockElement).URL; got != want {
 		t.Errorf("url = %s, want %s", got, want)
 	}

@@ -81,7 +81,7 @@ func newSlack(t *testing.T, a *api, onResolve string) *Slack {
 }
 
 func note(kind receiver.Kind, ref receiver.Ref) *receiver.Notification {
-	a := detect.Alert{Rule: "auth_bruteforce", Severity: "high", Transition: detect.Transition(kind), Fingerprint: "fp",
+	a := detect.Alert{Rule: "brute_force_user", Severity: "high", Transition: detect.Transition(kind), Fingerprint: "fp",
 		StartsAt: time.Unix(1700000000, 0), Labels: map[string]string{"user": "admin"}}
 	if kind == receiver.KindResolved {
 		a.EndsAt = a.StartsAt.Add(5 * time.Minute)
@@ -224,7 +224,7 @@ func TestIncomingWebhook(t *testing.T) {
 	if err := json.Unmarshal(body, &msg); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(msg.Text, "RESOLVED [high] auth_bruteforce") || len(msg.Blocks) == 0 || msg.UnfurlLinks == nil || *msg.UnfurlLinks {
+	if !strings.HasPrefix(msg.Text, "RESOLVED [high] brute_force_user") || len(msg.Blocks) == 0 || msg.UnfurlLinks == nil || *msg.UnfurlLinks {
 		t.Errorf("webhook message = %s", body)
 	}
 	if strings.Contains(string(body), "<!channel>") || strings.Contains(string(body), `\u003c!channel\u003e`) {

@@ -77,7 +77,8 @@ func TestSendSignsAndClassifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alert := detect.Alert{Rule: "auth_bruteforce", Severity: "high", Transition: detect.TransitionFiring, Fingerprint: "fp", Summary: "57 failed logins"}
+	alert := detect.Alert{Rule: "service_outage", Severity: "critical", Transition: detect.TransitionFiring, Fingerprint: "fp",
+		Summary: "api outage: 81.2% of requests failing", Value: 0.811765, Threshold: 0.5, Unit: detect.UnitShare}
 	n := &receiver.Notification{ID: "abc123", Receiver: "siem", Kind: receiver.KindFiring, Alerts: []detect.Alert{alert}, Created: now.Add(-time.Minute)}
 
 	if _, err := w.Send(t.Context(), n); err != nil {
@@ -95,9 +96,15 @@ func TestSendSignsAndClassifies(t *testing.T) {
 	if err := json.Unmarshal(r.body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if p.Type != "alert.firing" || p.Data.ID != "msg_abc123" || p.Data.Summary != "FIRING [high] auth_bruteforce: 57 failed logins" ||
+	if p.Type != "alert.firing" || p.Data.ID != "msg_abc123" || p.Data.Summary != "FIRING [critical] service_outage: api outage: 81.2% of requests failing" ||
 		!p.Timestamp.Equal(n.Created) || p.Data.Alerts[0].Fingerprint != "fp" {
 		t.Errorf("payload = %+v", p)
+	}
+	// Machines get the raw numbers and their unit.
+	for _, want := range []string{`"value":0.811765`, `"threshold":0.5`, `"unit":"share"`} {
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("body %s lacks %s", r.body, want)
+		}
 	}
 
 	for _, tc := range []struct {

@@ -105,7 +105,11 @@ func testEmbeddedRestart(t *testing.T, down func(v *vigil), exact bool) {
 	tr.pause()
 	c := connect(t, v.natsURL())
 	testkit.WaitFor(t, 30*time.Second, "the first process caught up", func() error {
-		if err := receivedExactly(v, float64(tr.em.Stats().Published)); err != nil {
+		st := tr.em.Stats()
+		if st.Pending() != 0 {
+			return fmt.Errorf("%d events not yet published", st.Pending())
+		}
+		if err := receivedExactly(v, float64(st.Published)); err != nil {
 			return err
 		}
 		return c.allAcked(t)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,8 +123,9 @@ func (c *client) streamInfo(t testing.TB) (*jetstream.StreamInfo, *jetstream.Con
 // and retries through NATS outages; its Stats say what JetStream accepted.
 type traffic struct {
 	em     *emit.Emitter
-	ips    int // distinct source addresses to cycle through; 0: the generator's
-	paused atomic.Bool
+	ips    int        // distinct source addresses to cycle through; 0: the generator's
+	mu     sync.Mutex // held while a tick's events are emitted; see pause
+	paused bool
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -153,10 +153,17 @@ func startTrafficIPs(t testing.TB, url string, rate, ips int, opts ...emit.Optio
 	return tr
 }
 
-// pause stops generating events until resume; the Emitter keeps publishing
-// what it holds.
-func (tr *traffic) pause()  { tr.paused.Store(true) }
-func (tr *traffic) resume() { tr.paused.Store(false) }
+// pause stops generating events until resume: once it returns, no event is
+// emitted; the Emitter keeps publishing what it holds.
+func (tr *traffic) pause() { tr.setPaused(true) }
+
+func (tr *traffic) resume() { tr.setPaused(false) }
+
+func (tr *traffic) setPaused(p bool) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.paused = p
+}
 
 // generate emits rate events per second, in 10ms steps, until ctx is done.
 func (tr *traffic) generate(ctx context.Context, rate int) {
@@ -170,7 +177,9 @@ func (tr *traffic) generate(ctx context.Context, rate int) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if tr.paused.Load() {
+			tr.mu.Lock()
+			if tr.paused {
+				tr.mu.Unlock()
 				start, sent = now, 0
 				continue
 			}
@@ -184,6 +193,7 @@ func (tr *traffic) generate(ctx context.Context, rate int) {
 				}
 				tr.em.Emit(ev)
 			}
+			tr.mu.Unlock()
 		}
 	}
 }
