@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,11 +22,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/internal/testfiles"
 	"github.com/vigil-sec/vigil/rules"
 )
@@ -355,14 +358,15 @@ func mustNode(t *testing.T, text string) *yaml.Node {
 }
 
 var (
-	firesAfter = regexp.MustCompile("`([a-z_]+)`(?: fires)? after (\\d+) failed logins[^.`]*? within (\\d+) minutes")
+	firesAfter = regexp.MustCompile("`([a-z_]+)`(?: fires)? after (\\d+) failed logins from one address within (\\d+) seconds")
 	loopCount  = regexp.MustCompile(`\$\(seq (\d+)\)`)
 )
 
 // TestQuickStartThresholds keeps the README's "Fire your first alert" true
-// for the shipped rules: each rule it names fires after the number of
-// failed logins in the window it says, and its loop makes enough of them.
-// When the default rules change, this says which sentence to update.
+// for the shipped rules: the section's loop of failed logins, sent from one
+// address as fast as curl sends them, makes each rule it names fire at the
+// attempt it says, and not before. When the default rules change, this
+// says which sentence to update.
 func TestQuickStartThresholds(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -373,36 +377,53 @@ func TestQuickStartThresholds(t *testing.T) {
 		t.Fatal(`README.md has no "### Fire your first alert" section`)
 	}
 	section, _, _ = strings.Cut(section, "\n#")
-	rs, err := rules.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]*detect.Rule{}
-	for _, r := range rs {
-		byName[r.Name] = r
-	}
 	claims := firesAfter.FindAllStringSubmatch(section, -1)
 	loop := loopCount.FindStringSubmatch(section)
 	if len(claims) == 0 || loop == nil {
 		t.Fatalf("the section names no rule with its threshold, or has no loop:\n%s", section)
 	}
-	most := 0
+	attempts, _ := strconv.Atoi(loop[1])
+	fired := quickStartRun(t, attempts)
 	for _, c := range claims {
-		count, _ := strconv.Atoi(c[2])
-		minutes, _ := strconv.Atoi(c[3])
-		most = max(most, count)
-		r := byName[c[1]]
-		switch {
-		case r == nil:
-			t.Errorf("README names rule %s, which is not a shipped rule", c[1])
-		case r.Threshold == nil:
-			t.Errorf("README says %s fires after %d failed logins, but it is not a threshold rule", c[1], count)
-		case r.Threshold.Count != count || r.Threshold.Window.D().Minutes() != float64(minutes):
-			t.Errorf("README says %s fires after %d failed logins within %d minutes; the rule says %d within %s",
-				c[1], count, minutes, r.Threshold.Count, r.Threshold.Window.D())
+		n, _ := strconv.Atoi(c[2])
+		secs, _ := strconv.Atoi(c[3])
+		switch at, ok := fired[c[1]]; {
+		case !ok:
+			t.Errorf("README says %s fires after %d failed logins; the loop of %d did not fire it", c[1], n, attempts)
+		case at != n:
+			t.Errorf("README says %s fires after %d failed logins; it fired at attempt %d", c[1], n, at)
+		case n > 1 && time.Duration(n-1)*quickStartGap > time.Duration(secs)*time.Second:
+			t.Errorf("README says %d failed logins within %d seconds, but the loop takes longer", n, secs)
 		}
 	}
-	if n, _ := strconv.Atoi(loop[1]); n < most {
-		t.Errorf("the loop makes %d failed logins; the rules named need %d", n, most)
+}
+
+// quickStartGap is about how far apart the loop's curl calls are.
+const quickStartGap = 100 * time.Millisecond
+
+// quickStartRun sends attempts failed logins for alice from one address
+// through the shipped rules and returns, per rule, the attempt that fired it.
+func quickStartRun(t *testing.T, attempts int) map[string]int {
+	rs, err := rules.Load("")
+	if err != nil {
+		t.Fatal(err)
 	}
+	fired := map[string]int{}
+	n := 0
+	e, err := detect.New(rs, detect.Options{Emit: func(a detect.Alert) {
+		if _, seen := fired[a.Rule]; !seen && a.Transition == detect.TransitionFiring {
+			fired[a.Rule] = n
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	t0 := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	for n = 1; n <= attempts; n++ {
+		e.Process(&event.Event{Time: t0.Add(time.Duration(n) * quickStartGap), Service: "loginapi",
+			RequestID: strconv.Itoa(n), Method: "POST", Endpoint: "/v1/auth/login", Status: 401,
+			SourceIP: netip.MustParseAddr("127.0.0.1"), User: "alice"})
+	}
+	return fired
 }
