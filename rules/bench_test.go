@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/simulate"
 )
 
 // benchEvents is realistic traffic over groups distinct source addresses and
@@ -193,6 +194,49 @@ func BenchmarkEngineMix(b *testing.B) {
 			b.StartTimer()
 		}
 		e.Process(ev)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+}
+
+// BenchmarkEngineScenario measures one event of twenty minutes of vigil
+// simulate's realistic traffic (every attack and look-alike) through the
+// default rules: the engine's share of vigil replay on such traffic.
+func BenchmarkEngineScenario(b *testing.B) {
+	rs, err := LoadWith(os.Getenv("VIGIL_BENCH_RULES"), simLists())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := simulate.Plan(simulate.Options{Seed: 7, Duration: 20 * time.Minute, Rate: simulate.DefaultRate,
+		Attacks: simulate.Attacks(), Benign: simulate.Benigns(), BaselineWarmup: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var evs []event.Event
+	s := sc.Stream()
+	for {
+		var ev event.Event
+		if _, ok := s.Next(&ev); !ok {
+			break
+		}
+		evs = append(evs, ev)
+	}
+	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	span := evs[len(evs)-1].Time.Sub(evs[0].Time) + time.Second
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i > 0 && i%len(evs) == 0 {
+			b.StopTimer()
+			for j := range evs {
+				evs[j].Time = evs[j].Time.Add(span)
+			}
+			b.StartTimer()
+		}
+		e.Process(&evs[i%len(evs)])
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
 }
