@@ -184,3 +184,30 @@ func TestPerIncidentRoutePagesOncePerIncident(t *testing.T) {
 		t.Errorf("%d requests at the pager after a new alert of the paged incident, want still 3", got)
 	}
 }
+
+func TestSilenceMutesOneIncident(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	if _, err := h.n.CreateSilence(t.Context(), Silence{
+		Matchers: []Matcher{{Name: "incident_id", Op: OpEqual, Value: "inc1"}},
+		EndsAt:   time.Now().Add(time.Hour), CreatedBy: "alice", Comment: "pentest of one address",
+	}); err != nil {
+		t.Fatalf("a silence of one incident: %v", err)
+	}
+	other := incidentAlert("fp-other", "brute_force_user", "high", detect.TransitionFiring)
+	other.IncidentID = "inc2"
+	for _, a := range []detect.Alert{incidentAlert("fp-ip", "brute_force_source_ip", "high", detect.TransitionFiring), other} {
+		if err := h.n.Notify(t.Context(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, 5*time.Second, "the other incident's alert", delivered(h, 1))
+	if r := records(t, h.out.String()); r[0].Alerts[0].IncidentID != "inc2" {
+		t.Errorf("delivered %+v, want only the alert of the incident not silenced", r[0].Alerts[0])
+	}
+	if got := counterValue(t, h.reg, "vigil_alerts_silenced_total", map[string]string{}); got != 1 {
+		t.Errorf("silenced = %v, want 1", got)
+	}
+}
