@@ -39,6 +39,7 @@ func TestAuthMatrix(t *testing.T) {
 			{"GET", "/api/v1/status", readOnly, ""},
 			{"GET", "/api/v1/alerts", readOnly, ""},
 			{"GET", "/api/v1/rules", readOnly, ""},
+			{"GET", "/api/v1/baselines", readOnly, ""},
 			{"POST", "/api/v1/reload", writeOnly, ""},
 			{"GET", "/api/v1/silences", readOnly, ""},
 			{"POST", "/api/v1/silences", created, silenceBody},

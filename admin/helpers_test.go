@@ -53,6 +53,16 @@ func (b *testBackend) Rules(context.Context) ([]RuleInfo, error) {
 	return []RuleInfo{{Name: "brute_force_source_ip", Kind: "threshold", Severity: "high", Category: "brute_force", Evaluations: 7, Firing: 1}}, nil
 }
 
+// Baselines returns one ready and one warming baseline of two rules.
+func (b *testBackend) Baselines(context.Context) ([]detect.BaselineStat, error) {
+	return []detect.BaselineStat{
+		{Rule: "error_spike", Labels: map[string]string{"service": "billing"}, Check: "share",
+			HistorySeconds: 1800, Ready: true, Median: 0.004, Spread: 0.001, Threshold: 0.012},
+		{Rule: "latency_degradation", Labels: map[string]string{"service": "billing"}, Check: "percentile",
+			HistorySeconds: 300},
+	}, nil
+}
+
 func (b *testBackend) Reload(context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -66,6 +66,7 @@ func (s *Server) routes() []route {
 		{method: http.MethodGet, path: "/api/v1/status", access: accessScope, scope: ScopeRead, success: http.StatusOK, handler: s.handleStatus},
 		{method: http.MethodGet, path: "/api/v1/alerts", access: accessScope, scope: ScopeRead, success: http.StatusOK, handler: s.handleAlerts},
 		{method: http.MethodGet, path: "/api/v1/rules", access: accessScope, scope: ScopeRead, success: http.StatusOK, handler: s.handleRules},
+		{method: http.MethodGet, path: "/api/v1/baselines", access: accessScope, scope: ScopeRead, success: http.StatusOK, handler: s.handleBaselines},
 		{method: http.MethodPost, path: "/api/v1/reload", access: accessScope, scope: ScopeWrite, action: "reload", success: http.StatusOK, handler: s.handleReload},
 	}
 	if s.gatherer != nil {
@@ -157,6 +158,24 @@ func (s *Server) handleRules(w http.ResponseWriter, r *http.Request) {
 		rules = []RuleInfo{}
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]any{"rules": rules})
+}
+
+// handleBaselines lists the baselines, all of them or, with ?rule=NAME,
+// those of one rule.
+func (s *Server) handleBaselines(w http.ResponseWriter, r *http.Request) {
+	stats, err := s.backend.Baselines(r.Context())
+	if err != nil {
+		s.writeBackendError(w, r, "baselines", err)
+		return
+	}
+	out := []detect.BaselineStat{}
+	rule := r.URL.Query().Get("rule")
+	for _, st := range stats {
+		if rule == "" || st.Rule == rule {
+			out = append(out, st)
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"baselines": out})
 }
 
 func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {

@@ -41,6 +41,11 @@ type Backend interface {
 	Alerts(ctx context.Context) ([]detect.Alert, error)
 	// Rules describes the loaded rules.
 	Rules(ctx context.Context) ([]RuleInfo, error)
+	// Baselines describes the baselines of the population groups (a
+	// service, an endpoint) that baseline-relative rules compare with:
+	// how much history each has and what it takes to fire now. Labels are
+	// pseudonymised as alerts' are.
+	Baselines(ctx context.Context) ([]detect.BaselineStat, error)
 	// Reload re-reads and applies the config, keeping the old one on any
 	// error; an invalid config is reported as InvalidConfig(err).
 	Reload(ctx context.Context) error

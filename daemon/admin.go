@@ -72,6 +72,22 @@ func (b backend) Rules(context.Context) ([]admin.RuleInfo, error) {
 	return out, nil
 }
 
+// Baselines lists the engine's baselines. The engine reports group labels
+// as they are in its state, so they are pseudonymised here as the engine
+// pseudonymises alert labels.
+func (b backend) Baselines(context.Context) ([]detect.BaselineStat, error) {
+	st := b.d.detector.state.Load()
+	out := st.engine.Baselines()
+	for i := range out {
+		labels := make(map[string]string, len(out[i].Labels))
+		for k, v := range out[i].Labels {
+			labels[k] = st.privacy.Label(k, v)
+		}
+		out[i].Labels = labels
+	}
+	return out, nil
+}
+
 func (b backend) Reload(ctx context.Context) error {
 	if err := b.d.Reload(ctx); err != nil {
 		return admin.InvalidConfig(err)

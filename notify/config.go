@@ -97,6 +97,11 @@ type RouteConfig struct {
 	MatchRE   map[string]string `yaml:"match_re,omitempty"`
 	Receivers []string          `yaml:"receivers"`
 	Continue  bool              `yaml:"continue,omitempty"`
+	// PerIncident tells the route's receivers of each incident once: its
+	// first alert that reaches them, and later alerts of the incident only
+	// when they raise its severity past what the receiver was told (with
+	// the repeats and resolves of the alerts it was told of). For a pager.
+	PerIncident bool `yaml:"per_incident,omitempty"`
 }
 
 // catchAll reports whether the route matches every alert.

@@ -151,6 +151,12 @@ func TestValidate(t *testing.T) {
 			wantErr: `"auth-.*" can match no rule name`},
 		{name: "label regex matching nothing", edit: func(c *Config) { c.Routes[0].MatchRE = map[string]string{"user": "a^b"} },
 			wantErr: `"a^b" can match no value`},
+		{name: "incident severity typo", edit: func(c *Config) { c.Routes[0].Match = map[string]StringList{"incident_severity": {"crit"}} },
+			wantErr: `routes[0].match.incident_severity: "crit" is not a severity (info, low, medium, high, critical), or empty`},
+		{name: "incident severity or none", edit: func(c *Config) {
+			c.Routes[0].Match = map[string]StringList{"incident_severity": {"critical", ""}}
+			c.Routes[0].PerIncident = true
+		}},
 		{name: "label value is free", edit: func(c *Config) { c.Routes[0].Match["user"] = StringList{"Bob Smith", ""} }},
 		{name: "no receiver kind", edit: func(c *Config) { c.Receivers[0].Log = nil }, wantErr: "set exactly one of"},
 		{name: "two receiver kinds", edit: func(c *Config) {

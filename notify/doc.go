@@ -16,6 +16,11 @@
 //     applies the receiver's rate limit and circuit breaker, rolls a flood
 //     into digests, and acks a message only after the receiver accepted it.
 //     What finally fails is written to VIGIL_NOTIFY_DEAD with the reason.
+//   - Alerts of one incident (detect.Alert.IncidentID) reach a receiver as
+//     one conversation: a receiver that threads (Slack through the Web API)
+//     posts them in one thread per incident (thread.go), and a route with
+//     per_incident tells its receivers of an incident once and of its
+//     escalations (plan.go).
 //
 // Receivers live in subpackages (slack, webhook, alertmanager, jsonlog) and
 // share the contract in notify/receiver. The user-facing description is

@@ -23,24 +23,31 @@ import (
 // labelDomain returns a regular expression for every value label may have on
 // an alert. Alerts always carry rule (a rule name, as detect accepts it),
 // severity (one of detect.Severities) and category (text that is not blank);
-// any other label is a group_by field, whose value is any text, and a
-// missing label has the empty value.
+// incident_severity is a severity, or empty for an alert without an
+// incident; any other label (a group_by field, incident_id) is any text,
+// and a missing label has the empty value.
 func labelDomain(label string) string {
 	switch label {
 	case "rule":
 		return `[a-z][a-z0-9_]{0,63}`
 	case "severity":
-		quoted := make([]string, len(detect.Severities))
-		for i, s := range detect.Severities {
-			quoted[i] = regexp.QuoteMeta(s)
-		}
-		return strings.Join(quoted, "|")
+		return severityDomain()
+	case "incident_severity":
+		return `(?:` + severityDomain() + `)?`
 	case "category":
 		// At least one character that unicode.IsSpace does not call space.
 		return `(?s:.*[^\t\n\v\f\r\x{85}\p{Z}].*)`
 	default:
 		return `(?s:.*)`
 	}
+}
+
+func severityDomain() string {
+	quoted := make([]string, len(detect.Severities))
+	for i, s := range detect.Severities {
+		quoted[i] = regexp.QuoteMeta(s)
+	}
+	return strings.Join(quoted, "|")
 }
 
 // anchored wraps a matcher's regular expression so it must match the whole

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/receiver"
 )
 
 // Lint returns warnings about routes that no alert of the loaded rules can
@@ -57,6 +58,14 @@ func (c condition) satisfiedBy(r *detect.Rule) bool {
 		return c.accept(r.Severity)
 	case "category":
 		return c.accept(r.Category)
+	case "incident_severity":
+		// An incident is at least as severe as each of its alerts; an
+		// alert has no incident when correlation is off.
+		return c.accept("") || slices.ContainsFunc(detect.Severities, func(s string) bool {
+			return receiver.SeverityRank(s) >= receiver.SeverityRank(r.Severity) && c.accept(s)
+		})
+	case "incident_id":
+		return true
 	}
 	// A group_by label can have any value, and Validate refused a condition
 	// that matches none; a label the rule lacks is empty.
@@ -99,7 +108,7 @@ func missing(label string, rules []*detect.Rule) string {
 		switch label {
 		case "rule":
 			seen[r.Name] = true
-		case "severity":
+		case "severity", "incident_severity":
 			seen[r.Severity] = true
 		case "category":
 			seen[r.Category] = true
@@ -117,6 +126,8 @@ func missing(label string, rules []*detect.Rule) string {
 		return "no loaded rule has that severity (severities: " + have + ")"
 	case "category":
 		return "no loaded rule has that category (categories: " + have + ")"
+	case "incident_severity":
+		return "no loaded rule's alerts can be in an incident of that severity: an incident is at least as severe as each of its alerts (rule severities: " + have + ")"
 	}
 	return fmt.Sprintf("no loaded rule groups by %s (their labels: %s), and the condition does not match a missing label", label, have)
 }

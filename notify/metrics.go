@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, receivers []string) (*metrics, error)
 		}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Name: "alert_transitions_total",
-			Help: "Alert transitions from the detection engine, by transition and outcome (notified, duplicate, silenced, unrouted); announcing an alert already announced, after a restart, is not counted.",
+			Help: "Alert transitions from the detection engine, by transition and outcome (notified, duplicate, silenced, unrouted, folded); announcing an alert already announced, after a restart, is not counted.",
 		}, []string{"transition", "outcome"}),
 		disabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "vigil", Name: "notify_receiver_disabled",
@@ -96,7 +96,7 @@ func (m *metrics) precreate(receivers []string) {
 		m.breakerOpen.WithLabelValues(r).Set(0)
 	}
 	for _, t := range []string{"firing", "repeat", "resolved"} {
-		for _, o := range []string{outcomeNotified, outcomeDuplicate, outcomeSilenced, outcomeUnrouted} {
+		for _, o := range []string{outcomeNotified, outcomeDuplicate, outcomeSilenced, outcomeUnrouted, outcomeFolded} {
 			m.transitions.WithLabelValues(t, o)
 		}
 	}

@@ -149,15 +149,23 @@ func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert) (plan, error)
 	if err != nil {
 		return plan{}, err
 	}
+	a = episodeAlert(prev, a)
 	labels := alertLabels(a)
 	in := planInput{
 		prev: prev, alert: a, now: n.now(),
-		routed:     n.router.receivers(labels),
 		configured: func(name string) bool { return n.names[name] },
 	}
+	in.routed, in.perIncident = n.router.receivers(labels)
 	if a.Transition != detect.TransitionResolved {
 		if in.silencedBy, err = n.silences.matching(ctx, labels); err != nil {
 			return plan{}, err
+		}
+		if len(in.perIncident) > 0 && a.IncidentID != "" {
+			inc, _, err := n.state.incident(ctx, a.IncidentID)
+			if err != nil {
+				return plan{}, err
+			}
+			in.told = inc.Told
 		}
 	}
 	p := makePlan(in)
@@ -170,6 +178,14 @@ func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert) (plan, error)
 	if p.record != nil {
 		if err := n.state.putAlert(ctx, a.Fingerprint, p.record, rev); err != nil {
 			return plan{}, err
+		}
+	}
+	// Last: if we stop before this, a later alert of the incident may
+	// reach a per_incident receiver once more, which beats missing one.
+	if len(p.told) > 0 {
+		if err := n.state.tell(ctx, a.IncidentID, p.told, in.now); err != nil {
+			n.log.Warn("incident state not recorded; a later alert of the incident may reach per_incident receivers again",
+				"incident_id", a.IncidentID, "err", err)
 		}
 	}
 	return p, nil
@@ -223,6 +239,9 @@ func (n *Notifier) account(a detect.Alert, p plan, announce bool) {
 		n.metrics.silenced.Inc()
 		n.log.Info("alert silenced", "rule", a.Rule, "fingerprint", a.Fingerprint,
 			"transition", string(a.Transition), "silences", p.record.SilencedBy)
+	case outcomeFolded:
+		n.log.Info("alert's incident already announced to every receiver its routes pick", "rule", a.Rule,
+			"fingerprint", a.Fingerprint, "incident_id", a.IncidentID)
 	case outcomeUnrouted:
 		n.log.Warn("alert matched no receiver", "rule", a.Rule, "fingerprint", a.Fingerprint,
 			"transition", string(a.Transition))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/receiver"
 )
 
 // delivery is one message in the outbox: an alert transition for one
@@ -31,6 +32,9 @@ const (
 	outcomeDuplicate = "duplicate"
 	outcomeSilenced  = "silenced"
 	outcomeUnrouted  = "unrouted"
+	// outcomeFolded: every receiver the routes pick hears of the alert's
+	// incident once (per_incident) and was told of it already.
+	outcomeFolded = "folded"
 )
 
 // plan is what Notify does with one transition.
@@ -38,6 +42,9 @@ type plan struct {
 	outcome    string
 	record     *alertRecord // nil: leave the state alone
 	deliveries []delivery
+	// told maps the per_incident receivers told of the alert's incident
+	// by this plan to the incident severity they were told.
+	told map[string]string
 }
 
 // planInput is everything a plan depends on.
@@ -48,6 +55,46 @@ type planInput struct {
 	routed     []string          // receivers the routes pick for this alert
 	configured func(string) bool // whether a receiver still exists
 	silencedBy []string          // active silences matching the alert
+	// perIncident holds the routed receivers that hear of an incident
+	// once; told, the incident severity each was told of the alert's
+	// incident so far.
+	perIncident map[string]bool
+	told        map[string]string
+}
+
+// folds reports whether receiver name, not told of the alert yet, is left
+// out because it hears of the alert's incident once and was told of it at
+// the alert's incident severity or higher.
+func (in *planInput) folds(name string) bool {
+	told, ok := in.told[name]
+	return in.perIncident[name] && in.alert.IncidentID != "" && ok &&
+		receiver.SeverityRank(receiver.IncidentSeverity(in.alert)) <= receiver.SeverityRank(told)
+}
+
+// tell adds a delivery of kind to name, and notes a per_incident
+// receiver's being told of the incident by an alert firing. (A repeat
+// carries the incident's severity too, but a pager does not page again for
+// it, so it does not count as telling.)
+func (p *plan) tell(in *planInput, rec *alertRecord, a detect.Alert, kind detect.Transition, name string) {
+	p.deliveries = append(p.deliveries, newDelivery(rec, a, kind, name, in.now))
+	if kind == detect.TransitionFiring && in.perIncident[name] && a.IncidentID != "" {
+		if p.told == nil {
+			p.told = map[string]string{}
+		}
+		p.told[name] = receiver.IncidentSeverity(a)
+	}
+}
+
+// episodeAlert keeps an alert's episode in the incident it was announced
+// with: a later transition of an alert the state has firing that the
+// engine placed in another incident (after a restart, or state from a
+// Vigil without incidents) keeps the first one, so that receivers thread
+// it, and Alertmanager labels it, as they did.
+func episodeAlert(prev *alertRecord, a detect.Alert) detect.Alert {
+	if prev != nil && prev.Firing && a.IncidentID != prev.Alert.IncidentID {
+		a.IncidentID, a.IncidentSeverity = prev.Alert.IncidentID, prev.Alert.IncidentSeverity
+	}
+	return a
 }
 
 // makePlan decides, from the alert's stored state, what a transition means:
@@ -95,20 +142,28 @@ func planFiring(in planInput) plan {
 		return plan{outcome: outcomeSilenced, record: &rec}
 	}
 	p := plan{outcome: outcomeNotified, record: &rec}
+	folded := false
 	for _, name := range in.routed {
 		k := detect.TransitionFiring
 		if kind == detect.TransitionRepeat && slices.Contains(rec.Notified, name) {
 			k = detect.TransitionRepeat
 		}
-		p.deliveries = append(p.deliveries, newDelivery(&rec, a, k, name, in.now))
+		if k == detect.TransitionFiring && in.folds(name) {
+			folded = true
+			continue
+		}
+		p.tell(&in, &rec, a, k, name)
 		if !slices.Contains(rec.Notified, name) {
 			rec.Notified = append(rec.Notified, name)
 		}
 	}
-	if len(p.deliveries) == 0 {
-		p.outcome = outcomeUnrouted
-	} else {
+	switch {
+	case len(p.deliveries) > 0:
 		rec.LastNotified = in.now
+	case folded:
+		p.outcome = outcomeFolded
+	default:
+		p.outcome = outcomeUnrouted
 	}
 	return p
 }
@@ -128,8 +183,8 @@ func planCatchUp(in planInput) plan {
 	a := in.alert
 	a.StartsAt, a.State, a.EndsAt = in.prev.Alert.StartsAt, detect.StateFiring, time.Time{}
 	for _, name := range in.routed {
-		if !slices.Contains(rec.Notified, name) {
-			p.deliveries = append(p.deliveries, newDelivery(&rec, a, detect.TransitionFiring, name, in.now))
+		if !slices.Contains(rec.Notified, name) && !in.folds(name) {
+			p.tell(&in, &rec, a, detect.TransitionFiring, name)
 			rec.Notified = append(rec.Notified, name)
 		}
 	}

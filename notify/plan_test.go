@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -114,5 +115,81 @@ func TestDeliveryIDs(t *testing.T) {
 		if other == base {
 			t.Errorf("changing the %s does not change the id", name)
 		}
+	}
+}
+
+func TestPerIncidentReceiversHearOfAnIncidentOnce(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC)
+	alert := func(tr detect.Transition, incidentSeverity string) detect.Alert {
+		a := testAlert("fp", tr)
+		a.IncidentID, a.IncidentSeverity = "inc1", incidentSeverity
+		return a
+	}
+	firingRec := &alertRecord{Alert: alert(detect.TransitionFiring, "high"), Firing: true, Episode: 1, Notified: []string{"slack"}}
+	cases := []struct {
+		name    string
+		prev    *alertRecord
+		alert   detect.Alert
+		told    map[string]string
+		outcome string
+		kinds   []string
+		want    map[string]string // plan.told
+	}{
+		{"first alert of the incident pages", nil, alert(detect.TransitionFiring, "high"), nil,
+			outcomeNotified, []string{"slack:firing", "pager:firing"}, map[string]string{"pager": "high"}},
+		{"another alert at the same severity is folded", nil, alert(detect.TransitionFiring, "high"), map[string]string{"pager": "high"},
+			outcomeNotified, []string{"slack:firing"}, nil},
+		{"an alert raising the severity pages again", nil, alert(detect.TransitionFiring, "critical"), map[string]string{"pager": "high"},
+			outcomeNotified, []string{"slack:firing", "pager:firing"}, map[string]string{"pager": "critical"}},
+		{"a lower severity is folded", nil, alert(detect.TransitionFiring, "medium"), map[string]string{"pager": "high"},
+			outcomeNotified, []string{"slack:firing"}, nil},
+		{"a folded alert's repeat stays folded", firingRec, alert(detect.TransitionRepeat, "high"), map[string]string{"pager": "high"},
+			outcomeNotified, []string{"slack:repeat"}, nil},
+		{"a folded alert's repeat pages once the incident escalated", firingRec, alert(detect.TransitionRepeat, "critical"), map[string]string{"pager": "high"},
+			outcomeNotified, []string{"slack:repeat", "pager:firing"}, map[string]string{"pager": "critical"}},
+		{"catch-up folds too", firingRec, alert(detect.TransitionFiring, "high"), map[string]string{"pager": "high"},
+			outcomeDuplicate, nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := makePlan(planInput{
+				prev: tc.prev, alert: tc.alert, now: now, routed: []string{"slack", "pager"},
+				perIncident: map[string]bool{"pager": true}, told: tc.told,
+				configured: func(string) bool { return true },
+			})
+			var kinds []string
+			for _, d := range p.deliveries {
+				kinds = append(kinds, d.Receiver+":"+string(d.Alert.Transition))
+			}
+			if p.outcome != tc.outcome || !slices.Equal(kinds, tc.kinds) || !maps.Equal(p.told, tc.want) {
+				t.Errorf("outcome %s, deliveries %v, told %v; want %s, %v, %v", p.outcome, kinds, p.told, tc.outcome, tc.kinds, tc.want)
+			}
+		})
+	}
+	// With only the pager routed, a folded alert is neither notified nor
+	// unrouted.
+	p := makePlan(planInput{alert: alert(detect.TransitionFiring, "high"), now: now, routed: []string{"pager"},
+		perIncident: map[string]bool{"pager": true}, told: map[string]string{"pager": "high"}, configured: func(string) bool { return true }})
+	if p.outcome != outcomeFolded || len(p.deliveries) != 0 || p.record == nil || !p.record.Firing {
+		t.Errorf("plan = %+v, want outcome folded, no delivery, the alert recorded firing", p)
+	}
+}
+
+func TestAnEpisodeKeepsItsIncident(t *testing.T) {
+	prev := &alertRecord{Alert: testAlert("fp", detect.TransitionFiring), Firing: true, Episode: 1}
+	prev.Alert.IncidentID, prev.Alert.IncidentSeverity = "inc1", "high"
+	later := testAlert("fp", detect.TransitionResolved)
+	later.IncidentID, later.IncidentSeverity = "inc2", "critical"
+	if got := episodeAlert(prev, later); got.IncidentID != "inc1" || got.IncidentSeverity != "high" {
+		t.Errorf("resolve in another incident = %s/%s, want the episode's inc1/high", got.IncidentID, got.IncidentSeverity)
+	}
+	later.IncidentID = "inc1"
+	if got := episodeAlert(prev, later); got.IncidentSeverity != "critical" {
+		t.Errorf("incident severity = %s, want the incident's current critical", got.IncidentSeverity)
+	}
+	prev.Firing = false
+	later.IncidentID = "inc2"
+	if got := episodeAlert(prev, later); got.IncidentID != "inc2" {
+		t.Errorf("a new episode's incident = %s, want inc2", got.IncidentID)
 	}
 }

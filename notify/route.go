@@ -12,24 +12,28 @@ import (
 )
 
 // alertLabels returns the labels routes and silences match on: the alert's
-// labels plus rule, severity and category.
+// labels plus rule, severity and category, and incident_id and
+// incident_severity when the alert belongs to an incident.
 func alertLabels(a detect.Alert) map[string]string {
-	m := make(map[string]string, len(a.Labels)+3)
+	m := make(map[string]string, len(a.Labels)+5)
 	maps.Copy(m, a.Labels)
 	m["rule"] = a.Rule
 	m["severity"] = a.Severity
-	if a.Category != "" {
-		m["category"] = a.Category
+	for k, v := range map[string]string{"category": a.Category, "incident_id": a.IncidentID, "incident_severity": a.IncidentSeverity} {
+		if v != "" {
+			m[k] = v
+		}
 	}
 	return m
 }
 
 // route is a compiled RouteConfig.
 type route struct {
-	eq        map[string][]string
-	re        map[string]*regexp.Regexp
-	receivers []string
-	cont      bool
+	eq          map[string][]string
+	re          map[string]*regexp.Regexp
+	receivers   []string
+	cont        bool
+	perIncident bool
 }
 
 func (r *route) matches(labels map[string]string) bool {
@@ -52,7 +56,8 @@ type router struct{ routes []route }
 func newRouter(rcs []RouteConfig) (*router, error) {
 	r := &router{}
 	for i, rc := range rcs {
-		rt := route{eq: map[string][]string{}, re: map[string]*regexp.Regexp{}, receivers: rc.Receivers, cont: rc.Continue}
+		rt := route{eq: map[string][]string{}, re: map[string]*regexp.Regexp{}, receivers: rc.Receivers,
+			cont: rc.Continue, perIncident: rc.PerIncident}
 		for k, vs := range rc.Match {
 			rt.eq[k] = vs
 		}
@@ -69,9 +74,11 @@ func newRouter(rcs []RouteConfig) (*router, error) {
 }
 
 // receivers returns the receivers for an alert with these labels, each once,
-// in route order.
-func (r *router) receivers(labels map[string]string) []string {
+// in route order, and those of them that hear of an incident once: every
+// matching route that names them says per_incident.
+func (r *router) receivers(labels map[string]string) ([]string, map[string]bool) {
 	var out []string
+	perIncident := map[string]bool{}
 	for i := range r.routes {
 		rt := &r.routes[i]
 		if !rt.matches(labels) {
@@ -80,13 +87,16 @@ func (r *router) receivers(labels map[string]string) []string {
 		for _, name := range rt.receivers {
 			if !slices.Contains(out, name) {
 				out = append(out, name)
+				perIncident[name] = rt.perIncident
 			}
+			perIncident[name] = perIncident[name] && rt.perIncident
 		}
 		if !rt.cont {
 			break
 		}
 	}
-	return out
+	maps.DeleteFunc(perIncident, func(_ string, per bool) bool { return !per })
+	return out, perIncident
 }
 
 // validateRoutes checks receivers exist, matchers are well formed, a default
@@ -160,6 +170,8 @@ func domainText(label string) string {
 		return "rule name (lower-case letters, digits and _, starting with a letter, at most 64)"
 	case "severity":
 		return "severity (" + strings.Join(detect.Severities, ", ") + ")"
+	case "incident_severity":
+		return "severity (" + strings.Join(detect.Severities, ", ") + "), or empty for an alert without an incident"
 	case "category":
 		return "category (text that is not blank)"
 	default:

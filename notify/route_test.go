@@ -40,7 +40,7 @@ func TestRouting(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := r.receivers(alertLabels(tc.alert)); !slices.Equal(got, tc.want) {
+			if got, _ := r.receivers(alertLabels(tc.alert)); !slices.Equal(got, tc.want) {
 				t.Errorf("receivers = %v, want %v", got, tc.want)
 			}
 		})

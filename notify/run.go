@@ -63,12 +63,19 @@ func (n *Notifier) refreshDepth(ctx context.Context) {
 
 func (n *Notifier) purge(ctx context.Context) {
 	now := n.now()
-	if k, err := n.state.purgeResolved(ctx, now.Add(-n.cfg.ResolvedRetention)); err != nil {
-		if ctx.Err() == nil {
-			n.log.Warn("purge resolved alert state failed", "err", err)
+	cutoff := now.Add(-n.cfg.ResolvedRetention)
+	recs, err := n.state.alerts(ctx)
+	if err == nil {
+		var k, m int
+		if k, err = n.state.purgeResolved(ctx, recs, cutoff); err == nil {
+			m, err = n.state.purgeIncidents(ctx, recs, cutoff)
 		}
-	} else if k > 0 {
-		n.log.Info("purged resolved alert state", "alerts", k)
+		if k+m > 0 {
+			n.log.Info("purged resolved alert state", "alerts", k, "incident_records", m)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("purge resolved alert state failed", "err", err)
 	}
 	if k, err := n.silences.purgeExpired(ctx, now.Add(-n.cfg.SilenceRetention)); err != nil {
 		if ctx.Err() == nil {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/vigil-sec/vigil/detect"
@@ -105,12 +108,40 @@ func textValues(v any) []string {
 	return out
 }
 
+// slackSetup is a nats-server, a fake Slack, and a Notifier whose every
+// alert goes to the Slack receiver oncall.
+type slackSetup struct {
+	srv *server.Server
+	nc  *nats.Conn
+	fs  *fakeSlack
+	cfg Config
+	h   *harness
+}
+
+func newSlackSetup(t *testing.T) *slackSetup {
+	t.Helper()
+	s := &slackSetup{srv: testkit.RunNATS(t), fs: newFakeSlack(t, nil)}
+	s.cfg = Config{Receivers: []ReceiverConfig{slackReceiver("oncall", s.fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
+	var js jetstream.JetStream
+	s.nc, js = testkit.Connect(t, s.srv)
+	s.h = start(t, s.cfg, js)
+	return s
+}
+
+// notify queues al and waits until Slack saw calls calls in all and the
+// outbox is empty.
+func (s *slackSetup) notify(t *testing.T, al detect.Alert, calls int) {
+	t.Helper()
+	if err := s.h.n.Notify(t.Context(), al); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, 5*time.Second, al.Fingerprint+" "+string(al.Transition)+" in Slack",
+		all(count("Slack calls", calls, s.fs.callCount), queued(s.h, 0)))
+}
+
 func TestHostileTextArrivesInertInSlack(t *testing.T) {
-	srv := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, srv)
-	fs := newFakeSlack(t, nil)
-	cfg := Config{Receivers: []ReceiverConfig{slackReceiver("oncall", fs)}, Routes: oneRoute("oncall"), Notify: testSettings()}
-	h := start(t, cfg, js)
+	setup := newSlackSetup(t)
+	h, fs := setup.h, setup.fs
 	a := testAlert("fp-hostile", detect.TransitionFiring)
 	a.Labels = map[string]string{
 		"user":       "<!channel> <https://evil.example/login|click to re-authenticate>",

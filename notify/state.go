@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -62,8 +63,19 @@ func stateKey(fingerprint string) string {
 	return "=" + hex.EncodeToString(sum[:20])
 }
 
-func alertKey(fp string) string          { return "alert." + stateKey(fp) }
-func receiverKey(fp, recv string) string { return "recv." + stateKey(fp) + "." + recv }
+// incidentRecord is what the receivers of per_incident routes were told
+// about one incident, under incident.<id>.
+type incidentRecord struct {
+	ID string `json:"id"`
+	// Told maps a receiver to the incident severity it was last told.
+	Told      map[string]string `json:"told"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+func alertKey(fp string) string              { return "alert." + stateKey(fp) }
+func receiverKey(fp, recv string) string     { return "recv." + stateKey(fp) + "." + recv }
+func incidentKey(id string) string           { return "incident." + stateKey(id) }
+func threadKey(incident, recv string) string { return "thread." + stateKey(incident) + "." + recv }
 
 // errConflict means the record changed between read and write.
 var errConflict = errors.New("alert state changed concurrently")
@@ -84,27 +96,38 @@ func (s *stateStore) alert(ctx context.Context, fp string) (*alertRecord, uint64
 
 // putAlert writes rec if the stored revision is still rev (0: no record).
 func (s *stateStore) putAlert(ctx context.Context, fp string, rec *alertRecord, rev uint64) error {
-	b, err := json.Marshal(rec)
+	return s.swap(ctx, alertKey(fp), rec, rev)
+}
+
+// swap writes v under key if the stored revision is still rev (0: no
+// record), else returns errConflict.
+func (s *stateStore) swap(ctx context.Context, key string, v any, rev uint64) error {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode alert state: %w", err)
+		return fmt.Errorf("encode %s: %w", key, err)
 	}
 	if rev == 0 {
-		_, err = s.kv.Create(ctx, alertKey(fp), b)
+		_, err = s.kv.Create(ctx, key, b)
 	} else {
-		_, err = s.kv.Update(ctx, alertKey(fp), b, rev)
+		_, err = s.kv.Update(ctx, key, b, rev)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return errConflict
 	}
 	if err != nil {
-		return fmt.Errorf("write alert state: %w", err)
+		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }
 
 func (s *stateStore) receiver(ctx context.Context, fp, recv string) (*receiverRecord, error) {
-	var rec receiverRecord
-	rev, err := s.get(ctx, receiverKey(fp, recv), &rec)
+	return record[receiverRecord](ctx, s, receiverKey(fp, recv))
+}
+
+// record reads the record under key; nil when there is none.
+func record[T any](ctx context.Context, s *stateStore, key string) (*T, error) {
+	var rec T
+	rev, err := s.get(ctx, key, &rec)
 	if err != nil || rev == 0 {
 		return nil, err
 	}
@@ -112,14 +135,65 @@ func (s *stateStore) receiver(ctx context.Context, fp, recv string) (*receiverRe
 }
 
 func (s *stateStore) putReceiver(ctx context.Context, fp, recv string, rec *receiverRecord) error {
-	b, err := json.Marshal(rec)
+	return s.put(ctx, receiverKey(fp, recv), rec)
+}
+
+// thread returns receiver recv's thread about incident id; nil when it
+// keeps none.
+func (s *stateStore) thread(ctx context.Context, id, recv string) (*threadRecord, error) {
+	return record[threadRecord](ctx, s, threadKey(id, recv))
+}
+
+func (s *stateStore) putThread(ctx context.Context, recv string, rec *threadRecord) error {
+	return s.put(ctx, threadKey(rec.Thread.ID, recv), rec)
+}
+
+// put writes v under key, whatever was there: records only one worker
+// writes.
+func (s *stateStore) put(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode receiver state: %w", err)
+		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	if _, err := s.kv.Put(ctx, receiverKey(fp, recv), b); err != nil {
-		return fmt.Errorf("write receiver state: %w", err)
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
+}
+
+// incident returns the record of incident id and its revision; an empty
+// record and 0 when there is none.
+func (s *stateStore) incident(ctx context.Context, id string) (*incidentRecord, uint64, error) {
+	rec := incidentRecord{ID: id}
+	rev, err := s.get(ctx, incidentKey(id), &rec)
+	if err != nil {
+		return nil, 0, err
+	}
+	if rec.Told == nil {
+		rec.Told = map[string]string{}
+	}
+	return &rec, rev, nil
+}
+
+// tell records that receivers were told incident id at these severities,
+// keeping for each receiver the highest it was told.
+func (s *stateStore) tell(ctx context.Context, id string, told map[string]string, now time.Time) error {
+	for range maxNotifyConflicts {
+		rec, rev, err := s.incident(ctx, id)
+		if err != nil {
+			return err
+		}
+		for name, sev := range told {
+			if receiver.SeverityRank(sev) > receiver.SeverityRank(rec.Told[name]) {
+				rec.Told[name] = sev
+			}
+		}
+		rec.UpdatedAt = now
+		if err := s.swap(ctx, incidentKey(id), rec, rev); !errors.Is(err, errConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("write incident state: %w after %d tries", errConflict, maxNotifyConflicts)
 }
 
 // get decodes key into v and returns its revision, 0 when absent.
@@ -173,12 +247,9 @@ func (s *stateStore) keys(ctx context.Context, filter string) ([]string, error) 
 }
 
 // purgeResolved deletes the state of alerts resolved before cutoff, with
-// their receiver records, and returns how many alerts it removed.
-func (s *stateStore) purgeResolved(ctx context.Context, cutoff time.Time) (int, error) {
-	recs, err := s.alerts(ctx)
-	if err != nil {
-		return 0, err
-	}
+// their receiver records, and returns how many alerts it removed. recs are
+// every alert record.
+func (s *stateStore) purgeResolved(ctx context.Context, recs []alertRecord, cutoff time.Time) (int, error) {
 	n := 0
 	for _, rec := range recs {
 		if rec.Firing || !rec.UpdatedAt.Before(cutoff) {
@@ -193,6 +264,43 @@ func (s *stateStore) purgeResolved(ctx context.Context, cutoff time.Time) (int, 
 			if err := s.kv.Purge(ctx, k); err != nil {
 				return n, fmt.Errorf("purge %s: %w", k, err)
 			}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// purgeIncidents deletes the records of incidents (per_incident routing,
+// receivers' threads) last written before cutoff and none of whose alerts
+// fires, and returns how many keys it removed. recs are every alert record.
+func (s *stateStore) purgeIncidents(ctx context.Context, recs []alertRecord, cutoff time.Time) (int, error) {
+	live := map[string]bool{}
+	for _, r := range recs {
+		if r.Firing && r.Alert.IncidentID != "" {
+			live[stateKey(r.Alert.IncidentID)] = true
+		}
+	}
+	var keys []string
+	for _, filter := range []string{"incident.*", "thread.*.*"} {
+		ks, err := s.keys(ctx, filter)
+		if err != nil {
+			return 0, err
+		}
+		keys = append(keys, ks...)
+	}
+	n := 0
+	for _, k := range keys {
+		if live[strings.Split(k, ".")[1]] {
+			continue
+		}
+		var rec struct {
+			UpdatedAt time.Time `json:"updated_at"`
+		}
+		if rev, err := s.get(ctx, k, &rec); err != nil || rev == 0 || !rec.UpdatedAt.Before(cutoff) {
+			continue
+		}
+		if err := s.kv.Purge(ctx, k); err != nil {
+			return n, fmt.Errorf("purge %s: %w", k, err)
 		}
 		n++
 	}

@@ -180,7 +180,8 @@ func (w *worker) deliverOne(ctx context.Context, in inbound) {
 	if rec != nil && rec.Episode != d.Episode {
 		rec = nil
 	}
-	if rec != nil && (rec.LastID == d.ID || (rec.Resolved && d.Alert.Transition != detect.TransitionResolved)) {
+	th := w.thread(ctx, d)
+	if superseded(rec, th, d) {
 		w.ack(ctx, []inbound{in})
 		w.n.metrics.notifications.WithLabelValues(w.name, deliverySkipped).Inc()
 		w.log.Info("skipped delivery already superseded at the receiver", "id", d.ID, "transition", string(d.Alert.Transition))
@@ -193,18 +194,46 @@ func (w *worker) deliverOne(ctx context.Context, in inbound) {
 	if rec != nil {
 		note.Ref = rec.Ref
 	}
+	if th != nil {
+		th = th.next(d.Alert, d.ID, w.n.now())
+		note.Thread = &th.Thread
+	}
 	res, attempts, err := w.send(ctx, note, []inbound{in})
 	if err == nil {
-		nr := &receiverRecord{Episode: d.Episode, Ref: res.Ref, LastID: d.ID,
-			Resolved: d.Alert.Transition == detect.TransitionResolved, UpdatedAt: w.n.now()}
-		if nr.Ref.IsZero() {
-			nr.Ref = note.Ref
-		}
-		if err := w.n.state.putReceiver(context.WithoutCancel(ctx), fp, w.name, nr); err != nil {
-			w.log.Warn("write receiver state failed", "err", err)
-		}
+		w.record(ctx, d, note, res, th)
 	}
 	w.settle(ctx, []inbound{in}, d.ID, attempts, err)
+}
+
+// superseded reports whether the receiver already accepted delivery d (its
+// state, or its incident thread's, names d last), or the episode's resolve
+// and d is not that resolve.
+func superseded(rec *receiverRecord, th *threadRecord, d delivery) bool {
+	if th != nil && th.LastID == d.ID {
+		return true
+	}
+	return rec != nil && (rec.LastID == d.ID || (rec.Resolved && d.Alert.Transition != detect.TransitionResolved))
+}
+
+// record keeps what the receiver shows after accepting d: the incident
+// thread first, then the alert's own state, so that a stop in between
+// still finds d accepted (in the thread) when it is delivered again.
+func (w *worker) record(ctx context.Context, d delivery, note *receiver.Notification, res receiver.Result, th *threadRecord) {
+	ctx = context.WithoutCancel(ctx)
+	if th != nil && res.Thread != nil {
+		th.Thread = *res.Thread
+		if err := w.n.state.putThread(ctx, w.name, th); err != nil {
+			w.log.Warn("write incident thread failed", "incident_id", th.Thread.ID, "err", err)
+		}
+	}
+	nr := &receiverRecord{Episode: d.Episode, Ref: res.Ref, LastID: d.ID,
+		Resolved: d.Alert.Transition == detect.TransitionResolved, UpdatedAt: w.n.now()}
+	if nr.Ref.IsZero() {
+		nr.Ref = note.Ref
+	}
+	if err := w.n.state.putReceiver(ctx, d.Alert.Fingerprint, w.name, nr); err != nil {
+		w.log.Warn("write receiver state failed", "err", err)
+	}
 }
 
 // deliverDigest sends every held delivery as one digest (a lone one as

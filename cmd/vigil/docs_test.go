@@ -95,8 +95,9 @@ var (
 	configKeys = []string{"listen", "data_dir", "allow_inline_secrets", "secret_file_permissions", "log", "nats",
 		"ingest", "detect", "receivers", "routes", "notify", "admin", "privacy"}
 	receiverKinds = []string{"slack", "webhook", "alertmanager", "log"}
-	// Keys of other programs' files shown in the docs: Prometheus and Grafana.
-	foreignKeys = []string{"scrape_configs", "apiVersion"}
+	// Keys of other programs' files shown in the docs: Prometheus, Grafana
+	// and Alertmanager.
+	foreignKeys = []string{"scrape_configs", "apiVersion", "route"}
 )
 
 func TestDocExamples(t *testing.T) {
@@ -133,8 +134,8 @@ func checkYAMLExample(t *testing.T, ex example, known shipped) {
 		path := testfiles.Write(t, t.TempDir(), "example.yaml", ex.text)
 		expectOK(t, runRules, "check", path)
 	case slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(foreignKeys, k) }):
-		// Prometheus or Grafana configuration: not Vigil's to check (deploy/
-		// tests the copies the kit ships with the real tools).
+		// Prometheus, Grafana or Alertmanager configuration: not Vigil's to
+		// check (deploy/ tests the copies the kit ships with the real tools).
 	case in(receiverKinds) && len(keys) == 1:
 		top = &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
 			scalar("receivers"), {Kind: yaml.SequenceNode, Content: []*yaml.Node{{Kind: yaml.MappingNode,

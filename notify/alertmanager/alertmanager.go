@@ -111,6 +111,10 @@ func (am *Alertmanager) convert(a detect.Alert) Alert {
 	labels["alertname"] = a.Rule
 	setIf(labels, "severity", a.Severity)
 	setIf(labels, "category", a.Category)
+	// An alert keeps its incident for its episode, so the label does not
+	// change between its firing and its resolve; the incident's severity
+	// may rise meanwhile, so it is an annotation.
+	setIf(labels, "incident_id", a.IncidentID)
 	ann := map[string]string{
 		"value":             receiver.FormatValue(a.Value, a.Unit),
 		"threshold":         receiver.FormatValue(a.Threshold, a.Unit),
@@ -119,6 +123,10 @@ func (am *Alertmanager) convert(a detect.Alert) Alert {
 	}
 	setIf(ann, "summary", a.Summary)
 	setIf(ann, "description", a.Description)
+	setIf(ann, "incident_severity", a.IncidentSeverity)
+	setIf(ann, "condition", receiver.Condition(a))
+	setIf(ann, "attack", strings.Join(a.Attack, ", "))
+	setIf(ann, "appsensor", strings.Join(a.AppSensor, ", "))
 	if len(a.Sample) > 0 {
 		ann["sample_request_ids"] = strings.Join(a.Sample, ", ")
 	}

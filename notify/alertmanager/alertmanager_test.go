@@ -107,6 +107,42 @@ func TestAnnotationsShowValuesInTheirUnit(t *testing.T) {
 	}
 }
 
+// TestIncidentGroupsAlerts checks that an alert's incident reaches
+// Alertmanager as the incident_id label, the same on its firing and its
+// resolve, which group_by: [incident_id] groups on, and its incident's
+// severity, condition and references as annotations.
+func TestIncidentGroupsAlerts(t *testing.T) {
+	a := newAM(t, http.StatusOK)
+	rcv, err := New(Config{URLs: []string{a.URL}}, receiver.NewHTTP(nil, 0, nil), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alert := detect.Alert{Rule: "brute_force_source_ip", Severity: "high", Category: "brute_force", Transition: detect.TransitionFiring,
+		Labels: map[string]string{"source_ip": "203.0.113.7"}, Fingerprint: "fp", IncidentID: "1a2b3c4d5e6f7a8b", IncidentSeverity: "high",
+		Condition: "fast", Values: map[string]float64{"count": 12, "share": 0.9}, Unit: detect.UnitShare,
+		Attack: []string{"T1110.001"}, AppSensor: []string{"AE3"}}
+	resolved := alert
+	resolved.Transition, resolved.IncidentSeverity, resolved.EndsAt = detect.TransitionResolved, "critical", time.Now()
+	for _, al := range []detect.Alert{alert, resolved} {
+		if _, err := rcv.Send(t.Context(), &receiver.Notification{Kind: receiver.Kind(al.Transition), Alerts: []detect.Alert{al}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posts := a.received()
+	for i, wantSeverity := range []string{"high", "critical"} {
+		got := posts[i][0]
+		if got.Labels["incident_id"] != "1a2b3c4d5e6f7a8b" || got.Labels["incident_severity"] != "" {
+			t.Errorf("post %d labels = %v; want incident_id and no label that changes during the alert", i, got.Labels)
+		}
+		want := map[string]string{"incident_severity": wantSeverity, "condition": "fast: count 12, share 90.0%", "attack": "T1110.001", "appsensor": "AE3"}
+		for k, v := range want {
+			if got.Annotations[k] != v {
+				t.Errorf("post %d annotation %s = %q, want %q", i, k, got.Annotations[k], v)
+			}
+		}
+	}
+}
+
 func TestSeveralURLs(t *testing.T) {
 	cases := []struct {
 		name      string

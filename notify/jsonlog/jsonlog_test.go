@@ -45,6 +45,29 @@ func TestOneLinePerNotification(t *testing.T) {
 	}
 }
 
+func TestDetailsExplainTheAlert(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, time.Now)
+	a := detect.Alert{Rule: "brute_force_source_ip", Severity: "high", Transition: detect.TransitionFiring,
+		Value: 0.9, Threshold: 0.8, Unit: detect.UnitShare, Window: detect.Duration(15 * time.Second),
+		Condition: "fast", Values: map[string]float64{"count": 12, "share": 0.9},
+		IncidentID: "1a2b3c4d5e6f7a8b", IncidentSeverity: "critical", Attack: []string{"T1110.001"}, AppSensor: []string{"AE3"}}
+	if _, err := l.Send(t.Context(), &receiver.Notification{ID: "1", Kind: receiver.KindFiring, Alerts: []detect.Alert{a}}); err != nil {
+		t.Fatal(err)
+	}
+	var r Record
+	if err := json.Unmarshal(buf.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := "90.0% (threshold 80.0% over 15s); fast: count 12, share 90.0%; incident 1a2b3c4d5e6f7a8b (critical); ATT&CK T1110.001 · AppSensor AE3"
+	if r.Details != want {
+		t.Errorf("details = %q, want %q", r.Details, want)
+	}
+	if r.Alerts[0].IncidentID != a.IncidentID || r.Alerts[0].IncidentSeverity != "critical" {
+		t.Errorf("alert = %+v, want its incident_id and incident_severity", r.Alerts[0])
+	}
+}
+
 type failing struct{}
 
 func (failing) Write([]byte) (int, error) { return 0, errors.New("disk full") }

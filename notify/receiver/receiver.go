@@ -57,6 +57,10 @@ type Notification struct {
 	// Ref is the message this receiver created when it announced the alert,
 	// if any (single-alert notifications only).
 	Ref Ref
+	// Thread is this receiver's thread about the alert's incident, for a
+	// receiver that threads (see Threader) and a single alert with an
+	// incident; nil otherwise.
+	Thread *Thread
 	// Created is when the notification was queued; it does not change
 	// between attempts.
 	Created time.Time
@@ -78,6 +82,42 @@ type Result struct {
 	// Ref is the message that now represents the alert at this receiver,
 	// kept in alert state for later updates. Zero when not applicable.
 	Ref Ref
+	// Thread is the incident's thread as the receiver left it (its top
+	// message and what that shows), when the notification had one.
+	Thread *Thread
+}
+
+// Thread is a receiver's conversation about one incident: a top message
+// that announces the incident, under which every alert of the incident is
+// posted. The notifier keeps it in alert state, so it outlives restarts.
+type Thread struct {
+	// ID is the incident's id.
+	ID string `json:"id"`
+	// Ref is the top message; zero until the first alert of the incident
+	// reached the receiver, so this notification opens the thread.
+	Ref Ref `json:"ref,omitzero"`
+	// Severity and Resolved are what the top message shows: the incident's
+	// severity, and whether every alert of the thread has resolved.
+	Severity string `json:"severity,omitempty"`
+	Resolved bool   `json:"resolved,omitempty"`
+	// First is the alert that opened the thread, at its latest transition
+	// the receiver was told; the top message shows it.
+	First detect.Alert `json:"first"`
+	// Rules names the rules whose alerts the thread holds, in the order
+	// they joined, and Alerts counts those alerts; both include the
+	// notification's alert.
+	Rules  []string `json:"rules,omitempty"`
+	Alerts int      `json:"alerts"`
+	// Firing counts the thread's alerts still firing once this
+	// notification is delivered; -1 when there are too many to track.
+	Firing int `json:"firing"`
+}
+
+// Threader is implemented by receivers that can thread an incident's
+// alerts. Threads reports whether this one does (a Slack receiver posting
+// through an incoming webhook cannot).
+type Threader interface {
+	Threads() bool
 }
 
 // Receiver sends notifications to one destination. Send makes exactly one

@@ -159,3 +159,24 @@ func TestFormatValue(t *testing.T) {
 		}
 	}
 }
+
+func TestConditionShowsEachCheckInItsUnit(t *testing.T) {
+	cases := []struct {
+		name string
+		a    detect.Alert
+		want string
+	}{
+		{"named condition", detect.Alert{Condition: "fast", Values: map[string]float64{"share": 0.8117, "count": 12}}, "fast: count 12, share 81.2%"},
+		{"every unit", detect.Alert{Values: map[string]float64{"rate": 2.5, "percentile": 812.345, "distinct_share": 0.25, "distinct": 40, "events": 300}},
+			"distinct 40, distinct_share 25.0%, events 300, percentile 812.35 ms, rate 2.5/s"},
+		{"name only", detect.Alert{Condition: "sustained"}, "sustained"},
+		{"nothing", detect.Alert{}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Condition(tc.a); got != tc.want {
+				t.Errorf("Condition = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -103,6 +103,11 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05
 // renderAlert renders one alert: headline, facts and labels as fields,
 // description, fingerprint and sample requests, link buttons.
 func renderAlert(a detect.Alert, links []link, now time.Time) message {
+	return alertWithin(a, links, now, maxBlocks)
+}
+
+// alertWithin is renderAlert in at most budget blocks.
+func alertWithin(a detect.Alert, links []link, now time.Time, budget int) message {
 	emoji, word := stateWord(a.Transition)
 	head := fmt.Sprintf("%s *%s*  ·  *%s*  ·  *%s*", emoji, word,
 		escape(strings.ToUpper(a.Severity), 40, false), escape(a.Rule, 200, false))
@@ -111,7 +116,7 @@ func renderAlert(a detect.Alert, links []link, now time.Time) message {
 	}
 	blocks := []slackapi.Block{section(head)}
 	// Keep room for description, context and actions.
-	blocks = append(blocks, fieldSections(facts(a, now), maxBlocks-len(blocks)-3)...)
+	blocks = append(blocks, fieldSections(facts(a, now), budget-len(blocks)-3)...)
 	if a.Description != "" {
 		blocks = append(blocks, section(escape(a.Description, maxSectionText, true)))
 	}
@@ -128,11 +133,12 @@ func facts(a detect.Alert, now time.Time) []*slackapi.TextBlockObject {
 	field := func(name, value string) *slackapi.TextBlockObject {
 		return mrkdwn("*" + name + "*\n" + value)
 	}
-	fs := []*slackapi.TextBlockObject{
-		field("Value", fmt.Sprintf("%s (threshold %s over %s)", receiver.FormatValue(a.Value, a.Unit),
-			receiver.FormatValue(a.Threshold, a.Unit), time.Duration(a.Window))),
-		field("Started", formatTime(a.StartsAt)),
+	fs := []*slackapi.TextBlockObject{field("Value", receiver.ValueLine(a))}
+	// What each check measured, when that says more than the value does.
+	if a.Condition != "" || len(a.Values) > 1 {
+		fs = append(fs, field("Condition", escape(receiver.Condition(a), maxFieldText/2, false)))
 	}
+	fs = append(fs, field("Started", formatTime(a.StartsAt)))
 	if a.Transition == detect.TransitionResolved {
 		end := a.EndsAt
 		if end.IsZero() {
@@ -142,6 +148,13 @@ func facts(a detect.Alert, now time.Time) []*slackapi.TextBlockObject {
 	}
 	if a.Category != "" {
 		fs = append(fs, field("Category", escape(a.Category, 200, false)))
+	}
+	if a.IncidentID != "" {
+		fs = append(fs, field("Incident", "`"+escape(a.IncidentID, 100, false)+"`  ·  "+
+			escape(strings.ToUpper(receiver.IncidentSeverity(a)), 40, false)))
+	}
+	if refs := references(a); refs != "" {
+		fs = append(fs, field("References", refs))
 	}
 	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		fs = append(fs, field(escape(k, maxLabelName, false), escape(a.Labels[k], maxLabelValue, false)))

@@ -12,6 +12,7 @@ import (
 	slackapi "github.com/slack-go/slack"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/notify/receiver"
 )
 
 func TestEscape(t *testing.T) {
@@ -87,6 +88,13 @@ func TestRenderAlertStaysWithinLimits(t *testing.T) {
 	if !strings.Contains(string(b), "more fields not shown") {
 		t.Errorf("hidden labels are not mentioned")
 	}
+	// An incident's top message holds the alert under its header.
+	rules := make([]string, 40)
+	for i := range rules {
+		rules[i] = strings.Repeat("<r>", 30)
+	}
+	th := receiver.Thread{ID: "inc<1>", Severity: "critical", First: a, Rules: rules, Alerts: 40, Firing: 3}
+	checkLimits(t, renderIncident(th, nil, time.Unix(60, 0)).blocks)
 }
 
 func TestRenderAlertShowsValuesInTheirUnit(t *testing.T) {

@@ -40,7 +40,10 @@ type Config struct {
 	// APIURL points at a Slack-compatible Web API (tests, proxies); default
 	// https://slack.com/api/.
 	APIURL string `yaml:"api_url"`
-	// OnResolve is "update" (default) or "reply".
+	// OnResolve is "update" (default) or "reply". With update, an alert's
+	// resolve edits its message, and an incident's top message is marked
+	// resolved once its last alert resolved; with reply, both only get a
+	// reply in their thread.
 	OnResolve string `yaml:"on_resolve"`
 	// Links become buttons under each alert; URLs are Go templates.
 	Links []Link `yaml:"links"`

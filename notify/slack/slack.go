@@ -55,10 +55,11 @@ func New(cfg Config, h *receiver.HTTP, now func() time.Time) (*Slack, error) {
 	return s, nil
 }
 
-// Send delivers n. Through the Web API a firing alert is a new message whose
-// channel and ts come back in the Result; a repeat is a reply in its thread;
-// a resolve updates it (or replies, per on_resolve). Through an incoming
-// webhook every notification is a new message.
+// Send delivers n. Through the Web API an alert of an incident is posted in
+// the incident's thread (see sendThreaded); another firing alert is a new
+// message whose channel and ts come back in the Result; its repeat is a
+// reply in its thread; its resolve updates it (or replies, per on_resolve).
+// Through an incoming webhook every notification is a new message.
 func (s *Slack) Send(ctx context.Context, n *receiver.Notification) (receiver.Result, error) {
 	var msg message
 	if n.Kind == receiver.KindDigest {
@@ -68,6 +69,12 @@ func (s *Slack) Send(ctx context.Context, n *receiver.Notification) (receiver.Re
 	}
 	if s.api == nil {
 		return receiver.Result{}, s.postWebhook(ctx, msg)
+	}
+	// An alert of an incident goes to the incident's thread. A repeat or
+	// resolve of an alert announced before its incident had a thread here
+	// (state from an older Vigil) stays with its own message.
+	if th := n.Thread; th != nil && n.Kind != receiver.KindDigest && (!th.Ref.IsZero() || n.Kind == receiver.KindFiring) {
+		return s.sendThreaded(ctx, n, msg)
 	}
 	switch {
 	case n.Kind == receiver.KindRepeat && !n.Ref.IsZero():
@@ -176,14 +183,14 @@ func classify(method string, err error) error {
 }
 
 // messageGone reports whether chat.update failed because the message can no
-// longer be edited.
+// longer be edited, or a reply because its thread's message is gone.
 func messageGone(err error) bool {
 	se, ok := errors.AsType[slackapi.SlackErrorResponse](err)
 	if !ok {
 		return false
 	}
 	switch se.Err {
-	case "message_not_found", "cant_update_message", "edit_window_closed":
+	case "message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found", "invalid_thread_ts":
 		return true
 	}
 	return false

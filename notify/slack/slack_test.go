@@ -114,28 +114,8 @@ func TestLifecycleThroughWebAPI(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newAPI(t, tc.answer)
-			res, err := newSlack(t, a, tc.onResolve).Send(t.Context(), tc.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, c := range a.seen() {
-				m := c.method
-				if c.form.Get("thread_ts") != "" {
-					m += "@thread"
-					if c.form.Get("thread_ts") != ref.TS || c.form.Get("channel") != ref.Channel {
-						t.Errorf("thread reply to %s/%s, want %s/%s", c.form.Get("channel"), c.form.Get("thread_ts"), ref.Channel, ref.TS)
-					}
-				}
-				if c.method == "chat.update" && (c.form.Get("ts") != ref.TS || c.form.Get("channel") != ref.Channel) {
-					t.Errorf("update of %s/%s, want %v", c.form.Get("channel"), c.form.Get("ts"), ref)
-				}
-				if c.form.Get("token") != "xoxb-token" {
-					t.Errorf("token not sent")
-				}
-				got = append(got, m)
-			}
+			res, calls := sendVia(t, tc.answer, tc.onResolve, tc.n)
+			got := methods(t, calls, ref)
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("calls = %v, want %v", got, tc.want)
 			}
@@ -144,6 +124,42 @@ func TestLifecycleThroughWebAPI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendVia sends n through a receiver with on_resolve onResolve, to a Slack
+// answering as answer says, and returns the result and the calls made.
+func sendVia(t *testing.T, answer func(string, http.ResponseWriter) bool, onResolve string, n *receiver.Notification) (receiver.Result, []call) {
+	t.Helper()
+	a := newAPI(t, answer)
+	res, err := newSlack(t, a, onResolve).Send(t.Context(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, a.seen()
+}
+
+// methods names the calls made, "@thread" added to a reply, and checks that
+// every reply and update is about the message ref and carries the token.
+func methods(t *testing.T, calls []call, ref receiver.Ref) []string {
+	t.Helper()
+	var out []string
+	for _, c := range calls {
+		m := c.method
+		if c.form.Get("thread_ts") != "" {
+			m += "@thread"
+			if c.form.Get("thread_ts") != ref.TS || c.form.Get("channel") != ref.Channel {
+				t.Errorf("thread reply to %s/%s, want %s/%s", c.form.Get("channel"), c.form.Get("thread_ts"), ref.Channel, ref.TS)
+			}
+		}
+		if c.method == "chat.update" && (c.form.Get("ts") != ref.TS || c.form.Get("channel") != ref.Channel) {
+			t.Errorf("update of %s/%s, want %v", c.form.Get("channel"), c.form.Get("ts"), ref)
+		}
+		if c.form.Get("token") != "xoxb-token" {
+			t.Errorf("token not sent")
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 func TestWebAPIErrors(t *testing.T) {
