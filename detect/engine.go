@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,6 +81,7 @@ type Engine struct {
 	hasTime          bool
 	nextDue          int64 // watermark at which firing alerts need a check
 	horizon          int64 // longest state horizon plus resolve_after, ns
+	evalOrder        []int // rule indexes in evaluation order (evaluationOrder)
 	firing           map[string]*firingAlert
 	order            []*firingAlert // firing alerts in the order they fired
 	muted            bool
@@ -155,6 +157,7 @@ func New(rules []*Rule, opts Options) (*Engine, error) {
 	e.ctx.cfg = &e.cfg
 	e.ctx.memo = make([]memoEntry, len(e.cfg.lists.memo))
 	e.counts.rules = make([]ruleCounters, len(rules))
+	e.evalOrder = evaluationOrder(rules)
 	for _, r := range rules {
 		e.horizon = max(e.horizon, int64(r.c.horizon()+r.c.resolveAfter))
 	}
@@ -244,6 +247,45 @@ func linkInhibitors(rules []*Rule) error {
 	return errors.Join(errs...)
 }
 
+// evaluationOrder lists rule indexes so that every rule comes after the
+// rules it names in inhibited_by and unless_firing: an event that makes both
+// a rule and its inhibitor hold raises the inhibitor's alert first, and the
+// inhibited rule then sees it firing, whatever order the files list them in.
+// Otherwise rules keep their loaded order; rules in a cycle of such names
+// keep it too, after the others.
+func evaluationOrder(rules []*Rule) []int {
+	waits := make([]int, len(rules))
+	after := make([][]int, len(rules))
+	for i, r := range rules {
+		for _, j := range slices.Concat(r.c.inhibitors, r.c.excluders) {
+			waits[i]++
+			after[j] = append(after[j], i)
+		}
+	}
+	order := make([]int, 0, len(rules))
+	done := make([]bool, len(rules))
+	for progress := true; progress; {
+		progress = false
+		for i := range rules {
+			if done[i] || waits[i] > 0 {
+				continue
+			}
+			done[i], progress = true, true
+			order = append(order, i)
+			for _, k := range after[i] {
+				waits[k]--
+			}
+			break
+		}
+	}
+	for i := range rules {
+		if !done[i] {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
 // Rules returns the engine's rules.
 func (e *Engine) Rules() []*Rule { return e.rules }
 
@@ -291,7 +333,7 @@ func (e *Engine) Process(ev *event.Event) {
 	}
 	e.advance(e.newest - int64(e.opts.Lateness))
 	e.ctx.reset(ev)
-	for i := range e.rules {
+	for _, i := range e.evalOrder {
 		e.apply(i)
 	}
 	e.ctx.release()

@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -656,6 +657,40 @@ func TestInhibitedByAndEventLabels(t *testing.T) {
 	}
 	if _, err := New(mustRules(t, strings.Replace(src, "[rotation]", "[nope]", 1)), Options{}); err == nil || !strings.Contains(err.Error(), `"nope", which is not loaded`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestInhibitorsAreEvaluatedFirst: when one event makes a rule and the
+// rule inhibiting it hold together, only the inhibitor fires, even when the
+// inhibited rule is listed first.
+func TestInhibitorsAreEvaluatedFirst(t *testing.T) {
+	src := `
+rules:
+  - name: per_account
+    description: d
+    severity: high
+    category: brute_force
+    match: status == 401
+    group_by: [user]
+    inhibited_by: [rotation]
+    when: {window: 1m, count: 8}
+  - name: rotation
+    description: d
+    severity: high
+    category: brute_force
+    match: status == 401
+    group_by: [source_prefix]
+    when: {window: 1m, count: 8, distinct: {field: source_ip, min: 2}}
+`
+	e, rec := newEngine(t, mustRules(t, src), Options{})
+	for i := range 8 {
+		e.Process(login(time.Duration(i)*time.Second, fmt.Sprintf("203.0.113.%d", 1+i/4), "bob", false))
+	}
+	if len(rec.alerts) != 1 || rec.alerts[0].Rule != "rotation" {
+		t.Fatalf("alerts = %v, want rotation's alone", rec.transitions())
+	}
+	if got := evaluationOrder(e.rules); !slices.Equal(got, []int{1, 0}) {
+		t.Fatalf("evaluation order = %v", got)
 	}
 }
 
