@@ -61,16 +61,16 @@ func (e *Engine) apply(i int) {
 func (e *Engine) applyRule(i int, c *compiled, mts []bool, matched bool) {
 	t := e.ctx.ev.Time.UnixNano()
 	key := e.slot(stateSlot)
-	if p := e.present[i]; p != nil {
-		if !matched && !p.mayHave(key, t) {
-			return // a denominator of a group without state: see presence
-		}
-		p.add(key, t)
+	if !e.present[i].touch(key, t, matched) {
+		return // a denominator of a group without state: see presence
 	}
 	h := e.hot.get(key)
 	rs := &e.rst
 	if h != nil {
 		rs = &h.rs
+		if !matched && e.hotDenominator(i, c, rs, t) {
+			return
+		}
 	} else {
 		e.valBuf = e.cache.Get(e.valBuf[:0], key)
 		if !matched {
@@ -92,8 +92,7 @@ func (e *Engine) applyRule(i int, c *compiled, mts []bool, matched bool) {
 	}
 	var results [maxConditions]result
 	fired := false
-	firing := len(e.firing) > 0 && e.firing[string(e.slot(alertSlot))] != nil
-	e.slot(stateSlot)
+	firing := e.isFiring(i)
 	for j, tr := range c.tracks {
 		if !mts[j] && !(c.hasOf && tr.needB) {
 			continue
@@ -213,11 +212,9 @@ func (e *Engine) store(key []byte, rs *ruleState, h *hotEntry, admit bool) {
 // It reports false when the fast path does not apply and the caller must
 // take the general one.
 func (e *Engine) denominatorOnly(i int, c *compiled, key []byte, t int64) bool {
-	if len(e.firing) > 0 && e.firing[string(e.slot(alertSlot))] != nil {
-		e.slot(stateSlot)
+	if e.isFiring(i) {
 		return false
 	}
-	e.slot(stateSlot)
 	// First check that every condition can take the event in place, so
 	// that a refusal leaves the value untouched for the general path.
 	for j, tr := range c.tracks {
@@ -253,6 +250,42 @@ func (e *Engine) denominatorOnly(i int, c *compiled, key []byte, t int64) bool {
 				res.track = j
 				e.holds(i, e.slot(alertSlot), res, t, st.sample)
 			}
+		}
+	}
+	return true
+}
+
+// hotDenominator is the fast path for an event that counts only in
+// denominators, for a hot group (a service's or a busy client's, which see
+// most traffic): when every condition it counts in already has the event's
+// bucket as its newest, it adds the event to that bucket in place, with no
+// pruning, sampling or evaluation, none of which the event can change:
+// the window has not moved, and a denominator event can make a condition
+// start holding only by bringing its events to their minimum (those, and a
+// firing alert the event may keep alive, take the general path). It
+// reports false, having changed nothing, when the fast path does not apply.
+func (e *Engine) hotDenominator(i int, c *compiled, rs *ruleState, t int64) bool {
+	if e.isFiring(i) {
+		return false
+	}
+	for j, tr := range c.tracks {
+		if !tr.needB {
+			continue
+		}
+		st := &rs.tracks[j]
+		n := len(st.fine)
+		// Every event a condition with a denominator counts opens or
+		// fills a bucket of fine, so its newest bucket is the condition's.
+		if !tr.denomFast || n == 0 || st.fine[n-1].idx != floorDiv(t, tr.g) ||
+			(tr.minB > 0 && st.totB+1 == tr.minB) {
+			return false
+		}
+	}
+	for j, tr := range c.tracks {
+		if tr.needB {
+			st := &rs.tracks[j]
+			st.fine[len(st.fine)-1].b++
+			st.totB++
 		}
 	}
 	return true
@@ -309,6 +342,17 @@ func (e *Engine) groupKey(i int, c *compiled) bool {
 	}
 	e.keyBuf = b
 	return true
+}
+
+// isFiring reports whether the current group of rule i has a firing alert.
+// It leaves the group key in the state slot.
+func (e *Engine) isFiring(i int) bool {
+	if e.counts.rules[i].firing == 0 {
+		return false
+	}
+	f := e.firing[string(e.slot(alertSlot))] != nil
+	e.slot(stateSlot)
+	return f
 }
 
 // slot sets the slot byte of the current group key and returns the key.

@@ -190,6 +190,9 @@ func (fc fastc) fastIn(n *ast.BinaryNode) (boolFn, bool) {
 	return nil, false
 }
 
+// smallList is the size up to which a list is searched rather than hashed.
+const smallList = 8
+
 // fastInList translates `x in lists.NAME`.
 func (fc fastc) fastInList(left ast.Node, m *ast.MemberNode) (boolFn, bool) {
 	id, ok := m.Node.(*ast.IdentifierNode)
@@ -202,11 +205,17 @@ func (fc fastc) fastInList(left ast.Node, m *ast.MemberNode) (boolFn, bool) {
 	if !ok || set == nil {
 		return nil, false
 	}
+	in := func(v string) bool { _, in := set[v]; return in }
+	if len(set) <= smallList {
+		// A short list is searched faster than it is hashed.
+		vs := slices.Collect(maps.Keys(set))
+		in = func(v string) bool { return slices.Contains(vs, v) }
+	}
 	// Several rules test the same field against the same list (the login
 	// endpoints): the answer is kept for the event.
 	id, isField := left.(*ast.IdentifierNode)
 	if !isField {
-		return func(c *evalCtx) bool { _, in := set[l(c)]; return in }, true
+		return func(c *evalCtx) bool { return in(l(c)) }, true
 	}
 	slot := fc.ls.memoSlot(name + "\x00" + id.Value)
 	return func(c *evalCtx) bool {
@@ -215,11 +224,11 @@ func (fc fastc) fastInList(left ast.Node, m *ast.MemberNode) (boolFn, bool) {
 				return m.v
 			}
 		}
-		_, in := set[l(c)]
+		v := in(l(c))
 		if slot < len(c.memo) {
-			c.memo[slot] = memoEntry{gen: c.gen, v: in}
+			c.memo[slot] = memoEntry{gen: c.gen, v: v}
 		}
-		return in
+		return v
 	}, true
 }
 

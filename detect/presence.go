@@ -43,13 +43,14 @@ func (p *presence) rotate(t int64) {
 	p.epoch = ep
 }
 
-func positions(key []byte) (uint64, uint64, uint64) {
+// position returns the word of a key's bits in the filter and the bits: a
+// blocked Bloom filter, three bits in one word, so that a lookup costs one
+// memory access per period rather than three.
+func position(key []byte) (word int, bits uint64) {
 	h := xxhash.Sum64(key)
-	return h & (presenceBits - 1), (h >> 20) & (presenceBits - 1), (h >> 40) & (presenceBits - 1)
-}
-
-func has(bits []uint64, a, b, c uint64) bool {
-	return bits[a>>6]&(1<<(a&63)) != 0 && bits[b>>6]&(1<<(b&63)) != 0 && bits[c>>6]&(1<<(c&63)) != 0
+	word = int(h & (presenceBits/64 - 1))
+	bits = 1<<(h>>20&63) | 1<<(h>>26&63) | 1<<(h>>32&63)
+	return word, bits
 }
 
 // mayHave reports whether the group with key may have state at time t. A
@@ -59,18 +60,23 @@ func (p *presence) mayHave(key []byte, t int64) bool {
 		return true
 	}
 	p.rotate(t)
-	a, b, c := positions(key)
-	return has(p.cur, a, b, c) || has(p.prev, a, b, c)
+	w, bits := position(key)
+	return p.cur[w]&bits == bits || p.prev[w]&bits == bits
 }
 
-// add records that the group with key has state at time t.
-func (p *presence) add(key []byte, t int64) {
+// touch is mayHave for an event that updates the group's state when it may
+// have some, or when starting is set: it then records that the group has
+// state in the current period. It reports whether the event goes on to
+// the group's state.
+func (p *presence) touch(key []byte, t int64, starting bool) bool {
 	if p == nil {
-		return
+		return true
 	}
 	p.rotate(t)
-	a, b, c := positions(key)
-	p.cur[a>>6] |= 1 << (a & 63)
-	p.cur[b>>6] |= 1 << (b & 63)
-	p.cur[c>>6] |= 1 << (c & 63)
+	w, bits := position(key)
+	if starting || p.cur[w]&bits == bits || p.prev[w]&bits == bits {
+		p.cur[w] |= bits
+		return true
+	}
+	return false
 }

@@ -101,11 +101,9 @@ func (e *Engine) updateTrigger(i int, c *compiled, first, inOf bool, h uint32, h
 		matched = matched || mts[j]
 	}
 	key := e.slot(stateSlot)
-	p := e.present[i]
-	if !matched && !p.mayHave(key, t) {
+	if !e.present[i].touch(key, t, matched) {
 		return // a denominator alone does not start a group (see applyRule)
 	}
-	p.add(key, t)
 	rs, hot := e.load(i, key)
 	for j, tr := range c.tracks {
 		if mts[j] || (inOf && tr.needB) {
@@ -178,22 +176,27 @@ func (e *Engine) knowsSince(key []byte, h uint32, since int64) bool {
 // fingerprints and the bucket they were confirmed in. A collision only
 // costs a state read.
 type seenTable struct {
-	fp [seenSize]uint64
-	at [seenSize]int64
+	e [seenSize]seenEntry
 }
 
-const seenSize = 1 << 15
+// seenEntry keeps a fingerprint and its bucket side by side: one memory
+// access per lookup.
+type seenEntry struct {
+	fp uint64
+	at int64
+}
+
+const seenSize = 1 << 17
 
 func seenKey(key []byte, h uint32) uint64 {
 	return xxhash.Sum64(key) ^ (uint64(h) * 0x9e3779b97f4a7c15)
 }
 
 func (s *seenTable) fresh(fp uint64, since int64) bool {
-	i := fp & (seenSize - 1)
-	return s.fp[i] == fp && s.at[i] >= since
+	en := &s.e[fp&(seenSize-1)]
+	return en.fp == fp && en.at >= since
 }
 
 func (s *seenTable) put(fp uint64, k int64) {
-	i := fp & (seenSize - 1)
-	s.fp[i], s.at[i] = fp, k
+	s.e[fp&(seenSize-1)] = seenEntry{fp: fp, at: k}
 }
