@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vigil-sec/vigil/internal/yamlerr"
 )
 
 // maxRuleFile bounds one rule file.
@@ -98,23 +100,16 @@ func ruleError(r *Rule, err error) error {
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// yamlError rewrites the YAML library's "line N: msg" errors as "name:N: msg".
+// yamlError rewrites the YAML library's "line N: msg" errors as "name:N: msg",
+// with N the line an editor shows.
 func yamlError(name string, err error) error {
-	var lines []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		lines = te.Errors
-	} else {
-		lines = []string{err.Error()}
-	}
 	var errs []error
-	for _, l := range lines {
-		l = strings.TrimSpace(l)
-		if m := lineRE.FindStringSubmatch(l); m != nil {
-			errs = append(errs, fmt.Errorf("%s:%s: %s", name, m[1], m[2]))
+	for _, m := range yamlerr.Messages(err) {
+		if g := lineRE.FindStringSubmatch(m); g != nil {
+			errs = append(errs, fmt.Errorf("%s:%s: %s", name, g[1], g[2]))
 			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %s", name, strings.TrimPrefix(l, "yaml: ")))
+		errs = append(errs, fmt.Errorf("%s: %s", name, m))
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,9 @@ func TestParseRulesErrors(t *testing.T) {
 		{"unknown key", "rules:\n  - name: a\n    severty: high\n", []string{"t.yaml:3:", "severty"}},
 		{"unknown top-level key", "rule:\n  - name: a\n", []string{"t.yaml:1:", "rule"}},
 		{"bad yaml", "rules: [\n", []string{"t.yaml:"}},
+		// The parser reports this one on a zero-based line; the message names
+		// the line an editor shows, where the unclosed list starts.
+		{"unclosed list", "rules:\n  - name: a\n    severity: high\n    match: [x\n    z: 1\n", []string{"t.yaml:4:", "did not find expected ',' or ']'"}},
 		{"bad duration", strings.Replace(validRule, "1m", "300", 1), []string{"t.yaml:7:", "invalid duration"}},
 		{"expr compile error", strings.Replace(validRule, "status == 401", "status == ", 1), []string{"t.yaml:2:", `rule "ok_rule"`, "match"}},
 		{"expr unknown field", strings.Replace(validRule, "status == 401", "statuss == 401", 1), []string{`rule "ok_rule"`, "statuss"}},
