@@ -26,6 +26,9 @@ func TestParseRulesErrors(t *testing.T) {
 		{"bad yaml", "rules: [\n", []string{"t.yaml:"}},
 		// The parser reports this one on a zero-based line; the message names
 		// the line an editor shows, where the unclosed list starts.
+		{"unknown key in a condition", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "when: {window: 1m, count: 3, sahre: 0.9}", 1), []string{"t.yaml:7:", `unknown key "sahre"`, "share"}},
+		{"unknown key in a check", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "when:\n      - {window: 1m, count: {min: 3, mx: 9}}", 1), []string{"t.yaml:8:", `unknown key "mx"`}},
+		{"unknown key in a baseline", strings.Replace(validRule, "threshold: {count: 3, window: 1m}", "when: [{window: 1m, count: {baseline: {factr: 3}}}]", 1), []string{"t.yaml:7:", `unknown key "factr"`, "factor"}},
 		{"unclosed list", "rules:\n  - name: a\n    severity: high\n    match: [x\n    z: 1\n", []string{"t.yaml:4:", "did not find expected ',' or ']'"}},
 		{"bad duration", strings.Replace(validRule, "1m", "300", 1), []string{"t.yaml:7:", "invalid duration"}},
 		{"expr compile error", strings.Replace(validRule, "status == 401", "status == ", 1), []string{"t.yaml:2:", `rule "ok_rule"`, "match"}},

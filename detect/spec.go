@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -17,6 +19,11 @@ type Conditions []ConditionSpec
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (c *Conditions) UnmarshalYAML(n *yaml.Node) error {
+	// Node.Decode does not reject unknown keys as the rule file's decoder
+	// does, so they are checked here for everything under when.
+	if err := knownKeys(n, reflect.TypeFor[Conditions]()); err != nil {
+		return err
+	}
 	if n.Kind == yaml.MappingNode {
 		var one ConditionSpec
 		if err := n.Decode(&one); err != nil {
@@ -30,6 +37,45 @@ func (c *Conditions) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	*c = list
+	return nil
+}
+
+// knownKeys reports the first mapping key under n that no field of typ (as
+// YAML would decode n into it) takes, with its line and the keys there are.
+func knownKeys(n *yaml.Node, typ reflect.Type) error {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode && typ.Kind() == reflect.Slice:
+		for _, item := range n.Content {
+			if err := knownKeys(item, typ.Elem()); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && typ.Kind() == reflect.Slice:
+		return knownKeys(n, typ.Elem()) // a single condition for a list of them
+	case n.Kind == yaml.MappingNode && typ.Kind() == reflect.Struct:
+		fields := map[string]reflect.Type{}
+		var names []string
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+			if name != "" && name != "-" {
+				fields[name] = typ.Field(i).Type
+				names = append(names, name)
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				return fmt.Errorf("line %d: unknown key %q; use one of %s", k.Line, k.Value, strings.Join(names, ", "))
+			}
+			if err := knownKeys(n.Content[i+1], ft); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -14,9 +14,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,7 +37,7 @@ import (
 
 // docFiles are the documents whose examples must work as printed, relative
 // to the repository root.
-var docFiles = []string{"README.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md"}
+var docFiles = []string{"README.md", "docs/rules.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md"}
 
 // example is one fenced code block of a document.
 type example struct {
@@ -130,8 +132,19 @@ func checkYAMLExample(t *testing.T, ex example, known shipped) {
 		return !slices.ContainsFunc(keys, func(k string) bool { return !slices.Contains(set, k) })
 	}
 	switch {
-	case slices.Equal(keys, []string{"rules"}):
+	case in([]string{"rules", "lists"}):
 		path := testfiles.Write(t, t.TempDir(), "example.yaml", ex.text)
+		expectOK(t, runRules, "check", path)
+	case in([]string{"rule_files", "lists", "tests"}):
+		path := testfiles.Write(t, t.TempDir(), "example.yaml", ex.text)
+		for _, name := range inputFiles(t, ex.text) {
+			testfiles.Write(t, filepath.Dir(path), name, "")
+		}
+		expectOK(t, runRules, "test", path)
+	case in(yamlKeys(detect.Rule{})) || in(yamlKeys(detect.ConditionSpec{})):
+		// A part of a rule (its sequence, its conditions) or of a condition
+		// (a check): it must compile inside a rule that completes it.
+		path := testfiles.Write(t, t.TempDir(), "example.yaml", completeRule(t, top, keys))
 		expectOK(t, runRules, "check", path)
 	case slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(foreignKeys, k) }):
 		// Prometheus, Grafana or Alertmanager configuration: not Vigil's to
@@ -427,4 +440,74 @@ func quickStartRun(t *testing.T, attempts int) map[string]int {
 			SourceIP: netip.MustParseAddr("127.0.0.1"), User: "alice"})
 	}
 	return fired
+}
+
+// yamlKeys returns the YAML keys of a struct's fields.
+func yamlKeys(v any) []string {
+	var keys []string
+	typ := reflect.TypeOf(v)
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			keys = append(keys, name)
+		}
+	}
+	return keys
+}
+
+// completeRule returns a rule file holding the rule part or condition part
+// top (with keys), completed into a rule that matches every event and
+// counts every event as its denominator.
+func completeRule(t *testing.T, top *yaml.Node, keys []string) string {
+	t.Helper()
+	part := map[string]any{}
+	if err := top.Decode(&part); err != nil {
+		t.Fatal(err)
+	}
+	rule := map[string]any{"name": "example", "description": "d", "severity": "low", "category": "c", "match": "true"}
+	if !slices.ContainsFunc(keys, func(k string) bool { return slices.Contains(yamlKeys(detect.Rule{}), k) }) {
+		// A condition, or a check of one.
+		if _, ok := part["window"]; !ok {
+			part["window"] = "1m"
+		}
+		part = map[string]any{"when": []any{part}}
+	}
+	if _, ok := part["when"]; ok {
+		rule["of"] = "true"
+	}
+	maps.Copy(rule, part)
+	// The lists the shipped rules declare, which examples refer to.
+	var shipped map[string]any
+	data, err := os.ReadFile(filepath.Join("..", "..", "rules", "lists.yaml"))
+	if err == nil {
+		err = yaml.Unmarshal(data, &shipped)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(map[string]any{"lists": shipped["lists"], "rules": []any{rule}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// inputFiles returns the input_file names of a rule test file.
+func inputFiles(t *testing.T, text string) []string {
+	t.Helper()
+	var f struct {
+		Tests []struct {
+			InputFile string `yaml:"input_file"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &f); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tc := range f.Tests {
+		if tc.InputFile != "" {
+			names = append(names, tc.InputFile)
+		}
+	}
+	return names
 }
