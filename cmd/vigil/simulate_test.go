@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigil-sec/vigil/detect/backtest"
 	"github.com/vigil-sec/vigil/simulate"
 )
 
@@ -32,7 +33,7 @@ func TestSimulateScenarioWritesEventsAndTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr, err := simulate.ReadTruth(f)
+	tr, err := backtest.ReadTruth(f)
 	if err != nil {
 		t.Fatal(err)
 	}

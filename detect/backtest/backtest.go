@@ -54,13 +54,13 @@ func ReadTruth(r io.Reader) (Truth, error) {
 		return Truth{}, fmt.Errorf("truth file: %w; see docs/rules.md (Backtests) for its format", err)
 	}
 	for i, inc := range t.Incidents {
-		if len(inc.Key) == 0 || inc.End < inc.Start {
-			return Truth{}, fmt.Errorf("truth file: incident %d (%q) needs a key and start <= end", i, inc.ID)
+		if len(inc.Key) == 0 || inc.Start < 0 || inc.End < inc.Start {
+			return Truth{}, fmt.Errorf("truth file: incident %d (%q) needs a key and 0 <= start <= end", i, inc.ID)
 		}
 	}
 	for i, b := range t.Benign {
-		if len(b.Key) == 0 {
-			return Truth{}, fmt.Errorf("truth file: benign pattern %d (%q) needs a key", i, b.Pattern)
+		if len(b.Key) == 0 || b.Start < 0 || (b.End > 0 && b.End < b.Start) {
+			return Truth{}, fmt.Errorf("truth file: benign pattern %d (%q) needs a key, and start <= end when it has an end", i, b.Pattern)
 		}
 	}
 	return t, nil

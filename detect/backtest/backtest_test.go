@@ -89,7 +89,9 @@ func TestReadTruth(t *testing.T) {
 	if _, err := ReadTruth(strings.NewReader(ok)); err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{`{"incidents":[{"id":"a","start":1,"end":2}]}`, `{"incidents":[{"id":"a","key":{"u":"b"},"start":3,"end":2}]}`, `{"nope":1}`} {
+	for _, bad := range []string{`{"incidents":[{"id":"a","start":1,"end":2}]}`, `{"incidents":[{"id":"a","key":{"u":"b"},"start":3,"end":2}]}`,
+		`{"incidents":[{"id":"a","key":{"u":"b"},"start":-1,"end":2}]}`, `{"benign":[{"pattern":"p","key":{}}]}`,
+		`{"benign":[{"pattern":"p","key":{"u":"b"},"start":5,"end":2}]}`, `{"nope":1}`} {
 		if _, err := ReadTruth(strings.NewReader(bad)); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
