@@ -50,7 +50,13 @@ func BenchmarkEngine(b *testing.B) {
 		b.Fatal(err)
 	}
 	evs := benchEvents(200_000, 100_000)
-	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}, StateMemory: benchStateMemory()})
+	benchProcess(b, rs, evs, benchStateMemory())
+}
+
+// benchProcess measures one event of evs, looped over b.N, through rs with
+// a state budget of stateMemory bytes (0: the default).
+func benchProcess(b *testing.B, rs []*detect.Rule, evs []event.Event, stateMemory int) {
+	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}, StateMemory: stateMemory})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,13 +66,14 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		ev := &evs[i%len(evs)]
 		if i > 0 && i%len(evs) == 0 {
+			b.StopTimer()
 			for j := range evs {
 				evs[j].Time = evs[j].Time.Add(span)
 			}
+			b.StartTimer()
 		}
-		e.Process(ev)
+		e.Process(&evs[i%len(evs)])
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
 }
@@ -175,27 +182,7 @@ func BenchmarkEngineMix(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	evs := mixEvents(1_000_000)
-	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	span := evs[len(evs)-1].Time.Sub(evs[0].Time) + time.Second
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		ev := &evs[i%len(evs)]
-		if i > 0 && i%len(evs) == 0 {
-			b.StopTimer()
-			for j := range evs {
-				evs[j].Time = evs[j].Time.Add(span)
-			}
-			b.StartTimer()
-		}
-		e.Process(ev)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+	benchProcess(b, rs, mixEvents(1_000_000), 0)
 }
 
 // BenchmarkEngineScenario measures one event of twenty minutes of vigil
@@ -220,23 +207,5 @@ func BenchmarkEngineScenario(b *testing.B) {
 		}
 		evs = append(evs, ev)
 	}
-	e, err := detect.New(rs, detect.Options{Lateness: 5 * time.Second, Emit: func(detect.Alert) {}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	span := evs[len(evs)-1].Time.Sub(evs[0].Time) + time.Second
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if i > 0 && i%len(evs) == 0 {
-			b.StopTimer()
-			for j := range evs {
-				evs[j].Time = evs[j].Time.Add(span)
-			}
-			b.StartTimer()
-		}
-		e.Process(&evs[i%len(evs)])
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/event")
+	benchProcess(b, rs, evs, 0)
 }
