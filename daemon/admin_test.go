@@ -58,7 +58,7 @@ func TestPseudonymisedAlerts(t *testing.T) {
 		}
 		return nil
 	})
-	for _, personal := range []string{attack.SourceIP.String(), attack.User} {
+	for _, personal := range attack.personal {
 		if strings.Contains(out.String(), personal) {
 			t.Errorf("delivered alerts contain %q despite pseudonymisation:\n%s", personal, out.String())
 		}
@@ -67,7 +67,7 @@ func TestPseudonymisedAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := p.Addr(attack.SourceIP).String(); !strings.Contains(out.String(), want) {
+	if want := p.Addr(attack.addr).String(); !strings.Contains(out.String(), want) {
 		t.Errorf("delivered alerts lack the pseudonym %s of the attacking address", want)
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,19 +148,39 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// publishAttack publishes n brute-force login failures from one address
-// and returns the last event (its address and user are the attack's).
-func publishAttack(t *testing.T, natsURL string, n int) event.Event {
+// attack is what publishAttack sent: a brute force from one address.
+type attack struct {
+	addr     netip.Addr // the attacking address
+	personal []string   // every address and user name its events carry
+}
+
+// publishAttack publishes n brute-force login failures from one address,
+// made by the simulator, and returns what they carry, so that tests check
+// for the data actually sent rather than for values the simulator may no
+// longer produce.
+func publishAttack(t *testing.T, natsURL string, n int) attack {
 	t.Helper()
 	_, js := connectJS(t, natsURL)
 	gen := simulate.NewGenerator(7, nil)
 	var ev event.Event
+	var a attack
 	now := time.Now()
 	for i := range n {
 		gen.Attack(simulate.BruteForce, now.Add(time.Duration(i-n)*10*time.Millisecond), &ev) // within the 5 s lateness
+		if i == 0 {
+			a.addr = ev.SourceIP
+		}
+		if ev.SourceIP != a.addr || ev.User == "" {
+			t.Fatalf("the simulated brute force is not one address guessing named users: %s", ev.AppendJSON(nil))
+		}
+		for _, v := range []string{ev.SourceIP.String(), ev.User} {
+			if !slices.Contains(a.personal, v) {
+				a.personal = append(a.personal, v)
+			}
+		}
 		publish(t, js, "vigil.events."+ev.Service, ev.RequestID, ev.AppendJSON(nil))
 	}
-	return ev
+	return a
 }
 
 type apiClient struct {

@@ -18,9 +18,6 @@ import (
 	"github.com/vigil-sec/vigil/privacy"
 )
 
-// personal are the address and user of publishAttack's brute force.
-var personal = []string{"203.0.113.7", "alice@example.com"}
-
 // TestPseudonymsSurviveRestart restarts the daemon with privacy on during
 // an attack. After the restart, the alerts rebuilt from the stream leave
 // detection by the start-up announcement, reconciliation and the API
@@ -36,7 +33,7 @@ func TestPseudonymsSurviveRestart(t *testing.T) {
 
 	var first testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: discard, Stdout: &first})
-	publishAttack(t, r.d.NATSURL(), 60)
+	attack := publishAttack(t, r.d.NATSURL(), 60)
 	testkit.WaitUntil(t, 15*time.Second, "the brute-force alert", func() bool {
 		return strings.Contains(first.String(), `"rule":"brute_force_source_ip"`)
 	})
@@ -61,7 +58,7 @@ func TestPseudonymsSurviveRestart(t *testing.T) {
 		t.Fatalf("the attack's alert does not fire after the restart: %s", api)
 	}
 	for where, text := range map[string]string{"notifications after the restart": second.String(), "the API's alerts": string(api)} {
-		for _, raw := range personal {
+		for _, raw := range attack.personal {
 			if strings.Contains(text, raw) {
 				t.Errorf("%s name %q despite pseudonymisation:\n%s", where, raw, text)
 			}
@@ -74,7 +71,7 @@ func TestPseudonymsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := p.Pseudonym(privacy.FieldSourceIP, personal[0]); !strings.Contains(string(api), want) {
+	if want := p.Addr(attack.addr).String(); !strings.Contains(string(api), want) {
 		t.Errorf("the API's alerts lack the pseudonym %s of the attacking address: %s", want, api)
 	}
 }
@@ -93,12 +90,12 @@ func TestPrivacyReloadRekeysAlerts(t *testing.T) {
 
 	var out testkit.SyncBuffer
 	r := startDaemonWith(t, cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: &out, Load: load})
-	publishAttack(t, r.d.NATSURL(), 60)
+	attack := publishAttack(t, r.d.NATSURL(), 60)
 	oldKey, err := privacy.New(cfg.Privacy)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldIP := oldKey.Pseudonym(privacy.FieldSourceIP, personal[0])
+	oldIP := oldKey.Addr(attack.addr).String()
 	testkit.WaitUntil(t, 15*time.Second, "the brute-force alert", func() bool {
 		return strings.Contains(out.String(), oldIP)
 	})
@@ -113,7 +110,7 @@ func TestPrivacyReloadRekeysAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newIP := newKey.Pseudonym(privacy.FieldSourceIP, personal[0])
+	newIP := newKey.Addr(attack.addr).String()
 	testkit.WaitFor(t, 15*time.Second, "the alert re-keyed", func() error {
 		text := out.String()
 		if !strings.Contains(text, `"transition":"firing"`) || !strings.Contains(text, newIP) {
@@ -124,7 +121,7 @@ func TestPrivacyReloadRekeysAlerts(t *testing.T) {
 		}
 		return nil
 	})
-	for _, raw := range personal {
+	for _, raw := range attack.personal {
 		if strings.Contains(out.String(), raw) {
 			t.Errorf("notifications name %q", raw)
 		}

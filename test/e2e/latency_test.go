@@ -15,9 +15,9 @@ import (
 )
 
 // BenchmarkDetectionLatency measures, under background traffic, the time
-// from publishing the event that crosses brute_force_source_ip's threshold
-// (the 50th failed login from one address) to the webhook receiver getting
-// the alert. Each of VIGIL_E2E_ATTACKS attacks (default 100) comes from its
+// from publishing the event that crosses a threshold (the 50th failed login
+// from one address, floodRule's, run beside the default rules) to the
+// webhook receiver getting the alert. Each of VIGIL_E2E_ATTACKS attacks (default 100) comes from its
 // own address: 49 failures in one NDJSON message, then the crossing event
 // alone. Background traffic is VIGIL_E2E_BG_RATE events/s (default 50,000)
 // through emit, about 100 events per message; the benchmark reports the
@@ -30,7 +30,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 	rate := envInt("VIGIL_E2E_BG_RATE", 50_000)
 	for range b.N {
 		recv := newReceiver(b, "hook", 0)
-		v := newVigil(b, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Lateness: 5 * time.Second})
+		v := newVigil(b, vigilConfig{Receivers: []receiverSpec{recv.spec()}, Rules: []string{floodRule}, Lateness: 5 * time.Second})
 		c := connect(b, v.natsURL())
 		tr := startTraffic(b, v.natsURL(), rate)
 		testkit.WaitFor(b, 30*time.Second, "background traffic applied", func() error {
@@ -44,7 +44,7 @@ func BenchmarkDetectionLatency(b *testing.B) {
 			c.publishAttackNDJSON(b, ip, 49)
 			sent := time.Now()
 			c.publishAttack(b, ip, 49, 50)
-			k := alertKey{ruleBrute, ip, firing}
+			k := alertKey{ruleFlood, ip, firing}
 			testkit.WaitFor(b, 30*time.Second, "the alert for "+ip, func() error { return wantCount(recv, k, 1) })
 			at, _ := recv.first(k)
 			lat = append(lat, at.Sub(sent))

@@ -18,7 +18,7 @@ func TestSlowReceiverSlowsNothingElse(t *testing.T) {
 	const bound = 3 * time.Second // well below the 5s a shared queue would add
 	slow := newReceiver(t, "slow", 5*time.Second)
 	fast := newReceiver(t, "fast", 0)
-	v := newVigil(t, vigilConfig{Receivers: []receiverSpec{slow.spec(), fast.spec()}, Rules: []string{burstRule}})
+	v := newVigil(t, vigilConfig{Receivers: []receiverSpec{slow.spec(), fast.spec()}, Rules: []string{burstRule}, OnlyRules: true})
 	c := connect(t, v.natsURL())
 	tr := startTraffic(t, v.natsURL(), 1000)
 

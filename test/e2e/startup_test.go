@@ -78,7 +78,7 @@ func TestStartupWaitsForNATS(t *testing.T) {
 	if err := os.WriteFile(v.cfgPath, []byte(v.configYAML(filepath.Join(dir, "rules"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeRules(filepath.Join(dir, "rules"), nil); err != nil {
+	if err := writeRules(filepath.Join(dir, "rules"), nil, true); err != nil {
 		t.Fatal(err)
 	}
 

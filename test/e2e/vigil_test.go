@@ -27,6 +27,7 @@ type vigilConfig struct {
 	NATSURL   string            // external NATS; empty runs the embedded server
 	Receivers []receiverSpec    // webhook receivers, all on the default route
 	Rules     []string          // extra rule files (YAML text) beside the defaults
+	OnlyRules bool              // run Rules alone, without the default rules
 	Ingest    map[string]string // ingest: keys to override, e.g. "ack_wait": "5s"
 	Lateness  time.Duration     // detect.lateness; 1s when zero
 	LogLevel  string            // info when empty
@@ -60,7 +61,7 @@ func newVigil(t testing.TB, cfg vigilConfig) *vigil {
 	v := &vigil{t: t, cfg: cfg, admin: freeAddr(t), natsAdr: freeAddr(t),
 		dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "vigil.yaml")}
 	rulesDir := filepath.Join(dir, "rules")
-	if err := writeRules(rulesDir, cfg.Rules); err != nil {
+	if err := writeRules(rulesDir, cfg.Rules, !cfg.OnlyRules); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(v.cfgPath, []byte(v.configYAML(rulesDir)), 0o600); err != nil {
@@ -70,23 +71,26 @@ func newVigil(t testing.TB, cfg vigilConfig) *vigil {
 	return v
 }
 
-// writeRules copies the embedded default rules into dir and adds extra.
-func writeRules(dir string, extra []string) error {
+// writeRules writes the rule files extra into dir, beside a copy of the
+// embedded default rules when defaults is set.
+func writeRules(dir string, extra []string, defaults bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	err := fs.WalkDir(rules.FS(), ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(rules.FS(), path)
+	if defaults {
+		err := fs.WalkDir(rules.FS(), ".", func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(rules.FS(), path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
+		})
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), b, 0o644)
-	})
-	if err != nil {
-		return err
 	}
 	for i, r := range extra {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("e2e_%d.yaml", i)), []byte(r), 0o644); err != nil {
