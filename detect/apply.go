@@ -298,13 +298,11 @@ func (e *Engine) update(tr *track, st *groupState, k int64, mt bool) bool {
 		var ok bool
 		e.vBuf, ok = tr.distinct.key(e.vBuf[:0], &e.ctx)
 		switch {
+		case ok && tr.ofCap > 0:
+			st.addShared(hashValue(e.vBuf), k, mt, tr)
 		case ok:
-			h := hashValue(e.vBuf)
 			if mt {
-				st.set.add(h, k, tr.setCap)
-			}
-			if tr.ofCap > 0 {
-				st.ofset.add(h, k, tr.ofCap)
+				st.set.add(hashValue(e.vBuf), k, tr.setCap)
 			}
 		case !tr.needA && !tr.needB:
 			return false // only the distinct count reads this event

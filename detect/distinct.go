@@ -17,6 +17,9 @@ import (
 
 const bigSetAt = 128
 
+// maxShift bounds the sampling of distinct_share's sets: a 2^-24 sample.
+const maxShift = 24
+
 type dset struct {
 	list []setEntry // newest first
 	big  *bigSet
@@ -182,4 +185,28 @@ func (b *bigSet) dropBefore(lo int64) {
 			delete(b.last, h)
 		}
 	}
+}
+
+// len is the number of values in the set.
+func (d *dset) len() int {
+	if d.big != nil {
+		return len(d.big.last)
+	}
+	return len(d.list)
+}
+
+// keep drops the values whose hash has any bit of mask set.
+func (d *dset) keep(mask uint32) {
+	if b := d.big; b != nil {
+		b.per = b.per[:0]
+		for h, k := range b.last {
+			if h&mask != 0 {
+				delete(b.last, h)
+				continue
+			}
+			b.add(k, 1)
+		}
+		return
+	}
+	d.list = slices.DeleteFunc(d.list, func(e setEntry) bool { return e.hash&mask != 0 })
 }

@@ -124,7 +124,7 @@ func (s *groupState) size() int {
 // copyTo deep-copies s into dst, reusing dst's storage; sample ids get
 // storage of their own (maxSampleID bytes each, so later pushes reuse it).
 func (s *groupState) copyTo(dst *groupState) {
-	dst.first, dst.totA, dst.totB = s.first, s.totA, s.totB
+	dst.first, dst.totA, dst.totB, dst.shift = s.first, s.totA, s.totB, s.shift
 	dst.fine = append(dst.fine[:0], s.fine...)
 	dst.set, dst.ofset = s.set.clone(), s.ofset.clone()
 	dst.fresh = append(dst.fresh[:0], s.fresh...)

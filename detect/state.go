@@ -16,6 +16,7 @@ import (
 // denominator) can be made in place without decoding at all:
 //
 //	version   byte (stateVersion)
+//	shift     byte: distinct_share's sampling level (see dset.keep)
 //	counts    uvarint each: fine buckets, distinct entries, fresh entries,
 //	          known entries, baseline series, sketches, samples
 //	first     varint: fine bucket of the group's first event (its history)
@@ -36,7 +37,7 @@ import (
 
 const (
 	ruleVersion  = 4
-	stateVersion = 3
+	stateVersion = 4
 	sampleSize   = 5
 	maxSampleID  = 64
 	fineSize     = 12
@@ -75,7 +76,12 @@ type sketchBucket struct {
 // groupState is the decoded value. Its slices are reused across decodes;
 // sample entries alias the buffer the state was decoded from.
 type groupState struct {
-	first    int64
+	first int64
+	// shift samples the values of a distinct_share condition once its
+	// sets would outgrow their caps: both sets keep only the values whose
+	// hash has its low shift bits zero, a 2^-shift sample that estimates
+	// both counts alike, so the share is unbiased.
+	shift    uint8
 	fine     []bucket
 	set      dset       // the distinct checks' values among matching events
 	ofset    dset       // distinct_share: the values among `of` events
@@ -91,7 +97,7 @@ type groupState struct {
 }
 
 func (s *groupState) reset() {
-	s.first, s.totA, s.totB = 0, 0, 0
+	s.first, s.totA, s.totB, s.shift = 0, 0, 0, 0
 	s.fine, s.fresh, s.known = s.fine[:0], s.fresh[:0], s.known[:0]
 	s.set.reset()
 	s.ofset.reset()
@@ -181,6 +187,7 @@ func section(b []byte, j int) ([]byte, bool) {
 
 // header is the decoded fixed part of a value; off is where fine entries start.
 type header struct {
+	shift                                                          uint8
 	nFine, nSet, nOfSet, nFresh, nKnown, nSeries, nSketch, nSample int
 	first, fineBase                                                int64
 	off                                                            int
@@ -188,10 +195,11 @@ type header struct {
 
 func parseHeader(b []byte) (header, bool) {
 	var h header
-	if len(b) == 0 || b[0] != stateVersion {
+	if len(b) < 2 || b[0] != stateVersion || b[1] > maxShift {
 		return h, false
 	}
-	d := decoder{b: b[1:]}
+	h.shift = b[1]
+	d := decoder{b: b[2:]}
 	var n [8]uint64
 	for i := range n {
 		n[i] = d.uvarint()
@@ -223,7 +231,7 @@ func (s *groupState) decode(b []byte, sk *sketchCodec) error {
 	if !ok {
 		return errCorrupt
 	}
-	s.first = h.first
+	s.first, s.shift = h.first, h.shift
 	p := b[h.off:]
 	le := binary.LittleEndian
 	for range h.nFine {
@@ -319,7 +327,7 @@ func (s *groupState) encode(dst []byte) []byte {
 	set := s.set.entries(nil)
 	ofset := s.ofset.entries(nil)
 	base := s.base()
-	dst = append(dst, stateVersion)
+	dst = append(dst, stateVersion, s.shift)
 	for _, n := range []int{len(s.fine), len(set), len(ofset), len(s.fresh), len(s.known), len(s.series), len(s.sketches), len(s.sample)} {
 		dst = binary.AppendUvarint(dst, uint64(n))
 	}

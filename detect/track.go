@@ -151,7 +151,9 @@ func (tr *track) summarize(s *groupState, lo, hi int64, sk *sketchCodec) summary
 		sm.distinct = s.set.count(lo, hi)
 	}
 	if tr.ofCap > 0 {
-		sm.ofDistinct = s.ofset.count(lo, hi)
+		// Sampled sets (see addShared) estimate the counts.
+		sm.distinct <<= s.shift
+		sm.ofDistinct = s.ofset.count(lo, hi) << s.shift
 	}
 	if tr.hasPct {
 		sm.pct, sm.pctOK = sk.quantile(s.sketches, lo, hi, tr.quantile)

@@ -68,6 +68,9 @@ func (tr *track) prune(s *groupState, kh int64) {
 	}
 	if tr.ofCap > 0 {
 		s.ofset.prune(lo)
+		if s.ofset.len() == 0 && s.set.len() == 0 {
+			s.shift = 0 // nothing left to sample: count exactly again
+		}
 	}
 }
 
@@ -108,4 +111,28 @@ func inSet(set []setEntry, h uint32, since int64) bool {
 // pruneSet drops entries last seen before bucket lo.
 func pruneSet(set []setEntry, lo int64) []setEntry {
 	return slices.DeleteFunc(set, func(e setEntry) bool { return e.last < lo })
+}
+
+// addShared records value hash h seen in bucket k for a distinct_share
+// condition: among the `of` events' values, and among the matching ones
+// when mt. Where the sets would outgrow their caps (a login endpoint that
+// thousands of networks try within the window), it samples them instead of
+// forgetting their oldest values, which would count a shorter window in
+// one set than in the other and skew the share: both keep only the values
+// whose hash's low shift bits are zero, and shift grows by one (halving
+// the sample) whenever a set is full.
+func (s *groupState) addShared(h uint32, k int64, mt bool, tr *track) {
+	for (s.ofset.len() >= tr.ofCap || s.set.len() >= tr.setCap) && s.shift < maxShift {
+		s.shift++
+		mask := uint32(1)<<s.shift - 1
+		s.set.keep(mask)
+		s.ofset.keep(mask)
+	}
+	if h&(uint32(1)<<s.shift-1) != 0 {
+		return
+	}
+	if mt {
+		s.set.add(h, k, tr.setCap)
+	}
+	s.ofset.add(h, k, tr.ofCap)
 }

@@ -694,6 +694,63 @@ rules:
 	}
 }
 
+// TestDistinctShareOfLargePopulations: when more values try than a
+// distinct_share condition keeps (40,000 addresses in under a minute), it
+// samples both sets alike: the share and the count stay right, within a few
+// percent, instead of a share taken over the newest values only.
+func TestDistinctShareOfLargePopulations(t *testing.T) {
+	src := `
+rules:
+  - name: many_failing
+    description: d
+    severity: high
+    category: credential_stuffing
+    match: status == 401
+    of: "true"
+    group_by: [endpoint]
+    when: {window: 1m, distinct_share: {field: source_ip, min: 0.08}, distinct: {field: source_ip, min: 1000}}
+`
+	for _, tc := range []struct {
+		failEvery int // one address in failEvery fails
+		fires     bool
+	}{{20, false}, {10, true}} {
+		e, rec := newEngine(t, mustRules(t, src), Options{})
+		const n = 40_000
+		for i := range n {
+			ip := fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)
+			e.Process(login(time.Duration(i)*time.Millisecond, ip, "u", i%tc.failEvery != 0))
+		}
+		if !tc.fires {
+			if len(rec.alerts) != 0 {
+				t.Fatalf("1 in %d failing: alerts %+v", tc.failEvery, rec.alerts)
+			}
+			continue
+		}
+		if len(rec.alerts) != 1 {
+			t.Fatalf("1 in %d failing: alerts %+v", tc.failEvery, rec.alerts)
+		}
+		// The alert fires as soon as the condition holds (1,000 failing);
+		// the state at the end holds the whole population.
+		tr := e.rules[0].c.tracks[0]
+		var st *groupState
+		for _, h := range e.hot.m {
+			st = &h.rs.tracks[0]
+		}
+		if st == nil || st.shift == 0 {
+			t.Fatalf("no sampled state in the hot set")
+		}
+		sm := tr.summarize(st, st.fine[0].idx, st.fine[len(st.fine)-1].idx, e.sk)
+		share := float64(sm.distinct) / float64(sm.ofDistinct)
+		if share < 0.09 || share > 0.11 || sm.ofDistinct < n*9/10 || sm.ofDistinct > n*11/10 {
+			t.Fatalf("shift %d: %d of %d distinct (share %.3f); want about 4,000 of 40,000", st.shift, sm.distinct, sm.ofDistinct, share)
+		}
+		var back groupState
+		if err := back.decode(st.encode(nil), e.sk); err != nil || back.shift != st.shift {
+			t.Fatalf("decoded shift %d (%v), want %d", back.shift, err, st.shift)
+		}
+	}
+}
+
 // TestLargeDistinctSets: a population's distinct count (a large set, kept
 // as a map) is exact, forgets values as the window moves, survives the
 // cache and agrees with a small set's count.
