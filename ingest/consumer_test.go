@@ -54,9 +54,7 @@ func TestRunAppliesEveryEventOnceInOrder(t *testing.T) {
 			testkit.WaitFor(t, waitTime, "every message acknowledged", settled(c))
 
 			sameLines(t, "sink", sink.Lines(), want)
-			if got := metric(t, reg, "vigil_events_received_total"); got != float64(len(want)) {
-				t.Errorf("vigil_events_received_total = %v, want %d", got, len(want))
-			}
+			counted(t, reg, float64(len(want)), "vigil_events_received_total")
 		})
 	}
 }
@@ -94,9 +92,7 @@ func TestRedeliveryOfSettledMessages(t *testing.T) {
 	if got := metric(t, reg, "vigil_ingest_redelivered_messages_total"); got != float64(len(first)) {
 		t.Errorf("vigil_ingest_redelivered_messages_total = %v, want %d", got, len(first))
 	}
-	if got, want := metric(t, reg, "vigil_events_received_total"), float64(len(lines(first, later))); got != want {
-		t.Errorf("vigil_events_received_total = %v, want %v", got, want)
-	}
+	counted(t, reg, float64(len(lines(first, later))), "vigil_events_received_total")
 }
 
 // TestServiceWithDots checks that a service name containing dots is
@@ -133,9 +129,7 @@ func TestServiceWithDots(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], `"request_id":"whole"`) {
 		t.Errorf("applied %v, want only the event whose service is billing.eu", got)
 	}
-	if n := metric(t, reg, "vigil_events_rejected_total", "reason", string(event.ReasonServiceMismatch)); n != 2 {
-		t.Errorf("service_mismatch rejections = %v, want 2", n)
-	}
+	counted(t, reg, 2, "vigil_events_rejected_total", "reason", string(event.ReasonServiceMismatch))
 }
 
 // TestCaughtUp drives the consumer's clock by hand: each round moves it a

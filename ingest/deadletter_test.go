@@ -180,12 +180,8 @@ func TestDeadLetterFailureAppliesOnce(t *testing.T) {
 	if dead := deadLetters(t, js); len(dead) != 2 {
 		t.Errorf("%d dead letters, want 2", len(dead))
 	}
-	if got, want := metric(t, reg, "vigil_events_received_total"), float64(len(lines(msgs))); got != want {
-		t.Errorf("vigil_events_received_total = %v, want %v", got, want)
-	}
-	if got := metric(t, reg, "vigil_events_rejected_total", "reason", "malformed_json"); got != 2 {
-		t.Errorf("vigil_events_rejected_total{reason=malformed_json} = %v, want 2", got)
-	}
+	counted(t, reg, float64(len(lines(msgs))), "vigil_events_received_total")
+	counted(t, reg, 2, "vigil_events_rejected_total", "reason", "malformed_json")
 	if got := metric(t, reg, "vigil_events_deadlettered_total"); got != 2 {
 		t.Errorf("vigil_events_deadlettered_total = %v, want 2", got)
 	}
@@ -220,9 +216,7 @@ func TestGarbageMessageIsBounded(t *testing.T) {
 		t.Errorf("the message took %s to settle; it must stay far under ack_wait (%s)", d, cfg.AckWait)
 	}
 	sameLines(t, "sink", sink.Lines(), lines([]message{valid}))
-	if got := metric(t, reg, "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON)); got != bad {
-		t.Errorf("vigil_events_rejected_total{reason=malformed_json} = %v, want %d", got, bad)
-	}
+	counted(t, reg, bad, "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON))
 	dead := deadLetters(t, js)
 	if len(dead) != ingest.MaxDeadLetters+1 {
 		t.Fatalf("%d dead letters, want %d and one record of the rest", len(dead), ingest.MaxDeadLetters)

@@ -99,6 +99,19 @@ func settled(c *ingest.Consumer) func() error {
 	}
 }
 
+// counted waits until the counter name, with the given label pairs, reaches
+// want. A chunk's events and rejected lines are counted just after its
+// messages are acknowledged, so settled can hold a moment before they are.
+func counted(t *testing.T, reg *prometheus.Registry, want float64, name string, labels ...string) {
+	t.Helper()
+	testkit.WaitFor(t, waitTime, name+" counted", func() error {
+		if got := metric(t, reg, name, labels...); got != want {
+			return fmt.Errorf("%s%v = %v, want %v", name, labels, got, want)
+		}
+		return nil
+	})
+}
+
 // metric returns the value of the counter name with the given label pairs
 // ("k", "v", ...), or 0 when reg has no such series.
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
