@@ -15,9 +15,11 @@ import (
 // one incident, so that receivers can thread them and page once:
 //
 //   - an alert's entities are its address, network (source_prefix, and the
-//     network of its address), user and client labels, plus those of the
-//     event that made it fire (a per-address brute force names the user it
-//     targets, and so meets the per-user alert on that user);
+//     network of its address) and user labels, plus those of the event that
+//     made it fire (a per-address brute force names the user it targets,
+//     and so meets the per-user alert on that user); the client is an
+//     entity only of rules grouped by client_id, since a public client's id
+//     is shared by its users and attackers alike;
 //   - an alert about a whole service (no such label) has the service as
 //     its entity, so an error spike, an outage and a latency rise of one
 //     service are one incident;
@@ -216,12 +218,14 @@ func (e *Engine) incidentSeverity(inc *incident, a *firingAlert) string {
 func (e *Engine) incidentKeys(a *firingAlert) []string {
 	c := e.rules[a.rule].c
 	var keys []string
-	entity := false
+	entity, byClient := false, false
 	ev := e.ctx.ev
 	for _, f := range c.groupBy {
 		switch f.name {
-		case "source_ip", "source_prefix", "user", "client_id":
+		case "source_ip", "source_prefix", "user":
 			entity = true
+		case "client_id":
+			entity, byClient = true, true
 		}
 	}
 	if !entity {
@@ -243,7 +247,11 @@ func (e *Engine) incidentKeys(a *firingAlert) []string {
 	if ev.User != "" {
 		keys = append(keys, "user:"+ev.User)
 	}
-	if ev.ClientID != "" {
+	// A client is an entity only of alerts about it: one client id is
+	// shared by every user of a public client (a web app, a mobile build),
+	// attackers included, so taking it from the firing request would chain
+	// unrelated attacks into one incident.
+	if byClient && ev.ClientID != "" {
 		keys = append(keys, "client:"+ev.ClientID)
 	}
 	return keys

@@ -473,7 +473,8 @@ func TestSequenceThenNewAndKnown(t *testing.T) {
 
 // TestIncidentsCorrelateOneAttack: a brute force from one address on one
 // user fires a per-address and a per-user alert, which share an incident;
-// an unrelated attack gets its own; three rules escalate the incident.
+// an unrelated attack gets its own, though both send the same public
+// client id; three rules escalate the incident.
 func TestIncidentsCorrelateOneAttack(t *testing.T) {
 	src := `
 rules:
@@ -485,8 +486,13 @@ rules:
 	run := func() []Alert {
 		e, rec := newEngine(t, mustRules(t, src), Options{})
 		for i := range 12 {
-			e.Process(login(time.Duration(i)*time.Second, "198.51.100.7", "alice", false))
-			e.Process(login(time.Duration(i)*time.Second, "203.0.113.50", fmt.Sprint("u", i), false))
+			for _, x := range []*event.Event{
+				login(time.Duration(i)*time.Second, "198.51.100.7", "alice", false),
+				login(time.Duration(i)*time.Second, "203.0.113.50", fmt.Sprint("u", i), false),
+			} {
+				x.ClientID = "web-app"
+				e.Process(x)
+			}
 		}
 		return rec.alerts
 	}
