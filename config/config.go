@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/cluster"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/natsconn"
@@ -49,6 +50,9 @@ type Config struct {
 	Notify  notify.Config  `yaml:",inline"`
 	Admin   admin.Config   `yaml:"admin"`
 	Privacy privacy.Config `yaml:"privacy"`
+	// Cluster runs this instance as one of several sharing the work:
+	// active or warm standby (see package cluster).
+	Cluster cluster.Config `yaml:"cluster"`
 }
 
 // LogConfig selects the log format and level.
@@ -69,6 +73,7 @@ func Default() Config {
 		Detect:                detect.DefaultConfig(),
 		Notify:                notify.DefaultConfig(),
 		Admin:                 admin.DefaultConfig(),
+		Cluster:               cluster.DefaultConfig(),
 	}
 }
 
@@ -125,7 +130,10 @@ func (c *Config) Validate() error {
 	if err := c.Admin.Validate(); err != nil {
 		return err
 	}
-	return c.Privacy.Validate()
+	if err := c.Privacy.Validate(); err != nil {
+		return err
+	}
+	return c.Cluster.Validate(!c.NATS.Embedded())
 }
 
 // Load reads path over the defaults and validates the result. Errors name

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/cluster"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
@@ -120,6 +121,18 @@ type Status struct {
 	Stream     StreamStatus `json:"stream"`
 	Detect     DetectStatus `json:"detect"`
 	NotifyQ    uint64       `json:"notify_queue_depth"`
+	// Cluster is set when cluster.enabled: this member and the member
+	// table.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus describes this member's role and the live members.
+type ClusterStatus struct {
+	Member  string           `json:"member"`
+	Role    string           `json:"role"`
+	Since   time.Time        `json:"since"`
+	Members []cluster.Member `json:"members"`
+	Error   string           `json:"error,omitempty"`
 }
 
 // NATSStatus describes the NATS connection.
@@ -180,6 +193,16 @@ func (b backend) Status(ctx context.Context) (any, error) {
 	}
 	if q, err := d.notifier.n().QueueDepth(ictx); err == nil {
 		st.NotifyQ = q
+	}
+	if fo := d.failover; fo != nil {
+		self := fo.table.Self()
+		cs := &ClusterStatus{Member: self.Name, Role: self.Role, Since: self.Since}
+		if ms, err := fo.table.Members(ictx); err == nil {
+			cs.Members = ms
+		} else {
+			cs.Error = "member table unavailable"
+		}
+		st.Cluster = cs
 	}
 	return st, nil
 }

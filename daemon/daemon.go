@@ -55,6 +55,7 @@ type Daemon struct {
 	consumer *ingest.Consumer
 	detector *detector
 	notifier *notifierRunner
+	failover *failover // nil unless cluster.enabled
 	privacy  *privacy.Pseudonymizer // for log lines; alerts are pseudonymised by the engine
 	admin    *admin.Server
 	ln       net.Listener
@@ -113,9 +114,15 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.detector, err = newDetector(d, cfg.Detect, d.privacy); err != nil {
 		return err
 	}
-	d.consumer, err = ingest.New(cfg.Ingest, d.nc, ingest.Options{
-		Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas,
-	})
+	iopts := ingest.Options{Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas}
+	if cfg.Cluster.Enabled {
+		if d.failover, err = newFailover(sctx, d); err != nil {
+			return err
+		}
+		iopts.Failover = d.failover.ingest()
+		d.notifier.hold(true) // until this member is active
+	}
+	d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts)
 	if err != nil {
 		return err
 	}
@@ -218,6 +225,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	wg.Go(func() { _ = d.consumer.Run(intakeCtx) })
 	wg.Go(func() { d.detector.tick(intakeCtx) })
+	if d.failover != nil {
+		wg.Go(func() { d.failover.run(intakeCtx) })
+	}
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	d.notifier.start(notifyCtx)
 	d.log.Info("vigil running", "listen", d.ln.Addr().String(), "nats", d.NATSURL(), "version", d.opts.Version)
@@ -274,6 +284,10 @@ func (d *Daemon) warmUp(ctx context.Context) error {
 		return fmt.Errorf("rebuild detection state: %w", err)
 	}
 	d.consumer.SetSink(st.engine)
+	if d.failover != nil {
+		d.failover.start(r) // a standby until JetStream pins this member
+		return nil
+	}
 	d.consumer.SkipReplayed(r)
 	d.detector.announce(ctx, st)
 	return nil

@@ -91,6 +91,11 @@ func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
 // emit queues an alert transition in the durable outbox. It runs with the
 // engine's lock held, so it only publishes.
 func (x *detector) emit(a detect.Alert) {
+	if fo := x.d.failover; fo != nil && !fo.mayAnnounce() {
+		fo.metrics.Fenced.Inc()
+		x.d.log.Warn("alert transition not announced: another member is active", "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := x.d.notifier.Notify(ctx, a); err != nil {
@@ -152,6 +157,9 @@ func muted(eng *detect.Engine, fn func() error) error {
 // come may fire them again, and resolving them now would announce them
 // twice. A failure is logged: settle announces them too.
 func (x *detector) announce(ctx context.Context, st *engineState) {
+	if fo := x.d.failover; fo != nil && !fo.isActive() {
+		return // the active member announces
+	}
 	st.unsettled.Store(true)
 	firing := st.engine.Firing()
 	if err := x.d.notifier.Announce(ctx, firing); err != nil {
@@ -201,6 +209,10 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 	r, err := x.rebuild(ctx, st)
 	if err == nil {
 		x.d.consumer.Paused(func() {
+			if fo := x.d.failover; fo != nil {
+				fo.mu.Lock() // a standby's following waits for the swap
+				defer fo.mu.Unlock()
+			}
 			err = muted(st.engine, func() (err error) {
 				r, err = x.d.consumer.CatchUp(ctx, r, st.engine)
 				return err
@@ -210,7 +222,11 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 			}
 			old := x.state.Swap(st)
 			x.d.consumer.SetSink(st.engine)
-			x.d.consumer.SkipReplayed(r)
+			if fo := x.d.failover; fo != nil {
+				fo.swapped(r)
+			} else {
+				x.d.consumer.SkipReplayed(r)
+			}
 			old.engine.Close()
 		})
 	}
@@ -235,6 +251,9 @@ func (x *detector) tick(ctx context.Context) {
 		case <-tick:
 			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
+			}
+			if fo := x.d.failover; fo != nil && !fo.isActive() {
+				continue // a standby's watermark follows the active member's events
 			}
 			st := x.state.Load()
 			st.engine.Tick(x.d.clock.Now())

@@ -22,6 +22,7 @@ type notifierRunner struct {
 
 	mu     sync.Mutex
 	cfg    notify.Config
+	held   bool // a cluster standby: no delivery workers
 	parent context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -52,7 +53,34 @@ func (r *notifierRunner) start(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.parent = ctx
-	r.runLocked()
+	if !r.held {
+		r.runLocked()
+	}
+}
+
+// hold stops the delivery workers (attempts in flight finish; queued
+// deliveries stay in JetStream for the active member) or, with false,
+// starts them again.
+func (r *notifierRunner) hold(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held == on {
+		return
+	}
+	r.held = on
+	if on {
+		r.stopLocked()
+	} else if r.parent != nil {
+		r.runLocked()
+	}
+}
+
+func (r *notifierRunner) stopLocked() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+		r.cancel = nil
+	}
 }
 
 func (r *notifierRunner) runLocked() {
@@ -94,13 +122,10 @@ func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notif
 func (r *notifierRunner) swap(n *notify.Notifier, cfg notify.Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cancel != nil {
-		r.cancel()
-		<-r.done
-	}
+	r.stopLocked()
 	r.cur.Store(n)
 	r.cfg = cfg
-	if r.parent != nil {
+	if r.parent != nil && !r.held {
 		r.runLocked()
 	}
 }

@@ -78,6 +78,9 @@ func (a *applier) apply(ch *chunk) {
 			sink.Process(&ch.events[i])
 		}
 	}
+	if n := len(ch.seqs); n > 0 {
+		a.c.lastApplied.Store(ch.seqs[n-1])
+	}
 	a.c.progress.apply(len(ch.msgs))
 }
 

@@ -52,6 +52,9 @@ type Options struct {
 	// use the time package.
 	Clock    clock.Clock
 	Replicas int // stream replicas; 1 when zero
+	// Failover, when set, shares the durable consumer with other
+	// instances, one active at a time (see Failover).
+	Failover *Failover
 }
 
 // Pipeline sizes: events per chunk handed from decoding to applying, and
@@ -97,6 +100,9 @@ type Consumer struct {
 	duplicates   prometheus.Counter
 	cons         jetstream.Consumer
 	consMu       sync.Mutex
+	failover     *Failover     // nil: this instance alone consumes
+	fo           failoverState // with failover: the pin held
+	lastApplied  atomic.Uint64 // stream sequence of the last message applied live
 
 	// Owned by the decoding side (under batchMu).
 	out         chan<- *chunk // to the applier; nil while not consuming
@@ -146,6 +152,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	c := &Consumer{
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
+		failover: opts.Failover,
 		dec:  newDecoder(cfg),
 		free: make(chan *chunk, chunkQueue+settleQueue+3),
 	}
@@ -252,8 +259,20 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.progress.reset(c.clock.Now())
 
 	fatal := make(chan error, 1)
-	cc, err := cons.Consume(c.handle, jetstream.PullMaxMessages(c.cfg.FetchBatch),
-		jetstream.PullExpiry(max(c.cfg.FetchWait, time.Second)),
+	expiry := max(c.cfg.FetchWait, time.Second)
+	var group []jetstream.PullConsumeOpt
+	if c.failover != nil {
+		c.fo.mu.Lock()
+		c.fo.ctx = ctx
+		c.fo.mu.Unlock()
+		expiry = c.failover.PullExpiry
+		group = append(group, jetstream.PullPriorityGroup(PriorityGroup))
+		// A new consumer handle holds no pin: whatever this instance held
+		// is gone with the last one.
+		defer c.lostPin()
+	}
+	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessages(c.cfg.FetchBatch),
+		jetstream.PullExpiry(expiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				select {
@@ -262,8 +281,13 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 				}
 				return
 			}
+			if c.failover != nil && isPinMismatch(err) {
+				c.log.Info("another instance is pinned on the events consumer", "consumer", c.cfg.Consumer)
+				go c.lostPin()
+				return
+			}
 			c.log.Debug("event consumer pull interrupted", "err", err)
-		}))
+		}))...)
 	if err == nil {
 		select {
 		case <-ctx.Done():
@@ -309,6 +333,9 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	defer c.batchMu.Unlock()
 	if c.out == nil {
 		_ = msg.Nak() // consuming ended: let JetStream deliver it again
+		return
+	}
+	if c.failover != nil && !c.checkPin(msg) {
 		return
 	}
 	seq, at := stored(msg)

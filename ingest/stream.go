@@ -132,8 +132,8 @@ func subjectService(subject string) string { return strings.TrimPrefix(subject, 
 // including one the server delivered and the connection lost on its way
 // (NATS going away mid-batch): that message would never be delivered again.
 // With AckExplicit it comes again after ack_wait.
-func consumerConfig(cfg Config) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+func consumerConfig(cfg Config, fo *Failover) jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
 		Durable:       cfg.Consumer,
 		Description:   "Vigil ingest",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -142,6 +142,12 @@ func consumerConfig(cfg Config) jetstream.ConsumerConfig {
 		MaxAckPending: cfg.MaxAckPending,
 		MaxDeliver:    -1,
 	}
+	if fo != nil {
+		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cc.PriorityGroups = []string{PriorityGroup}
+		cc.PinnedTTL = fo.After
+	}
+	return cc
 }
 
 // bind declares the streams and the durable consumer.
@@ -165,7 +171,7 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		c.streamMade = made
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg))
+	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg, c.failover))
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Consumer, err)
 	}

@@ -225,7 +225,7 @@ func newDelivery(rec *alertRecord, a detect.Alert, kind detect.Transition, name 
 		seq = rec.Repeats
 	}
 	return delivery{
-		ID:       deliveryID(a.Fingerprint, rec.Episode, a.StartsAt, kind, seq, name),
+		ID:       deliveryID(a.Fingerprint, rec.Episode, kind, seq, name),
 		Receiver: name,
 		Episode:  rec.Episode,
 		Alert:    a,
@@ -234,9 +234,13 @@ func newDelivery(rec *alertRecord, a detect.Alert, kind detect.Transition, name 
 }
 
 // deliveryID derives a delivery's id from what makes it unique, so that
-// enqueuing it twice (a retried Notify, a restart) yields the same id.
-func deliveryID(fp string, episode int, startsAt time.Time, kind detect.Transition, seq int, recv string) string {
+// enqueuing it twice (a retried Notify, a restart, two cluster members
+// announcing one alert) yields the same id. It holds nothing two members
+// could see differently, such as the alert's start: the episode, counted in
+// the alert state both share, tells one firing of a fingerprint from the
+// next.
+func deliveryID(fp string, episode int, kind detect.Transition, seq int, recv string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%d\x00%s", fp, episode, startsAt.UnixNano(), kind, seq, recv)
+	fmt.Fprintf(h, "%s\x00%d\x00%s\x00%d\x00%s", fp, episode, kind, seq, recv)
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

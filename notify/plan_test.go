@@ -99,22 +99,33 @@ func TestMakePlan(t *testing.T) {
 }
 
 func TestDeliveryIDs(t *testing.T) {
-	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	base := deliveryID("fp", 1, start, detect.TransitionFiring, 0, "a")
-	if again := deliveryID("fp", 1, start, detect.TransitionFiring, 0, "a"); again != base {
+	base := deliveryID("fp", 1, detect.TransitionFiring, 0, "a")
+	if again := deliveryID("fp", 1, detect.TransitionFiring, 0, "a"); again != base {
 		t.Errorf("same inputs give %s and %s", base, again)
 	}
 	for name, other := range map[string]string{
-		"fingerprint": deliveryID("fp2", 1, start, detect.TransitionFiring, 0, "a"),
-		"episode":     deliveryID("fp", 2, start, detect.TransitionFiring, 0, "a"),
-		"start":       deliveryID("fp", 1, start.Add(time.Second), detect.TransitionFiring, 0, "a"),
-		"transition":  deliveryID("fp", 1, start, detect.TransitionResolved, 0, "a"),
-		"repeat seq":  deliveryID("fp", 1, start, detect.TransitionFiring, 1, "a"),
-		"receiver":    deliveryID("fp", 1, start, detect.TransitionFiring, 0, "b"),
+		"fingerprint": deliveryID("fp2", 1, detect.TransitionFiring, 0, "a"),
+		"episode":     deliveryID("fp", 2, detect.TransitionFiring, 0, "a"),
+		"transition":  deliveryID("fp", 1, detect.TransitionResolved, 0, "a"),
+		"repeat seq":  deliveryID("fp", 1, detect.TransitionFiring, 1, "a"),
+		"receiver":    deliveryID("fp", 1, detect.TransitionFiring, 0, "b"),
 	} {
 		if other == base {
 			t.Errorf("changing the %s does not change the id", name)
 		}
+	}
+}
+
+// TestDeliveryIDIgnoresWhatOwnersMayDisagreeOn: two members that both
+// saw an alert fire (one live, one replaying after a takeover) may set its
+// start a moment apart; they enqueue one delivery, not two.
+func TestDeliveryIDIgnoresWhatOwnersMayDisagreeOn(t *testing.T) {
+	rec := alertRecord{Episode: 3}
+	a := testAlert("fp", detect.TransitionFiring)
+	b := a
+	b.StartsAt = a.StartsAt.Add(1500 * time.Millisecond)
+	if x, y := newDelivery(&rec, a, detect.TransitionFiring, "hook", a.StartsAt), newDelivery(&rec, b, detect.TransitionFiring, "hook", b.StartsAt); x.ID != y.ID {
+		t.Errorf("one episode's firing gets ids %s and %s for starts %s apart", x.ID, y.ID, b.StartsAt.Sub(a.StartsAt))
 	}
 }
 

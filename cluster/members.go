@@ -1,0 +1,205 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MembersBucket is the KV bucket of the member table.
+const MembersBucket = "VIGIL_MEMBERS"
+
+// Roles a member reports.
+const (
+	RoleActive  = "active"
+	RoleStandby = "standby"
+)
+
+// Member is one instance's row in the member table.
+type Member struct {
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Version string    `json:"version,omitempty"`
+	Started time.Time `json:"started"`
+	// Since is when the member took its role.
+	Since time.Time `json:"since"`
+	// Seen is the member's last heartbeat.
+	Seen time.Time `json:"seen"`
+	// Applied is the stream sequence of the last event message the
+	// member's engine applied; Lag is how many the active member was
+	// delivered beyond it (a standby's distance from a takeover).
+	Applied   uint64 `json:"applied"`
+	Lag       uint64 `json:"lag"`
+	Handovers int    `json:"handovers"`
+}
+
+// Table keeps this member's row in MembersBucket fresh and reads the
+// others'. A row not refreshed for three heartbeats expires with the
+// bucket's TTL: the member is gone.
+type Table struct {
+	kv    jetstream.KeyValue
+	log   *slog.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	self Member
+
+	metrics *Metrics
+}
+
+// Progress reports where a member's engine is: the last message it applied
+// and how far behind the active member's deliveries that is.
+type Progress func() (applied, lag uint64)
+
+// NewTable creates or opens the member bucket (with replicas) and returns
+// the table of member name. Rows expire after three heartbeats of every.
+func NewTable(ctx context.Context, js jetstream.JetStream, name, version string, every time.Duration, replicas int, now func() time.Time, log *slog.Logger, m *Metrics) (*Table, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      MembersBucket,
+		Description: "Vigil cluster members: one row per instance, refreshed every heartbeat",
+		History:     1,
+		TTL:         3 * every,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create key-value bucket %s: %w", MembersBucket, err)
+	}
+	t := now()
+	return &Table{kv: kv, log: log, every: every, now: now, metrics: m,
+		self: Member{Name: name, Role: RoleStandby, Version: version, Started: t, Since: t}}, nil
+}
+
+// SetRole records that this member took role.
+func (t *Table) SetRole(role string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.self.Role == role {
+		return
+	}
+	t.self.Role, t.self.Since = role, t.now()
+	if role == RoleActive {
+		t.self.Handovers++
+	}
+}
+
+// Self returns this member's row as last written.
+func (t *Table) Self() Member {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.self
+}
+
+// Run writes this member's row now and every heartbeat, with progress's
+// figures, until ctx is done, then deletes it (the member left).
+func (t *Table) Run(ctx context.Context, progress Progress) {
+	tick := time.NewTicker(t.every)
+	defer tick.Stop()
+	for {
+		t.beat(ctx, progress)
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = t.kv.Delete(dctx, t.Self().Name)
+			cancel()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Table) beat(ctx context.Context, progress Progress) {
+	applied, lag := progress()
+	t.mu.Lock()
+	t.self.Seen, t.self.Applied, t.self.Lag = t.now(), applied, lag
+	row := t.self
+	t.mu.Unlock()
+	data, err := json.Marshal(row)
+	if err == nil {
+		_, err = t.kv.Put(ctx, row.Name, data)
+	}
+	if err != nil && ctx.Err() == nil {
+		t.log.Warn("cluster member row not written; retrying at the next heartbeat", "err", err, "member", row.Name)
+	}
+	t.metrics.lag.Set(float64(lag))
+	if ms, err := t.Members(ctx); err == nil {
+		t.metrics.members.Set(float64(len(ms)))
+	}
+}
+
+// Members returns the live members, by name.
+func (t *Table) Members(ctx context.Context) ([]Member, error) {
+	keys, err := t.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list cluster members: %w", err)
+	}
+	var out []Member
+	for k := range keys.Keys() {
+		e, err := t.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read cluster member %s: %w", k, err)
+		}
+		var m Member
+		if json.Unmarshal(e.Value(), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Metrics are the cluster's metrics.
+type Metrics struct {
+	Active    prometheus.Gauge
+	members   prometheus.Gauge
+	lag       prometheus.Gauge
+	Handovers prometheus.Counter
+	Demotions prometheus.Counter
+	Takeover  prometheus.Histogram
+	Fenced    prometheus.Counter
+}
+
+// NewMetrics registers the cluster metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_active",
+			Help: "1 while this member is the active one (pinned on the events consumer), 0 while it is a standby."}),
+		members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_members",
+			Help: "Members in the member table at the last heartbeat, this one included."}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_standby_lag_messages",
+			Help: "Event messages delivered to the active member that this member's engine has not applied yet (0 on the active member)."}),
+		Handovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_handovers_total",
+			Help: "Times this member became the active one."}),
+		Demotions: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_demotions_total",
+			Help: "Times this member found the events consumer pinned to another member and became a standby."}),
+		Takeover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_cluster_takeover_seconds",
+			Help:    "Time from being pinned to processing live events: catching up with what the previous active member was delivered.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_fenced_transitions_total",
+			Help: "Alert transitions not announced because this member had lost its pin (the active member announces them)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced)
+	}
+	return m
+}

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/internal/testkit"
+	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/webhook"
+)
+
+// pages records the alert transitions a webhook receiver was sent, by rule,
+// source address and transition.
+type pages struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (p *pages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body webhook.Payload
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	for _, a := range body.Data.Alerts {
+		p.n[a.Rule+" "+a.Labels["source_ip"]+" "+string(a.Transition)]++
+	}
+	p.mu.Unlock()
+}
+
+func (p *pages) all() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.n)
+}
+
+func (p *pages) count(rule, ip string, tr detect.Transition) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[rule+" "+ip+" "+string(tr)]
+}
+
+// clusterMember starts a daemon as a member of a cluster on nats (client
+// URLs), delivering to the webhook at hook.
+func clusterMember(t *testing.T, nats, hook, name string) *running {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.NATS.URL, cfg.NATS.Replicas = nats, 3
+	cfg.Cluster.Enabled, cfg.Cluster.Member, cfg.Cluster.FailoverAfter = true, name, 2*time.Second
+	cfg.Ingest.AckWait = 2 * time.Second
+	cfg.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: hook}}}
+	cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"hook"}}}
+	return startDaemon(t, cfg)
+}
+
+// bruteForce publishes eight failed logins from ip, a fast brute force
+// that brute_force_source_ip fires on.
+func bruteForce(t *testing.T, js jetstream.JetStream, ip string) {
+	t.Helper()
+	attempts(t, js, ip, 0, 8)
+}
+
+// attempts publishes failed logins from..to-1 of a brute force from ip
+// (half a second apart, ending now).
+func attempts(t *testing.T, js jetstream.JetStream, ip string, from, to int) {
+	t.Helper()
+	now := time.Now()
+	for i := from; i < to; i++ {
+		ev := event.Event{
+			Time: now.Add(time.Duration(i-8) * 500 * time.Millisecond), Service: "auth",
+			RequestID: fmt.Sprintf("%s-%d", ip, i), Method: "POST", Endpoint: "/v1/auth/login", Path: "/v1/auth/login",
+			Status: 401, SourceIP: netip.MustParseAddr(ip), User: "user-" + ip,
+		}
+		m := &nats.Msg{Subject: "vigil.events.auth", Data: ev.AppendJSON(nil), Header: nats.Header{}}
+		m.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+		// A publisher retries while the cluster moves a stream leader
+		// away from a stopped node; the message id keeps a retry of a
+		// stored event from counting twice.
+		testkit.WaitFor(t, 30*time.Second, "the event stored", func() error {
+			_, err := js.PublishMsg(t.Context(), m)
+			return err
+		})
+	}
+}
+
+// activeMember waits until exactly one of the members not excluded reports
+// itself active, and returns its index.
+func activeMember(t *testing.T, members []*running, excluded ...int) int {
+	t.Helper()
+	active := -1
+	testkit.WaitFor(t, 20*time.Second, "one active member", func() error {
+		active = -1
+		for i, m := range members {
+			if metric(t, m.d.Registry(), "vigil_cluster_active") != 1 || slicesContains(excluded, i) {
+				continue
+			}
+			if active >= 0 {
+				return fmt.Errorf("members %d and %d both active", active, i)
+			}
+			active = i
+		}
+		if active < 0 {
+			return fmt.Errorf("no member active")
+		}
+		return nil
+	})
+	return active
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestClusterFailover runs three members on a three-node NATS cluster and
+// attacks them through four faults: the active member crashes, the next
+// one freezes past failover_after, and a NATS node stops. Each attack must
+// page once, from whichever member is active, and a member that lost its
+// pin while frozen must not page when it wakes up.
+func TestClusterFailover(t *testing.T) {
+	cl := testkit.RunCluster(t, 3)
+	rec := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	var members []*running
+	for i := range 3 {
+		members = append(members, clusterMember(t, cl.URLs(), hook.URL, fmt.Sprintf("m%d", i+1)))
+	}
+	nc, err := nats.Connect(cl.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paged := func(ip string) {
+		t.Helper()
+		testkit.WaitFor(t, 30*time.Second, "the brute force from "+ip+" paged", func() error {
+			if rec.count("brute_force_source_ip", ip, detect.TransitionFiring) == 0 {
+				return fmt.Errorf("pages so far: %v", rec.all())
+			}
+			return nil
+		})
+	}
+
+	bruteForce(t, js, "192.0.2.10")
+	paged("192.0.2.10")
+	first := activeMember(t, members)
+	st, err := backend{members[first].d}.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := st.(Status).Cluster; cs == nil || cs.Role != "active" || cs.Member != fmt.Sprintf("m%d", first+1) || len(cs.Members) != 3 {
+		t.Fatalf("status of the active member: %+v", cs)
+	}
+
+	// The active member crashes in the middle of an attack: its connection
+	// to NATS is gone at once. The next one takes the attack's first half
+	// over with the engine it kept following.
+	attempts(t, js, "198.51.100.20", 0, 4)
+	testkit.WaitFor(t, 10*time.Second, "the first half applied", func() error {
+		return equalf(metric(t, members[first].d.Registry(), "vigil_events_received_total"), 12, "events received")
+	})
+	members[first].d.nc.Close()
+	attempts(t, js, "198.51.100.20", 4, 8)
+	paged("198.51.100.20")
+	second := activeMember(t, members, first)
+	if n := metric(t, members[second].d.Registry(), "vigil_cluster_handovers_total"); n != 1 {
+		t.Errorf("vigil_cluster_handovers_total = %v on the member that took over, want 1", n)
+	}
+
+	// The next one freezes (intake blocked) past failover_after, with
+	// the next attack's events in its client's buffer. When it wakes up it
+	// works through them under the pin it lost; the fence keeps it from
+	// announcing what they fire.
+	announced := func(i int) float64 {
+		reg := members[i].d.Registry()
+		return metric(t, reg, "vigil_alert_transitions_total", "transition", "firing", "outcome", "notified") +
+			metric(t, reg, "vigil_alert_transitions_total", "transition", "firing", "outcome", "duplicate")
+	}
+	before := announced(second)
+	release := make(chan struct{})
+	frozen := make(chan struct{})
+	go func() {
+		defer close(frozen)
+		members[second].d.consumer.Paused(func() { <-release })
+	}()
+	bruteForce(t, js, "203.0.113.30")
+	paged("203.0.113.30")
+	third := activeMember(t, members, first, second)
+	close(release)
+	<-frozen
+	testkit.WaitFor(t, 20*time.Second, "the frozen member a standby again", func() error {
+		return equalf(metric(t, members[second].d.Registry(), "vigil_cluster_active"), 0, "vigil_cluster_active")
+	})
+	if after := announced(second); after != before {
+		t.Errorf("the member that lost its pin while frozen announced %v alerts after it woke up", after-before)
+	}
+
+	// A NATS node stops.
+	cl.Stop(0)
+	bruteForce(t, js, "192.88.99.40")
+	paged("192.88.99.40")
+	_ = third
+
+	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30", "192.88.99.40"} {
+		if n := rec.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
+			t.Errorf("the brute force from %s paged %d times, want once", ip, n)
+		}
+	}
+}

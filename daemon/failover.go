@@ -1,0 +1,205 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigil-sec/vigil/cluster"
+	"github.com/vigil-sec/vigil/ingest"
+)
+
+// failover runs this instance as a cluster member (cluster.enabled): the
+// active member consumes, detects, announces and delivers; a standby
+// follows the stream into its muted engine, so that taking over is a short
+// catch-up. JetStream decides who is active (see package cluster and
+// ingest.Failover); failover only changes the daemon's role when told.
+type failover struct {
+	d       *Daemon
+	cfg     cluster.Config
+	table   *cluster.Table
+	metrics *cluster.Metrics
+
+	mu     sync.Mutex      // serialises following, promotion, demotion and engine swaps
+	r      ingest.Replayed // how far the engine has applied the stream
+	active atomic.Bool
+
+	fenceMu sync.Mutex
+	fenceAt time.Time // when the pin was last confirmed with the server
+	fenceOK bool
+}
+
+// followEvery is how often a standby catches up with the active member.
+const followEvery = 250 * time.Millisecond
+
+// fenceFor is how long a confirmation of the pin stands before an alert
+// transition asks the server again.
+const fenceFor = time.Second
+
+func newFailover(ctx context.Context, d *Daemon) (*failover, error) {
+	f := &failover{d: d, cfg: d.cfg.Cluster, metrics: cluster.NewMetrics(d.reg)}
+	t, err := cluster.NewTable(ctx, d.js, f.cfg.MemberName(), d.opts.Version, cluster.Heartbeat,
+		d.cfg.NATS.Replicas, d.clock.Now, d.log, f.metrics)
+	if err != nil {
+		return nil, err
+	}
+	f.table = t
+	return f, nil
+}
+
+// ingest is the consumer's side of the failover.
+func (f *failover) ingest() *ingest.Failover {
+	return &ingest.Failover{
+		After: f.cfg.FailoverAfter, PullExpiry: f.cfg.PullExpiry(),
+		Promote: f.promote, Demote: f.demote,
+	}
+}
+
+func (f *failover) isActive() bool { return f.active.Load() }
+
+// start makes the rebuilt engine a standby's, following from r.
+func (f *failover) start(r ingest.Replayed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.r = r
+	f.d.detector.engine().SetMuted(true)
+	f.d.log.Info("cluster member started as a standby", "member", f.cfg.MemberName())
+}
+
+// run follows the stream while standby and keeps the member row fresh,
+// until ctx is done.
+func (f *failover) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { f.table.Run(ctx, f.progress) })
+	ticker, tick := f.d.clock.NewTicker(followEvery)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick:
+			f.follow(ctx)
+		}
+	}
+}
+
+// follow applies, to a standby's engine, what the active member was
+// delivered since the last round.
+func (f *failover) follow(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.isActive() {
+		return
+	}
+	r, err := f.d.consumer.CatchUp(ctx, f.r, f.d.detector.engine())
+	f.r = r
+	if err != nil && ctx.Err() == nil {
+		f.d.log.Debug("standby did not catch up this round; retrying", "err", err)
+	}
+}
+
+// promote makes this member the active one: it catches up with everything
+// the previous active member was delivered, takes over the consumer's
+// duplicate window, unmutes the engine, starts delivering and announces
+// what fires and was not announced yet. Intake is paused meanwhile.
+func (f *failover) promote(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := f.d.clock.Now()
+	eng := f.d.detector.engine()
+	r, err := f.d.consumer.CatchUp(ctx, f.r, eng)
+	f.r = r
+	if err != nil {
+		return fmt.Errorf("catch up with the events stream: %w", err)
+	}
+	f.d.consumer.TakeReplayed(r)
+	f.fenceMu.Lock()
+	f.fenceAt = time.Time{}
+	f.fenceMu.Unlock()
+	f.active.Store(true)
+	eng.SetMuted(false)
+	f.d.notifier.hold(false)
+	f.d.detector.announce(ctx, f.d.detector.state.Load())
+	took := f.d.clock.Now().Sub(start)
+	f.metrics.Active.Set(1)
+	f.metrics.Handovers.Inc()
+	f.metrics.Takeover.Observe(took.Seconds())
+	f.table.SetRole(cluster.RoleActive)
+	f.d.log.Info("this member is now the active one", "member", f.cfg.MemberName(), "caught_up_events", r.Events, "took", took)
+	return nil
+}
+
+// demote makes this member a standby again: the engine is muted, delivery
+// stops (attempts in flight finish), and following resumes from what was
+// applied live. Intake is paused meanwhile.
+func (f *failover) demote() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.isActive() {
+		return
+	}
+	f.active.Store(false)
+	f.d.detector.engine().SetMuted(true)
+	f.d.notifier.hold(true)
+	f.r = f.d.consumer.Position(f.r)
+	f.metrics.Active.Set(0)
+	f.metrics.Demotions.Inc()
+	f.table.SetRole(cluster.RoleStandby)
+	f.d.log.Warn("another member is active now; this one is a standby", "member", f.cfg.MemberName())
+}
+
+// swapped records, under f.mu (the caller holds it through swapping),
+// that a reload put in force an engine that has applied the stream up to
+// r: a standby mutes it and follows from there.
+func (f *failover) swapped(r ingest.Replayed) {
+	if f.isActive() {
+		f.d.consumer.SkipReplayed(r)
+		return
+	}
+	f.r = r
+	f.d.detector.engine().SetMuted(true)
+}
+
+// mayAnnounce is the fence before an alert transition leaves the engine:
+// only the member JetStream has pinned announces. A member frozen past
+// cluster.failover_after (a long GC pause, SIGSTOP) wakes up still
+// thinking it is active; the server says otherwise. The answer stands for
+// fenceFor. When the server cannot be asked, the transition goes out: the
+// outbox's message ids and the alert state's compare-and-set keep a second
+// announcement from paging twice.
+func (f *failover) mayAnnounce() bool {
+	if !f.isActive() {
+		return false
+	}
+	f.fenceMu.Lock()
+	defer f.fenceMu.Unlock()
+	now := f.d.clock.Now()
+	if !f.fenceAt.IsZero() && now.Sub(f.fenceAt) < fenceFor && now.After(f.fenceAt) {
+		return f.fenceOK
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := f.d.consumer.HoldsPin(ctx)
+	if err != nil {
+		f.d.log.Warn("could not confirm this member still holds the pin; announcing", "err", err)
+		return true
+	}
+	f.fenceAt, f.fenceOK = now, ok
+	return ok
+}
+
+// progress is the member row's applied sequence and standby lag.
+func (f *failover) progress() (applied, lag uint64) {
+	f.mu.Lock()
+	applied = f.d.consumer.Position(f.r).Last
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, ci, err := f.d.consumer.Info(ctx); err == nil && ci.Delivered.Stream > applied {
+		lag = ci.Delivered.Stream - applied
+	}
+	return applied, lag
+}

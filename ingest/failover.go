@@ -1,0 +1,184 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Failover lets several Vigil instances share the durable consumer with one
+// of them active at a time: the consumer gets a priority group under
+// JetStream's pinned_client policy, so the server delivers to one pulling
+// instance (the pinned one) and moves the pin to another that is waiting
+// when the pinned one has not pulled for After. Each message delivered
+// under a pin carries its id (header Nats-Pin-Id): a consumer that sees a
+// new one has just been pinned, and one whose pulls are refused with
+// ErrPinIDMismatch has lost its pin.
+type Failover struct {
+	// After is the pinned TTL: how long the active instance may stop
+	// pulling before another takes over.
+	After time.Duration
+	// PullExpiry is how long one pull waits; well under After, since only
+	// a pull refreshes the pin.
+	PullExpiry time.Duration
+	// Promote runs when this consumer has just been pinned, before the
+	// first message delivered under the pin is decoded, with intake
+	// paused: the instance catches up with what the previous active
+	// instance was delivered (CatchUp, then TakeReplayed) and starts
+	// announcing. On error the pin is given up and the message handed
+	// back, so that another instance takes over.
+	Promote func(ctx context.Context) error
+	// Demote runs when the pin moved to another instance, with intake
+	// paused and everything received under the pin applied; the instance
+	// goes back to following the stream (from Position) without
+	// announcing.
+	Demote func()
+}
+
+// PriorityGroup is the events consumer's priority group in failover mode.
+const PriorityGroup = "vigil"
+
+// pinHeader carries the pin id on the messages JetStream delivers to the
+// pinned client of a priority group.
+const pinHeader = "Nats-Pin-Id"
+
+// failoverState is the consumer's side of a failover: the pin it holds,
+// and the one it lost last, whose messages still in the client's buffer
+// are left to the new active instance.
+type failoverState struct {
+	mu   sync.Mutex
+	pin  string // "" while not pinned
+	lost string
+	ctx  context.Context
+}
+
+func (f *failoverState) held() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pin
+}
+
+// checkPin runs under batchMu for every message in failover mode. A message
+// of a new pin promotes this instance first. It reports false when the
+// message must not be decoded: it came under a pin this instance lost (it
+// is left unacknowledged: the active instance replayed it), or the
+// promotion failed (the message is handed back and the pin given up).
+func (c *Consumer) checkPin(msg jetstream.Msg) bool {
+	pin := ""
+	if h := msg.Headers(); h != nil {
+		pin = h.Get(pinHeader)
+	}
+	f := &c.fo
+	f.mu.Lock()
+	current, lost, ctx := f.pin, f.lost, f.ctx
+	f.mu.Unlock()
+	switch {
+	case pin == "" || pin == current:
+		return true
+	case pin == lost:
+		return false
+	}
+	// Everything decoded so far belongs to the previous pin: apply it
+	// before the promotion reads what has been applied.
+	c.sendLocked()
+	c.inflight.Wait()
+	if err := c.failover.Promote(ctx); err != nil {
+		c.log.Warn("pinned on the events consumer but could not take over; giving the pin up for another instance", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		c.unpin(ctx)
+		return false
+	}
+	f.mu.Lock()
+	f.pin = pin
+	f.mu.Unlock()
+	return true
+}
+
+// unpin asks the server to move the pin to another waiting instance.
+func (c *Consumer) unpin(ctx context.Context) {
+	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := c.js.Stream(uctx, EventsStream)
+	if err == nil {
+		err = stream.UnpinConsumer(uctx, c.cfg.Consumer, PriorityGroup)
+	}
+	if err != nil {
+		c.log.Warn("could not give up the pin of the events consumer; it moves on after cluster.failover_after", "err", err)
+	}
+}
+
+// lostPin runs when this instance stopped holding the pin: a pull was
+// refused with ErrPinIDMismatch, or consuming ended. It applies what was
+// received under the pin and demotes this instance.
+func (c *Consumer) lostPin() {
+	c.batchMu.Lock()
+	defer c.batchMu.Unlock()
+	f := &c.fo
+	f.mu.Lock()
+	had := f.pin
+	f.pin, f.lost = "", had
+	f.mu.Unlock()
+	if had == "" {
+		return
+	}
+	c.sendLocked()
+	c.inflight.Wait()
+	c.failover.Demote()
+}
+
+// HoldsPin asks the server whether this consumer still holds the pin of
+// the events consumer's priority group: the fence a member checks before it
+// announces an alert, since a member frozen past After (a long pause, a
+// SIGSTOP) may still be working through messages delivered before it lost
+// the pin. Without failover it is always true.
+func (c *Consumer) HoldsPin(ctx context.Context) (bool, error) {
+	if c.failover == nil {
+		return true, nil
+	}
+	pin := c.fo.held()
+	if pin == "" {
+		return false, nil
+	}
+	c.consMu.Lock()
+	cons := c.cons
+	c.consMu.Unlock()
+	if cons == nil {
+		return false, nil
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read the events consumer: %w", err)
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == PriorityGroup {
+			return g.PinnedClientID == pin, nil
+		}
+	}
+	return false, nil
+}
+
+// Position extends r, how far a replay into the consumer's sink went, with
+// what the consumer applied live since: the last message applied and the
+// duplicate window's ids, for an instance that goes on from there with
+// CatchUp.
+func (c *Consumer) Position(r Replayed) Replayed {
+	r.Last = max(r.Last, c.lastApplied.Load())
+	r.ids = c.dedup.Load()
+	return r
+}
+
+// TakeReplayed is SkipReplayed for an instance taking over: the replay's
+// ids of the duplicate window replace the consumer's, which are older.
+func (c *Consumer) TakeReplayed(r Replayed) {
+	c.applied.addRange(r.First, r.Last)
+	if r.ids != nil {
+		c.dedup.Store(r.ids)
+	}
+}
+
+// isPinMismatch reports whether err says another client holds the pin.
+func isPinMismatch(err error) bool { return errors.Is(err, jetstream.ErrPinIDMismatch) }
