@@ -55,7 +55,7 @@ type Daemon struct {
 	consumer *ingest.Consumer
 	detector *detector
 	notifier *notifierRunner
-	failover *failover // nil unless cluster.enabled
+	failover *failover              // nil unless cluster.enabled
 	privacy  *privacy.Pseudonymizer // for log lines; alerts are pseudonymised by the engine
 	admin    *admin.Server
 	ln       net.Listener

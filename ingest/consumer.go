@@ -153,8 +153,8 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
 		failover: opts.Failover,
-		dec:  newDecoder(cfg),
-		free: make(chan *chunk, chunkQueue+settleQueue+3),
+		dec:      newDecoder(cfg),
+		free:     make(chan *chunk, chunkQueue+settleQueue+3),
 	}
 	c.progress.grace = reconnectGrace
 	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))
