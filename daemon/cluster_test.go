@@ -55,11 +55,11 @@ func (p *pages) count(rule, ip string, tr detect.Transition) int {
 
 // clusterMember starts a daemon as a member of a cluster on nats (client
 // URLs), delivering to the webhook at hook.
-func clusterMember(t *testing.T, nats, hook, name string) *running {
+func clusterMember(t *testing.T, nats, hook, name string, replicas int, failoverAfter time.Duration) *running {
 	t.Helper()
 	cfg := testConfig(t)
-	cfg.NATS.URL, cfg.NATS.Replicas = nats, 3
-	cfg.Cluster.Enabled, cfg.Cluster.Member, cfg.Cluster.FailoverAfter = true, name, 2*time.Second
+	cfg.NATS.URL, cfg.NATS.Replicas = nats, replicas
+	cfg.Cluster.Enabled, cfg.Cluster.Member, cfg.Cluster.FailoverAfter = true, name, failoverAfter
 	cfg.Ingest.AckWait = 2 * time.Second
 	cfg.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: hook}}}
 	cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"hook"}}}
@@ -141,7 +141,7 @@ func TestClusterFailover(t *testing.T) {
 	defer hook.Close()
 	var members []*running
 	for i := range 3 {
-		members = append(members, clusterMember(t, cl.URLs(), hook.URL, fmt.Sprintf("m%d", i+1)))
+		members = append(members, clusterMember(t, cl.URLs(), hook.URL, fmt.Sprintf("m%d", i+1), 3, 2*time.Second))
 	}
 	nc, err := nats.Connect(cl.URLs())
 	if err != nil {
@@ -181,8 +181,10 @@ func TestClusterFailover(t *testing.T) {
 		return equalf(metric(t, members[first].d.Registry(), "vigil_events_received_total"), 12, "events received")
 	})
 	members[first].d.nc.Close()
+	crashed := time.Now()
 	attempts(t, js, "198.51.100.20", 4, 8)
 	paged("198.51.100.20")
+	t.Logf("crash: the attack paged %s after the active member's connection closed (failover_after 2s)", time.Since(crashed).Round(time.Millisecond))
 	second := activeMember(t, members, first)
 	if n := metric(t, members[second].d.Registry(), "vigil_cluster_handovers_total"); n != 1 {
 		t.Errorf("vigil_cluster_handovers_total = %v on the member that took over, want 1", n)
@@ -204,8 +206,10 @@ func TestClusterFailover(t *testing.T) {
 		defer close(frozen)
 		members[second].d.consumer.Paused(func() { <-release })
 	}()
+	froze := time.Now()
 	bruteForce(t, js, "203.0.113.30")
 	paged("203.0.113.30")
+	t.Logf("freeze: the attack paged %s after the active member froze", time.Since(froze).Round(time.Millisecond))
 	third := activeMember(t, members, first, second)
 	close(release)
 	<-frozen
@@ -218,13 +222,43 @@ func TestClusterFailover(t *testing.T) {
 
 	// A NATS node stops.
 	cl.Stop(0)
+	stopped := time.Now()
 	bruteForce(t, js, "192.88.99.40")
 	paged("192.88.99.40")
+	t.Logf("node stop: the attack paged %s after a NATS node stopped", time.Since(stopped).Round(time.Millisecond))
 	_ = third
 
 	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30", "192.88.99.40"} {
 		if n := rec.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
 			t.Errorf("the brute force from %s paged %d times, want once", ip, n)
 		}
+	}
+}
+
+// TestClusterGracefulHandover: an active member that stops on purpose (a
+// rolling update) hands over at once, not after failover_after (a minute
+// here, longer than the test waits).
+func TestClusterGracefulHandover(t *testing.T) {
+	s := testkit.RunNATS(t)
+	rec := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	members := []*running{
+		clusterMember(t, s.ClientURL(), hook.URL, "a", 1, time.Minute),
+		clusterMember(t, s.ClientURL(), hook.URL, "b", 1, time.Minute),
+	}
+	_, js := testkit.Connect(t, s)
+	bruteForce(t, js, "192.0.2.10")
+	testkit.WaitUntil(t, 20*time.Second, "the first attack paged", func() bool {
+		return rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring) == 1
+	})
+	first := activeMember(t, members)
+	members[first].stop()
+	bruteForce(t, js, "198.51.100.20")
+	testkit.WaitUntil(t, 20*time.Second, "the second attack paged by the other member", func() bool {
+		return rec.count("brute_force_source_ip", "198.51.100.20", detect.TransitionFiring) == 1
+	})
+	if other := activeMember(t, members, first); other == first {
+		t.Fatal("the stopped member is still active")
 	}
 }

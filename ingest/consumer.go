@@ -268,8 +268,15 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 		expiry = c.failover.PullExpiry
 		group = append(group, jetstream.PullPriorityGroup(PriorityGroup))
 		// A new consumer handle holds no pin: whatever this instance held
-		// is gone with the last one.
-		defer c.lostPin()
+		// is gone with the last one. An instance stopping on purpose (a
+		// rolling update) hands the pin on at once, after settling what
+		// it received, rather than making the others wait for After.
+		defer func() {
+			if ctx.Err() != nil && c.fo.held() != "" {
+				c.unpin(context.Background())
+			}
+			c.lostPin()
+		}()
 	}
 	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessages(c.cfg.FetchBatch),
 		jetstream.PullExpiry(expiry),
