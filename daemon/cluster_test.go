@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/internal/testkit"
@@ -57,13 +59,18 @@ func (p *pages) count(rule, ip string, tr detect.Transition) int {
 // URLs), delivering to the webhook at hook.
 func clusterMember(t *testing.T, nats, hook, name string, replicas int, failoverAfter time.Duration) *running {
 	t.Helper()
+	return startDaemon(t, clusterConfig(t, nats, hook, name, replicas, failoverAfter))
+}
+
+func clusterConfig(t *testing.T, nats, hook, name string, replicas int, failoverAfter time.Duration) config.Config {
+	t.Helper()
 	cfg := testConfig(t)
 	cfg.NATS.URL, cfg.NATS.Replicas = nats, replicas
 	cfg.Cluster.Enabled, cfg.Cluster.Member, cfg.Cluster.FailoverAfter = true, name, failoverAfter
 	cfg.Ingest.AckWait = 2 * time.Second
 	cfg.Notify.Receivers = []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: hook}}}
 	cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"hook"}}}
-	return startDaemon(t, cfg)
+	return cfg
 }
 
 // bruteForce publishes eight failed logins from ip, a fast brute force
@@ -260,5 +267,43 @@ func TestClusterGracefulHandover(t *testing.T) {
 	})
 	if other := activeMember(t, members, first); other == first {
 		t.Fatal("the stopped member is still active")
+	}
+}
+
+// TestClusterStandbyReload: a standby reloads new rules into its muted
+// engine without announcing anything, keeps following, and detects with
+// them once it takes over.
+func TestClusterStandbyReload(t *testing.T) {
+	s := testkit.RunNATS(t)
+	rec := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	a := clusterMember(t, s.ClientURL(), hook.URL, "a", 1, time.Minute)
+	_, js := testkit.Connect(t, s)
+	bruteForce(t, js, "192.0.2.10")
+	testkit.WaitUntil(t, 20*time.Second, "the first attack paged", func() bool {
+		return rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring) == 1
+	})
+	// b starts as a standby; its reload adds a known-bad range.
+	cfg := clusterConfig(t, s.ClientURL(), hook.URL, "b", 1, time.Minute)
+	next := cfg
+	next.Detect.Lists = map[string]detect.ListSpec{"known_bad_sources": {CIDRs: []string{"203.0.113.0/24"}}}
+	b := startDaemonWith(t, cfg, Options{Logger: a.d.log, Stdout: io.Discard, Load: func() (config.Config, []byte, error) { return next, nil, next.Validate() }})
+	if err := b.d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := metric(t, b.d.Registry(), "vigil_cluster_active"); n != 0 {
+		t.Fatalf("the member that reloaded is active (%v); the test needs it a standby", n)
+	}
+	if got := rec.all(); len(got) != 1 {
+		t.Fatalf("pages after the standby's reload: %v, want only the first attack's", got)
+	}
+	a.stop()
+	bruteForce(t, js, "203.0.113.30")
+	testkit.WaitUntil(t, 20*time.Second, "the listed source paged by the reloaded member", func() bool {
+		return rec.count("listed_source_activity", "203.0.113.30", detect.TransitionFiring) == 1
+	})
+	if n := rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring); n != 1 {
+		t.Errorf("the first attack paged %d times, want once", n)
 	}
 }

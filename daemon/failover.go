@@ -110,6 +110,7 @@ func (f *failover) promote(ctx context.Context) error {
 	defer f.mu.Unlock()
 	start := f.d.clock.Now()
 	eng := f.d.detector.engine()
+	before := f.r.Events
 	r, err := f.d.consumer.CatchUp(ctx, f.r, eng)
 	f.r = r
 	if err != nil {
@@ -128,7 +129,7 @@ func (f *failover) promote(ctx context.Context) error {
 	f.metrics.Handovers.Inc()
 	f.metrics.Takeover.Observe(took.Seconds())
 	f.table.SetRole(cluster.RoleActive)
-	f.d.log.Info("this member is now the active one", "member", f.cfg.MemberName(), "caught_up_events", r.Events, "took", took)
+	f.d.log.Info("this member is now the active one", "member", f.cfg.MemberName(), "caught_up_events", r.Events-before, "took", took)
 	return nil
 }
 
