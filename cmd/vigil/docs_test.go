@@ -37,7 +37,7 @@ import (
 
 // docFiles are the documents whose examples must work as printed, relative
 // to the repository root.
-var docFiles = []string{"README.md", "docs/rules.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md"}
+var docFiles = []string{"README.md", "docs/rules.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md", "docs/scaling.md"}
 
 // example is one fenced code block of a document.
 type example struct {
@@ -95,7 +95,7 @@ func shippedRules(t *testing.T) shipped {
 // Top-level keys that identify what a YAML example is.
 var (
 	configKeys = []string{"listen", "data_dir", "allow_inline_secrets", "secret_file_permissions", "log", "nats",
-		"ingest", "detect", "receivers", "routes", "notify", "admin", "privacy"}
+		"ingest", "detect", "receivers", "routes", "notify", "admin", "privacy", "cluster"}
 	receiverKinds = []string{"slack", "webhook", "alertmanager", "log"}
 	// Keys of other programs' files shown in the docs: Prometheus, Grafana
 	// and Alertmanager.
