@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/notify/webhook"
@@ -125,6 +127,13 @@ func activeMember(t *testing.T, members []*running, excluded ...int) int {
 		return nil
 	})
 	return active
+}
+
+func respData(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
 }
 
 func slicesContains(s []int, v int) bool {
@@ -235,7 +244,34 @@ func TestClusterFailover(t *testing.T) {
 	t.Logf("node stop: the attack paged %s after a NATS node stopped", time.Since(stopped).Round(time.Millisecond))
 	_ = third
 
-	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30", "192.88.99.40"} {
+	// The events consumer's leader steps down: the pin is the leader's, so
+	// it moves too.
+	resp, err := nc.Request("$JS.API.CONSUMER.LEADER.STEPDOWN."+ingest.EventsStream+".vigil", nil, 10*time.Second)
+	if err != nil || !strings.Contains(string(resp.Data), `"success":true`) {
+		t.Fatalf("consumer leader step-down: %v %s", err, respData(resp))
+	}
+	bruteForce(t, js, "100.64.5.50")
+	paged("100.64.5.50")
+
+	// A member joins: it rebuilds from the stream and follows as a
+	// standby, ready to take over.
+	members = append(members, clusterMember(t, cl.URLs(), hook.URL, "m4", 3, 2*time.Second))
+	testkit.WaitFor(t, 20*time.Second, "the new member following", func() error {
+		st, err := backend{members[3].d}.Status(t.Context())
+		if err != nil {
+			return err
+		}
+		cs := st.(Status).Cluster
+		for _, m := range cs.Members {
+			if m.Name == "m4" && m.Role == "standby" && m.Applied > 0 && m.Lag == 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("member table %+v", cs.Members)
+	})
+	activeMember(t, members)
+
+	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30", "192.88.99.40", "100.64.5.50"} {
 		if n := rec.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
 			t.Errorf("the brute force from %s paged %d times, want once", ip, n)
 		}
