@@ -116,12 +116,26 @@ const maxNotifyConflicts = 5
 // the new state. It returns once JetStream has stored both; delivery happens
 // in Run. It is meant to be called synchronously by the detection engine.
 func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
-	return n.notify(ctx, a, false)
+	return n.notify(ctx, a, modeLive)
 }
 
-// notify is Notify; announce marks an announcement of what fires (Announce),
-// which is not a transition when the alert state already has it firing.
-func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) error {
+// notifyMode says where a transition comes from.
+type notifyMode int
+
+const (
+	modeLive     notifyMode = iota // the engine's transition
+	modeAnnounce                   // what a rebuilt engine fires (Announce)
+	modeCatchUp                    // what the state had firing when read (catchUp)
+)
+
+// errNoLongerFiring skips a catch-up announcement of an alert resolved
+// since the state was read.
+var errNoLongerFiring = errors.New("resolved since it was read")
+
+// notify is Notify; an announcement (Announce, catchUp) is not a transition
+// when the alert state already has the alert firing, and a catch-up
+// announces nothing for an alert no longer firing.
+func (n *Notifier) notify(ctx context.Context, a detect.Alert, mode notifyMode) error {
 	if a.Fingerprint == "" {
 		return errors.New("notify: alert has no fingerprint")
 	}
@@ -131,23 +145,31 @@ func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) er
 		return fmt.Errorf("notify: unknown transition %q", a.Transition)
 	}
 	for range maxNotifyConflicts {
-		p, err := n.notifyOnce(ctx, a)
+		p, err := n.notifyOnce(ctx, a, mode)
 		if errors.Is(err, errConflict) {
 			continue
+		}
+		if errors.Is(err, errNoLongerFiring) {
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("notify %s: %w", a.Rule, err)
 		}
-		n.account(a, p, announce)
+		n.account(a, p, mode != modeLive)
 		return nil
 	}
 	return fmt.Errorf("notify %s: %w after %d tries", a.Rule, errConflict, maxNotifyConflicts)
 }
 
-func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert) (plan, error) {
+func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert, mode notifyMode) (plan, error) {
 	prev, rev, err := n.state.alert(ctx, a.Fingerprint)
 	if err != nil {
 		return plan{}, err
+	}
+	if mode == modeCatchUp && (prev == nil || !prev.Firing) {
+		// Resolved between catchUp's read and now: announcing it would
+		// start a new episode no engine fires.
+		return plan{}, errNoLongerFiring
 	}
 	a = episodeAlert(prev, a)
 	labels := alertLabels(a)
