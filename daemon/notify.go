@@ -40,6 +40,7 @@ func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*noti
 func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
 	n, err := notify.New(ctx, cfg, r.d.js, notify.Options{
 		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
+		Rules: r.loadedRules,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
@@ -106,6 +107,15 @@ func (r *notifierRunner) swap(n *notify.Notifier, cfg notify.Config) {
 }
 
 func (r *notifierRunner) n() *notify.Notifier { return r.cur.Load() }
+
+// loadedRules are the running engine's rules, which new silences are judged
+// against; a rules reload swaps the engine, so they are always current.
+func (r *notifierRunner) loadedRules() []*detect.Rule {
+	if r.d.detector == nil { // still starting
+		return nil
+	}
+	return r.d.detector.engine().Rules()
+}
 
 // Notify queues a for delivery.
 func (r *notifierRunner) Notify(ctx context.Context, a detect.Alert) error {

@@ -281,3 +281,35 @@ func TestReloadWithTheSameConfigReenablesAGoneReceiver(t *testing.T) {
 		t.Errorf("disabled = %v after the reload, want 0", got)
 	}
 }
+
+// TestSilenceGuardFollowsTheLoadedRules posts through the admin API a
+// silence that would mute every alert of the loaded rules (refused), then
+// reloads a rule set with one more rule, which the silence spares: the same
+// silence is accepted. The guard judges against the rules in force.
+func TestSilenceGuardFollowsTheLoadedRules(t *testing.T) {
+	const twoRules = `rules:
+  - {name: login_failures, severity: high, category: brute_force, match: status == 401, group_by: [user], threshold: {count: 5, window: 1m}}
+  - {name: server_errors, severity: high, category: availability, match: status >= 500, group_by: [service], threshold: {count: 50, window: 1m}}
+`
+	const third = `  - {name: admin_errors, severity: low, category: availability, match: status == 403, group_by: [service], threshold: {count: 50, window: 1m}}
+`
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rulesFile, twoRules)
+	cfg := testConfig(t)
+	cfg.Detect.Rules = dir
+	tok, hash := admin.NewToken()
+	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256: hash, Scopes: []admin.Scope{admin.ScopeWrite}}}
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return cfg, nil, cfg.Validate() }})
+	api := apiClient{t: t, base: "http://" + r.d.Addr().String(), token: tok}
+	silence := fmt.Sprintf(`{"matchers": [{"name": "rule", "op": "!=", "value": "admin_errors"}], "ends_at": %q, "comment": "maintenance"}`,
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+
+	body := api.do("POST", "/api/v1/silences", silence, http.StatusBadRequest)
+	if want := `would mute every alert the loaded rules can raise: its matcher rule != \"admin_errors\" accepts all alerts of rules login_failures, server_errors`; !strings.Contains(body, want) {
+		t.Errorf("refusal %s\ndoes not say %s", body, want)
+	}
+	writeFile(t, rulesFile, twoRules+third)
+	api.do("POST", "/api/v1/reload", "", http.StatusOK)
+	api.do("POST", "/api/v1/silences", silence, http.StatusCreated)
+}

@@ -33,6 +33,11 @@ type Options struct {
 	// Replicas of the streams and buckets; the daemon passes nats.replicas,
 	// the one setting for every stream of Vigil. Default 1.
 	Replicas int
+	// Rules returns the rules loaded now; a new silence that would mute
+	// every alert they can raise is refused. The daemon passes the running
+	// engine's, so a rules reload applies at once. Default: none, and a
+	// silence is judged only against every alert possible.
+	Rules func() []*detect.Rule
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -80,7 +85,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) 
 	n := &Notifier{
 		cfg: cfg.Notify, js: js, res: res, router: rt, names: names,
 		state:    &stateStore{kv: res.alerts},
-		silences: &silenceStore{kv: res.silences, now: opts.Now},
+		silences: &silenceStore{kv: res.silences, now: opts.Now, rules: opts.Rules},
 		log:      opts.Logger, metrics: m, now: opts.Now,
 	}
 	if n.workers, err = n.buildWorkers(ctx, cfg.Receivers, opts); err != nil {
@@ -277,7 +282,8 @@ func (n *Notifier) ListSilences(ctx context.Context) ([]Silence, error) {
 	return n.silences.all(ctx)
 }
 
-// CreateSilence validates s (a *ValidationError says what is wrong),
+// CreateSilence validates s (a *ValidationError says what is wrong, e.g.
+// that it would mute every alert, alone or with the silences in force),
 // assigns its id and stores it. It applies to alert transitions from then
 // on.
 func (n *Notifier) CreateSilence(ctx context.Context, s Silence) (Silence, error) {
