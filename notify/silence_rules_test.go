@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
@@ -119,7 +121,7 @@ func TestSilenceThatWouldMuteEveryLoadedRuleIsRefused(t *testing.T) {
 	_, js := testkit.Connect(t, srv)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			kv, err := ensureBucket(t.Context(), js, fmt.Sprintf("GUARD_%d", i), "test", 1)
+			kv, err := js.CreateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: fmt.Sprintf("GUARD_%d", i)})
 			if err != nil {
 				t.Fatal(err)
 			}
