@@ -102,48 +102,25 @@ func planResources(ctx context.Context, js jetstream.JetStream, s Settings, repl
 
 // stream plans the stream that set describes; use receives its handle.
 func (p *resourcePlan) stream(ctx context.Context, js jetstream.JetStream, name string, set func(*jetstream.StreamConfig), use func(*resources, jetstream.Stream)) error {
-	var want jetstream.StreamConfig
 	st, err := js.Stream(ctx, name)
+	var had *jetstream.StreamConfig
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 	case err != nil:
 		return fmt.Errorf("read stream %s: %w", name, err)
 	default:
-		want = st.CachedInfo().Config
+		had = &st.CachedInfo().Config
 	}
-	set(&want)
-	if st != nil && reflect.DeepEqual(want, st.CachedInfo().Config) {
-		use(&p.res, st)
-		return nil
-	}
-	c := change{apply: func(ctx context.Context, r *resources) error {
-		st, err := js.CreateOrUpdateStream(ctx, want)
-		if err != nil {
-			return fmt.Errorf("create stream %s: %w", name, err)
-		}
-		use(r, st)
-		return nil
-	}}
-	if st != nil {
-		c.undo = func(ctx context.Context) error {
-			_, err := js.UpdateStream(ctx, st.CachedInfo().Config)
-			return err
-		}
-	}
-	p.changes = append(p.changes, c)
+	planChange(p, "create stream "+name, st, had, set, js.CreateOrUpdateStream, use, nil)
 	return nil
 }
 
 // bucket plans a key-value bucket; use receives its handle.
 func (p *resourcePlan) bucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int, use func(*resources, jetstream.KeyValue)) error {
-	set := func(c *jetstream.KeyValueConfig) {
-		c.Bucket, c.Description, c.History, c.Storage, c.Replicas = name, desc, 1, jetstream.FileStorage, replicas
-	}
-	var want, had jetstream.KeyValueConfig
 	kv, err := js.KeyValue(ctx, name)
+	var had *jetstream.KeyValueConfig
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):
-		kv = nil
 	case err != nil:
 		return fmt.Errorf("read key-value bucket %s: %w", name, err)
 	default:
@@ -151,71 +128,74 @@ func (p *resourcePlan) bucket(ctx context.Context, js jetstream.JetStream, name,
 		if err != nil {
 			return fmt.Errorf("read key-value bucket %s: %w", name, err)
 		}
-		had = st.Config()
-		want = had
+		cfg := st.Config()
+		had = &cfg
 	}
-	set(&want)
-	if kv != nil && reflect.DeepEqual(want, had) {
-		use(&p.res, kv)
-		return nil
+	set := func(c *jetstream.KeyValueConfig) {
+		c.Bucket, c.Description, c.History, c.Storage, c.Replicas = name, desc, 1, jetstream.FileStorage, replicas
 	}
-	c := change{apply: func(ctx context.Context, r *resources) error {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, want)
-		if err != nil {
-			return fmt.Errorf("create key-value bucket %s: %w", name, err)
-		}
-		use(r, kv)
-		return nil
-	}}
-	if kv != nil {
-		c.undo = func(ctx context.Context) error {
-			_, err := js.UpdateKeyValue(ctx, had)
-			return err
-		}
-	}
-	p.changes = append(p.changes, c)
+	planChange(p, "create key-value bucket "+name, kv, had, set, js.CreateOrUpdateKeyValue, use, nil)
 	return nil
 }
 
 // consumer plans the durable consumer of one receiver.
 func (p *resourcePlan) consumer(ctx context.Context, js jetstream.JetStream, receiver string, s Settings) error {
 	durable := consumerPrefix + receiver
-	var want jetstream.ConsumerConfig
 	cons, err := js.Consumer(ctx, OutboxStream, durable)
+	var had *jetstream.ConsumerConfig
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-		cons = nil
 	case err != nil:
 		return fmt.Errorf("read consumer for receiver %s: %w", receiver, err)
 	default:
-		want = cons.CachedInfo().Config
+		had = &cons.CachedInfo().Config
 	}
-	want.Durable, want.Description = durable, "Vigil deliveries to receiver "+receiver
-	want.FilterSubject, want.AckPolicy, want.AckWait = deliverPrefix+receiver, jetstream.AckExplicitPolicy, s.AckWait
-	want.MaxDeliver, want.DeliverPolicy = -1, jetstream.DeliverAllPolicy
-	want.MaxAckPending = s.DigestMax + 1 // a digest holds up to digest_max deliveries unacknowledged
-	if cons != nil && reflect.DeepEqual(want, cons.CachedInfo().Config) {
-		p.res.consumers[receiver] = cons
-		return nil
+	set := func(c *jetstream.ConsumerConfig) {
+		c.Durable, c.Description = durable, "Vigil deliveries to receiver "+receiver
+		c.FilterSubject, c.AckPolicy, c.AckWait = deliverPrefix+receiver, jetstream.AckExplicitPolicy, s.AckWait
+		c.MaxDeliver, c.DeliverPolicy = -1, jetstream.DeliverAllPolicy
+		c.MaxAckPending = s.DigestMax + 1 // a digest holds up to digest_max deliveries unacknowledged
 	}
-	c := change{apply: func(ctx context.Context, r *resources) error {
-		cons, err := js.CreateOrUpdateConsumer(ctx, OutboxStream, want)
+	write := func(ctx context.Context, c jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+		return js.CreateOrUpdateConsumer(ctx, OutboxStream, c)
+	}
+	use := func(r *resources, c jetstream.Consumer) { r.consumers[receiver] = c }
+	remove := func(ctx context.Context) error { return js.DeleteConsumer(ctx, OutboxStream, durable) }
+	planChange(p, "create consumer for receiver "+receiver, cons, had, set, write, use, remove)
+	return nil
+}
+
+// planChange plans one resource: had is its config, nil when it does not
+// exist, and cur its handle; set sets what Vigil sets on a config. When
+// set changes nothing, use gets cur; otherwise a change writes the config
+// set makes of had and gives use the handle, and its undo writes had back,
+// or, for a resource that did not exist, calls remove (which may be nil).
+func planChange[C, H any](p *resourcePlan, what string, cur H, had *C, set func(*C), write func(context.Context, C) (H, error), use func(*resources, H), remove func(context.Context) error) {
+	var want C
+	if had != nil {
+		want = *had
+	}
+	set(&want)
+	if had != nil && reflect.DeepEqual(want, *had) {
+		use(&p.res, cur)
+		return
+	}
+	c := change{undo: remove, apply: func(ctx context.Context, r *resources) error {
+		h, err := write(ctx, want)
 		if err != nil {
-			return fmt.Errorf("create consumer for receiver %s: %w", receiver, err)
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		r.consumers[receiver] = cons
+		use(r, h)
 		return nil
 	}}
-	c.undo = func(ctx context.Context) error { return js.DeleteConsumer(ctx, OutboxStream, durable) }
-	if cons != nil {
-		had := cons.CachedInfo().Config
+	if had != nil {
+		prev := *had
 		c.undo = func(ctx context.Context) error {
-			_, err := js.UpdateConsumer(ctx, OutboxStream, had)
+			_, err := write(ctx, prev)
 			return err
 		}
 	}
 	p.changes = append(p.changes, c)
-	return nil
 }
 
 // apply makes the planned changes in order and returns every resource. If

@@ -14,16 +14,11 @@ import (
 )
 
 // guardRules are the loaded rules the mute-all guard is judged against:
-// alerts of brute_force_source_ip about an address in known_bad are raised
-// from medium to high.
+// lintRules, with alerts of brute_force_source_ip about an address in
+// known_bad raised from medium to high.
 const guardRules = `lists:
   known_bad: {cidrs: [198.51.100.0/24], raise_severity: 1}
-rules:
-  - {name: brute_force_user, severity: high, category: brute_force, match: status == 401, group_by: [user], threshold: {count: 5, window: 1m}}
-  - {name: brute_force_source_ip, severity: medium, category: brute_force, match: status == 401, group_by: [source_ip], threshold: {count: 5, window: 1m}}
-  - {name: error_spike, severity: high, category: availability, match: status >= 500, group_by: [service], threshold: {count: 50, window: 1m}}
-  - {name: service_outage, severity: critical, category: availability, match: status >= 500, group_by: [service], threshold: {count: 500, window: 1m}}
-`
+` + lintRules
 
 // TestSilenceThatWouldMuteEveryLoadedRuleIsRefused creates silences the way
 // POST /api/v1/silences does, against guardRules: refused when the silence,
