@@ -203,10 +203,13 @@ func (x *detector) prepare(cfg detect.Config, p *privacy.Pseudonymizer) (*engine
 // swap rebuilds st's windows from the stream and puts it in force. The
 // long replay runs while the old engine keeps working; intake pauses only
 // to replay what it delivered meanwhile, so no event is missed or applied
-// twice. On error the old engine stays in force; the caller closes st.
+// twice. Then, the replay done, commit runs (a reload's other fallible
+// step that changes what others see), and only if it succeeds is st put in
+// force. On error the old engine stays in force; the caller closes st.
 // The caller announces st's alerts once the rest of a reload is in force.
-func (x *detector) swap(ctx context.Context, st *engineState) error {
+func (x *detector) swap(ctx context.Context, st *engineState, commit func(context.Context) error) error {
 	r, err := x.rebuild(ctx, st)
+	var commitErr error
 	if err == nil {
 		x.d.consumer.Paused(func() {
 			if fo := x.d.failover; fo != nil {
@@ -218,6 +221,9 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 				return err
 			})
 			if err != nil {
+				return
+			}
+			if commitErr = commit(ctx); commitErr != nil {
 				return
 			}
 			old := x.state.Swap(st)
@@ -233,7 +239,7 @@ func (x *detector) swap(ctx context.Context, st *engineState) error {
 	if err != nil {
 		return fmt.Errorf("rebuild windows for the new rules: %w", err)
 	}
-	return nil
+	return commitErr
 }
 
 // tick advances the watermark with the wall clock every second, so alerts

@@ -39,13 +39,18 @@ func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*noti
 }
 
 func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
-	n, err := notify.New(ctx, cfg, r.d.js, notify.Options{
-		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
-	})
+	n, err := notify.New(ctx, cfg, r.d.js, r.options())
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return n, nil
+}
+
+func (r *notifierRunner) options() notify.Options {
+	return notify.Options{
+		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
+		Rules: r.loadedRules,
+	}
 }
 
 // start runs the delivery workers until ctx is done.
@@ -106,23 +111,30 @@ func (r *notifierRunner) wait() {
 	}
 }
 
-// prepare builds a notifier for cfg, or returns nil when cfg is the
-// running config and no receiver is disabled (a reload re-enables them).
-func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
+// prepare prepares a notifier for cfg, changing nothing until its Commit,
+// or returns nil when cfg is the running config and no receiver is
+// disabled (a reload re-enables them).
+func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notify.Prepared, error) {
 	r.mu.Lock()
 	same := reflect.DeepEqual(cfg, r.cfg)
 	r.mu.Unlock()
 	if same && len(r.n().DisabledReceivers()) == 0 {
 		return nil, nil
 	}
-	return r.build(ctx, cfg)
+	p, err := notify.Prepare(ctx, cfg, r.d.js, r.options())
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	return p, nil
 }
 
-// swap stops the running workers (attempts in flight finish) and starts n's.
+// swap stops the running workers (attempts in flight finish), lets n take
+// over the receivers' gauges and starts n's workers.
 func (r *notifierRunner) swap(n *notify.Notifier, cfg notify.Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopLocked()
+	n.Activate()
 	r.cur.Store(n)
 	r.cfg = cfg
 	if r.parent != nil && !r.held {
@@ -131,6 +143,15 @@ func (r *notifierRunner) swap(n *notify.Notifier, cfg notify.Config) {
 }
 
 func (r *notifierRunner) n() *notify.Notifier { return r.cur.Load() }
+
+// loadedRules are the running engine's rules, which new silences are judged
+// against; a rules reload swaps the engine, so they are always current.
+func (r *notifierRunner) loadedRules() []*detect.Rule {
+	if r.d.detector == nil { // still starting
+		return nil
+	}
+	return r.d.detector.engine().Rules()
+}
 
 // Notify queues a for delivery.
 func (r *notifierRunner) Notify(ctx context.Context, a detect.Alert) error {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/privacy"
 )
 
@@ -90,12 +91,17 @@ func (d *Daemon) reload(ctx context.Context) error {
 }
 
 // applyReload puts a validated config into force, all or nothing, as
-// Alertmanager's reloader does: every part that can fail is prepared first
-// while the running ones keep working (the privacy key, a new detection
-// engine and the rebuild of its windows from the stream, the notifier, the
-// admin server's tokens and certificates); then the engine is swapped in,
-// whose last step (replaying what arrived meanwhile) is the last that can
-// fail; only then the other parts, which cannot.
+// Alertmanager's reloader does: every part that can fail is prepared first,
+// changing nothing others see, while the running ones keep working (the
+// privacy key, a new detection engine, the notifier's routes, receivers and
+// its plan of JetStream changes, the admin server's tokens and
+// certificates). Then come the two steps that can fail and change state:
+// the new engine's rebuild, which only the swap puts in force, and the
+// notifier's JetStream changes (streams and consumers), which undo
+// themselves if one fails; the latter runs inside the former, after the
+// last replay and just before the engine is swapped in. Only then the other
+// parts, which cannot fail, are put in force; the new notifier takes over
+// the receivers' gauges only as it replaces the running one.
 func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) (err error) {
 	p, err := privacy.New(cfg.Privacy)
 	if err != nil {
@@ -110,7 +116,7 @@ func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) (err error)
 			eng.engine.Close()
 		}
 	}()
-	n, err := d.notifier.prepare(ctx, cfg.Notify)
+	prepared, err := d.notifier.prepare(ctx, cfg.Notify)
 	if err != nil {
 		return err
 	}
@@ -118,10 +124,24 @@ func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) (err error)
 	if err != nil {
 		return err
 	}
-	if eng != nil {
-		if err := d.detector.swap(ctx, eng); err != nil {
-			return err
+	var n *notify.Notifier
+	commitNotify := func(ctx context.Context) error {
+		if prepared == nil {
+			return nil
 		}
+		var err error
+		if n, err = prepared.Commit(ctx); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+		return nil
+	}
+	if eng != nil {
+		err = d.detector.swap(ctx, eng, commitNotify)
+	} else {
+		err = commitNotify(ctx)
+	}
+	if err != nil {
+		return err
 	}
 	commitAdmin()
 	d.privacy.Use(p)

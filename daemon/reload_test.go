@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/internal/testfiles"
 	"github.com/vigil-sec/vigil/internal/testkit"
 	"github.com/vigil-sec/vigil/notify"
+	"github.com/vigil-sec/vigil/notify/jsonlog"
 	"github.com/vigil-sec/vigil/notify/webhook"
 	"github.com/vigil-sec/vigil/privacy"
 )
@@ -280,4 +282,140 @@ func TestReloadWithTheSameConfigReenablesAGoneReceiver(t *testing.T) {
 	if got := metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "hook"); got != 0 {
 		t.Errorf("disabled = %v after the reload, want 0", got)
 	}
+}
+
+// TestSilenceGuardFollowsTheLoadedRules posts through the admin API a
+// silence that would mute every alert of the loaded rules (refused), then
+// reloads a rule set with one more rule, which the silence spares: the same
+// silence is accepted. The guard judges against the rules in force.
+func TestSilenceGuardFollowsTheLoadedRules(t *testing.T) {
+	const twoRules = `rules:
+  - {name: login_failures, severity: high, category: brute_force, match: status == 401, group_by: [user], threshold: {count: 5, window: 1m}}
+  - {name: server_errors, severity: high, category: availability, match: status >= 500, group_by: [service], threshold: {count: 50, window: 1m}}
+`
+	const third = `  - {name: admin_errors, severity: low, category: availability, match: status == 403, group_by: [service], threshold: {count: 50, window: 1m}}
+`
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rulesFile, twoRules)
+	cfg := testConfig(t)
+	cfg.Detect.Rules = dir
+	tok, hash := admin.NewToken()
+	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256: hash, Scopes: []admin.Scope{admin.ScopeWrite}}}
+	r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return cfg, nil, cfg.Validate() }})
+	api := apiClient{t: t, base: "http://" + r.d.Addr().String(), token: tok}
+	silence := fmt.Sprintf(`{"matchers": [{"name": "rule", "op": "!=", "value": "admin_errors"}], "ends_at": %q, "comment": "maintenance"}`,
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+
+	body := api.do("POST", "/api/v1/silences", silence, http.StatusBadRequest)
+	if want := `would mute every alert the loaded rules can raise: its matcher rule != \"admin_errors\" accepts all alerts of rules login_failures, server_errors`; !strings.Contains(body, want) {
+		t.Errorf("refusal %s\ndoes not say %s", body, want)
+	}
+	writeFile(t, rulesFile, twoRules+third)
+	api.do("POST", "/api/v1/reload", "", http.StatusOK)
+	api.do("POST", "/api/v1/silences", silence, http.StatusCreated)
+}
+
+// TestFailedReloadLeavesNotifyAsItWas reproduces a reload half applied to
+// notification: a receiver disabled by a 410 and another whose circuit is
+// open, then a reload that fails on a missing admin sha256_file. The
+// running notifier, its gauges and its JetStream streams and consumers must
+// stay as they were; with the file in place, the same reload applies all.
+func TestFailedReloadLeavesNotifyAsItWas(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*notify.Config) // what the reload changes in notify besides
+	}{
+		{"notify unchanged", func(*notify.Config) {}},
+		{"notify settings and receivers changed", func(c *notify.Config) {
+			c.Notify.QueueMaxAge += time.Hour
+			c.Notify.AckWait += time.Second
+			c.Receivers = append(slices.Clone(c.Receivers), notify.ReceiverConfig{Name: "added", Log: &jsonlog.Config{}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
+			defer gone.Close()
+			failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+			defer failing.Close()
+			cfg := testConfig(t)
+			cfg.Notify.Receivers = []notify.ReceiverConfig{
+				{Name: "gone", Webhook: &webhook.Config{URL: gone.URL}},
+				{Name: "failing", Webhook: &webhook.Config{URL: failing.URL}},
+			}
+			cfg.Notify.Routes = []notify.RouteConfig{{Receivers: []string{"gone", "failing"}}}
+			cfg.Notify.Notify.BreakerFailures = 1
+			cfg.Notify.Notify.InitialBackoff, cfg.Notify.Notify.MaxBackoff = 10*time.Millisecond, 40*time.Millisecond
+			tokenFile := filepath.Join(t.TempDir(), "oncall.sha256")
+			_, hash := admin.NewToken()
+			next := cfg
+			next.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256File: tokenFile, Scopes: []admin.Scope{admin.ScopeRead}}}
+			tc.change(&next.Notify)
+			r := startDaemonWith(t, cfg, Options{Load: func() (config.Config, []byte, error) { return next, []byte("next"), next.Validate() }})
+			reg := r.d.Registry()
+			err := r.d.notifier.Notify(t.Context(), detect.Alert{Rule: "brute_force_user", Severity: "high", Category: "brute_force",
+				Transition: detect.TransitionFiring, State: detect.StateFiring, Fingerprint: "f1", StartsAt: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.WaitFor(t, 10*time.Second, "one receiver disabled, the other's circuit open", func() error {
+				return errors.Join(
+					equalf(metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "gone"), 1, "gone disabled"),
+					equalf(metric(t, reg, "vigil_notify_circuit_open", "receiver", "failing"), 1, "failing circuit open"))
+			})
+			running := r.d.notifier.n()
+			before := notifyResources(t, r)
+
+			if err := r.d.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "sha256_file") {
+				t.Fatalf("Reload() = %v, want the missing sha256_file", err)
+			}
+			if got := metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "gone"); got != 1 {
+				t.Errorf("vigil_notify_receiver_disabled{gone} = %v after the failed reload, want 1 as before", got)
+			}
+			if got := metric(t, reg, "vigil_notify_circuit_open", "receiver", "failing"); got != 1 {
+				t.Errorf("vigil_notify_circuit_open{failing} = %v after the failed reload, want 1 as before", got)
+			}
+			if r.d.notifier.n() != running || !slices.Equal(running.DisabledReceivers(), []string{"gone"}) {
+				t.Errorf("after the failed reload the running notifier changed or lists %q disabled, want the same one with [gone]", running.DisabledReceivers())
+			}
+			if after := notifyResources(t, r); after != before {
+				t.Errorf("JetStream resources changed by the failed reload:\nbefore %s\nafter  %s", before, after)
+			}
+
+			writeFile(t, tokenFile, hash+"\n")
+			if err := r.d.Reload(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if got := metric(t, reg, "vigil_notify_receiver_disabled", "receiver", "gone"); got != 0 {
+				t.Errorf("vigil_notify_receiver_disabled{gone} = %v after a good reload, want 0", got)
+			}
+			if r.d.notifier.n() == running {
+				t.Error("a good reload kept the notifier with a disabled receiver")
+			}
+			want := fmt.Sprintf("outbox max age %s, ack wait %s", next.Notify.Notify.QueueMaxAge, next.Notify.Notify.AckWait)
+			if after := notifyResources(t, r); !strings.HasPrefix(after, want) {
+				t.Errorf("after a good reload: %s, want %s", after, want)
+			}
+		})
+	}
+}
+
+// notifyResources describes the notify stream and consumer settings a
+// reload may change, and the consumers there are.
+func notifyResources(t *testing.T, r *running) string {
+	t.Helper()
+	stream, err := r.d.js.Stream(t.Context(), notify.OutboxStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for name := range stream.ConsumerNames(t.Context()).Name() {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	cons, err := stream.Consumer(t.Context(), "vigil-notify-gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("outbox max age %s, ack wait %s, consumers %q", stream.CachedInfo().Config.MaxAge, cons.CachedInfo().Config.AckWait, names)
 }

@@ -22,7 +22,9 @@ import (
 //     is shared by its users and attackers alike;
 //   - an alert about a whole service (no such label) has the service as
 //     its entity, so an error spike, an outage and a latency rise of one
-//     service are one incident;
+//     service are one incident; an alert about one endpoint of a service
+//     (grouped by endpoint, such as a botnet on the login route) has that
+//     endpoint, and is not part of the service's availability incident;
 //   - an alert joins the incident of any of its entities that still has a
 //     firing alert or saw one fire or resolve within the incident window
 //     (default 30 minutes); when it meets several, they merge into the
@@ -218,7 +220,7 @@ func (e *Engine) incidentSeverity(inc *incident, a *firingAlert) string {
 func (e *Engine) incidentKeys(a *firingAlert) []string {
 	c := e.rules[a.rule].c
 	var keys []string
-	entity, byClient := false, false
+	entity, byClient, byEndpoint := false, false, false
 	ev := e.ctx.ev
 	for _, f := range c.groupBy {
 		switch f.name {
@@ -226,9 +228,16 @@ func (e *Engine) incidentKeys(a *firingAlert) []string {
 			entity = true
 		case "client_id":
 			entity, byClient = true, true
+		case "endpoint":
+			byEndpoint = true
 		}
 	}
 	if !entity {
+		// An alert about one endpoint (a botnet on the login route) is not
+		// the service's availability incident (an outage, a latency rise).
+		if byEndpoint {
+			return []string{"endpoint:" + ev.Service + " " + ev.Endpoint}
+		}
 		return []string{"service:" + ev.Service}
 	}
 	if ev.SourceIP.IsValid() {

@@ -525,6 +525,36 @@ rules:
 	}
 }
 
+// TestEndpointAlertsAreNotTheServicesIncident: an outage and a latency
+// rise of one service are one incident; a botnet on one of its endpoints,
+// meanwhile, is another.
+func TestEndpointAlertsAreNotTheServicesIncident(t *testing.T) {
+	src := `
+rules:
+  - {name: outage, description: d, severity: critical, category: availability, match: status >= 500, group_by: [service], threshold: {count: 5, window: 1m}}
+  - {name: slow, description: d, severity: medium, category: availability, match: status == 503, group_by: [service], threshold: {count: 8, window: 1m}}
+  - {name: botnet, description: d, severity: high, category: credential_stuffing, match: status == 401, group_by: [service, endpoint], threshold: {count: 5, window: 1m}}
+`
+	e, rec := newEngine(t, mustRules(t, src), Options{})
+	for i := range 10 {
+		at := time.Duration(i) * time.Second
+		down := ev(at, 503, "", "")
+		down.Endpoint = "/v1/items"
+		e.Process(down)
+		e.Process(ev(at, 401, fmt.Sprintf("198.51.100.%d", i), fmt.Sprint("u", i)))
+	}
+	ids := map[string]string{}
+	for _, a := range rec.alerts {
+		ids[a.Rule] = a.IncidentID
+	}
+	if ids["outage"] == "" || ids["slow"] != ids["outage"] {
+		t.Fatalf("the service's two availability alerts: incidents %v, want one", ids)
+	}
+	if ids["botnet"] == "" || ids["botnet"] == ids["outage"] {
+		t.Fatalf("the login endpoint's botnet alert: incidents %v, want its own", ids)
+	}
+}
+
 func TestNewRuleFieldErrors(t *testing.T) {
 	when := func(s string) string {
 		return strings.Replace(validRule, "threshold: {count: 3, window: 1m}", s, 1)

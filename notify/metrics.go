@@ -28,9 +28,9 @@ type metrics struct {
 }
 
 // newMetrics registers the notifier's metrics on reg, reusing collectors
-// already registered by a previous Notifier (a reload), and creates every
-// label value for the configured receivers so dashboards show zeros.
-func newMetrics(reg prometheus.Registerer, receivers []string) (*metrics, error) {
+// already registered by a previous Notifier (a reload) without changing
+// their values; activate creates the receivers' series.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "vigil", Name: "notifications_total",
@@ -78,14 +78,16 @@ func newMetrics(reg prometheus.Registerer, receivers []string) (*metrics, error)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("register notify metrics: %w", err)
 	}
-	m.precreate(receivers)
 	return m, nil
 }
 
-// precreate creates every label value, so dashboards show zeros rather
-// than gaps, and resets the per-receiver gauges (a reload re-enables
-// disabled receivers).
-func (m *metrics) precreate(receivers []string) {
+// activate creates every label value of receivers, so dashboards show zeros
+// rather than gaps, and resets the per-receiver gauges to them: each
+// receiver enabled with its circuit closed, and no series for receivers no
+// longer configured.
+func (m *metrics) activate(receivers []string) {
+	m.disabled.Reset()
+	m.breakerOpen.Reset()
 	for _, r := range receivers {
 		for _, o := range []string{deliveryDelivered, deliveryDigested, deliveryRetried, deliveryDead, deliverySkipped} {
 			m.notifications.WithLabelValues(r, o)

@@ -33,6 +33,11 @@ type Options struct {
 	// Replicas of the streams and buckets; the daemon passes nats.replicas,
 	// the one setting for every stream of Vigil. Default 1.
 	Replicas int
+	// Rules returns the rules loaded now; a new silence that would mute
+	// every alert they can raise is refused. The daemon passes the running
+	// engine's, so a rules reload applies at once. Default: none, and a
+	// silence is judged only against every alert possible.
+	Rules func() []*detect.Rule
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -54,7 +59,36 @@ type Notifier struct {
 
 // New validates cfg, creates or updates the JetStream streams, buckets and
 // consumers it needs, and builds the receivers. It starts nothing: call Run.
+// It is Prepare, Commit and Activate; a reload, which must change nothing
+// until every part of the new config is ready, calls them one by one.
 func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) (*Notifier, error) {
+	p, err := Prepare(ctx, cfg, js, opts)
+	if err != nil {
+		return nil, err
+	}
+	n, err := p.Commit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n.Activate()
+	return n, nil
+}
+
+// Prepared is a Notifier built and checked whose JetStream changes are not
+// made yet; see Prepare.
+type Prepared struct {
+	n    *Notifier
+	plan *resourcePlan
+}
+
+// Prepare does the part of New that can fail without changing anything
+// another reader sees: it validates cfg, builds the routes and receivers
+// (reading their secret files), registers the metrics (reusing those a
+// Notifier registered before, without changing their values), and reads the
+// streams, buckets and consumers to plan what to create or update. Then
+// Commit makes those changes, and Activate takes over the receivers'
+// gauges once the Notifier replaces the running one.
+func Prepare(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) (*Prepared, error) {
 	if err := cfg.Validate(true); err != nil {
 		return nil, fmt.Errorf("notify config: %w", err)
 	}
@@ -69,24 +103,56 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, opts Options) 
 		names[r.Name] = true
 		list = append(list, r.Name)
 	}
-	m, err := newMetrics(opts.Registerer, list)
-	if err != nil {
-		return nil, err
-	}
-	res, err := ensureResources(ctx, js, cfg.Notify, opts.Replicas)
+	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	n := &Notifier{
-		cfg: cfg.Notify, js: js, res: res, router: rt, names: names,
-		state:    &stateStore{kv: res.alerts},
-		silences: &silenceStore{kv: res.silences, now: opts.Now},
+		cfg: cfg.Notify, js: js, router: rt, names: names,
+		silences: &silenceStore{now: opts.Now, rules: opts.Rules},
 		log:      opts.Logger, metrics: m, now: opts.Now,
 	}
-	if n.workers, err = n.buildWorkers(ctx, cfg.Receivers, opts); err != nil {
+	if n.workers, err = n.buildWorkers(cfg.Receivers, opts); err != nil {
 		return nil, err
 	}
+	plan, err := planResources(ctx, js, cfg.Notify, opts.Replicas, list)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{n: n, plan: plan}, nil
+}
+
+// Commit creates or updates the streams, buckets and consumers Prepare
+// found missing or different, and returns the Notifier. If a change fails,
+// the ones made before it are undone (an updated stream, bucket or
+// consumer gets its settings back, a created consumer is deleted) and the
+// error says what failed. Call it once.
+func (p *Prepared) Commit(ctx context.Context) (*Notifier, error) {
+	res, err := p.plan.apply(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := p.n
+	n.res = res
+	n.state = &stateStore{kv: res.alerts}
+	n.silences.kv = res.silences
+	for _, w := range n.workers {
+		w.cons = res.consumers[w.name]
+	}
 	return n, nil
+}
+
+// Activate makes n's receivers those the per-receiver metrics describe: it
+// creates their series, so dashboards show zeros, and resets their
+// disabled and circuit gauges (a new Notifier re-enables every receiver),
+// dropping those of receivers no longer configured. Call it when n replaces
+// the running Notifier, once that one's workers have stopped.
+func (n *Notifier) Activate() {
+	names := make([]string, len(n.workers))
+	for i, w := range n.workers {
+		names[i] = w.name
+	}
+	n.metrics.activate(names)
 }
 
 func (o Options) withDefaults() Options {
@@ -116,12 +182,26 @@ const maxNotifyConflicts = 5
 // the new state. It returns once JetStream has stored both; delivery happens
 // in Run. It is meant to be called synchronously by the detection engine.
 func (n *Notifier) Notify(ctx context.Context, a detect.Alert) error {
-	return n.notify(ctx, a, false)
+	return n.notify(ctx, a, modeLive)
 }
 
-// notify is Notify; announce marks an announcement of what fires (Announce),
-// which is not a transition when the alert state already has it firing.
-func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) error {
+// notifyMode says where a transition comes from.
+type notifyMode int
+
+const (
+	modeLive     notifyMode = iota // the engine's transition
+	modeAnnounce                   // what a rebuilt engine fires (Announce)
+	modeCatchUp                    // what the state had firing when read (catchUp)
+)
+
+// errNoLongerFiring skips a catch-up announcement of an alert resolved
+// since the state was read.
+var errNoLongerFiring = errors.New("resolved since it was read")
+
+// notify is Notify; an announcement (Announce, catchUp) is not a transition
+// when the alert state already has the alert firing, and a catch-up
+// announces nothing for an alert no longer firing.
+func (n *Notifier) notify(ctx context.Context, a detect.Alert, mode notifyMode) error {
 	if a.Fingerprint == "" {
 		return errors.New("notify: alert has no fingerprint")
 	}
@@ -131,23 +211,31 @@ func (n *Notifier) notify(ctx context.Context, a detect.Alert, announce bool) er
 		return fmt.Errorf("notify: unknown transition %q", a.Transition)
 	}
 	for range maxNotifyConflicts {
-		p, err := n.notifyOnce(ctx, a)
+		p, err := n.notifyOnce(ctx, a, mode)
 		if errors.Is(err, errConflict) {
 			continue
+		}
+		if errors.Is(err, errNoLongerFiring) {
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("notify %s: %w", a.Rule, err)
 		}
-		n.account(a, p, announce)
+		n.account(a, p, mode != modeLive)
 		return nil
 	}
 	return fmt.Errorf("notify %s: %w after %d tries", a.Rule, errConflict, maxNotifyConflicts)
 }
 
-func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert) (plan, error) {
+func (n *Notifier) notifyOnce(ctx context.Context, a detect.Alert, mode notifyMode) (plan, error) {
 	prev, rev, err := n.state.alert(ctx, a.Fingerprint)
 	if err != nil {
 		return plan{}, err
+	}
+	if mode == modeCatchUp && (prev == nil || !prev.Firing) {
+		// Resolved between catchUp's read and now: announcing it would
+		// start a new episode no engine fires.
+		return plan{}, errNoLongerFiring
 	}
 	a = episodeAlert(prev, a)
 	labels := alertLabels(a)
@@ -277,7 +365,8 @@ func (n *Notifier) ListSilences(ctx context.Context) ([]Silence, error) {
 	return n.silences.all(ctx)
 }
 
-// CreateSilence validates s (a *ValidationError says what is wrong),
+// CreateSilence validates s (a *ValidationError says what is wrong, e.g.
+// that it would mute every alert, alone or with the silences in force),
 // assigns its id and stores it. It applies to alert transitions from then
 // on.
 func (n *Notifier) CreateSilence(ctx context.Context, s Silence) (Silence, error) {

@@ -236,6 +236,37 @@ func TestReconcileAfterRestart(t *testing.T) {
 	}
 }
 
+// TestCatchUpLeavesAnAlertResolvedMeanwhile: a notifier's start reads the
+// alerts firing to tell new receivers of them; one resolved before it gets
+// to announce it must stay resolved, not fire again as a new episode (seen
+// as a second page of an alert after its resolve).
+func TestCatchUpLeavesAnAlertResolvedMeanwhile(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{logConfig("console")}, Routes: oneRoute("console"), Notify: testSettings()}
+	h := start(t, cfg, js)
+	if err := h.n.Notify(t.Context(), testAlert("a", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	read, err := h.n.FiringAlerts(t.Context())
+	if err != nil || len(read) != 1 {
+		t.Fatalf("firing alerts = %v, %v", read, err)
+	}
+	if err := h.n.Notify(t.Context(), testAlert("a", detect.TransitionResolved)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.n.announce(t.Context(), read, modeCatchUp); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := h.n.state.alert(t.Context(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Firing || rec.Episode != 1 {
+		t.Fatalf("after the catch-up: firing %v, episode %d; want the alert left resolved in episode 1", rec.Firing, rec.Episode)
+	}
+}
+
 func TestAnnouncingAlertsAlreadyAnnouncedIsNotAFault(t *testing.T) {
 	srv := testkit.RunNATS(t)
 	_, js := testkit.Connect(t, srv)

@@ -15,9 +15,10 @@ import (
 	"github.com/vigil-sec/vigil/notify/webhook"
 )
 
-// buildWorkers builds each receiver, its consumer and its worker. Slack
-// receivers posting to the same channel share one rate limiter.
-func (n *Notifier) buildWorkers(ctx context.Context, rcs []ReceiverConfig, opts Options) ([]*worker, error) {
+// buildWorkers builds each receiver and its worker; Commit gives the
+// workers their consumers. Slack receivers posting to the same channel share
+// one rate limiter.
+func (n *Notifier) buildWorkers(rcs []ReceiverConfig, opts Options) ([]*worker, error) {
 	h := receiver.NewHTTP(opts.HTTPClient, n.cfg.MaxResponseBytes, opts.Now)
 	limiters := map[string]*rate.Limiter{}
 	var workers []*worker
@@ -35,15 +36,11 @@ func (n *Notifier) buildWorkers(ctx context.Context, rcs []ReceiverConfig, opts 
 			lim = newLimiter(rl)
 			limiters[key] = lim
 		}
-		cons, err := ensureConsumer(ctx, n.res.outbox, rc.Name, n.cfg)
-		if err != nil {
-			return nil, err
-		}
 		floodLimit := n.cfg.FloodLimit
 		if rc.FloodLimit > 0 {
 			floodLimit = rc.FloodLimit
 		}
-		workers = append(workers, newWorker(n, rc.Name, recv, cons, lim, floodLimit))
+		workers = append(workers, newWorker(n, rc.Name, recv, nil, lim, floodLimit))
 	}
 	return workers, nil
 }

@@ -46,21 +46,26 @@ func (n *Notifier) Reconcile(ctx context.Context, firing []detect.Alert, endsAt 
 // that an alert raised by events Vigil had not processed before a restart is
 // not lost.
 func (n *Notifier) Announce(ctx context.Context, firing []detect.Alert) error {
+	return n.announce(ctx, firing, modeAnnounce)
+}
+
+func (n *Notifier) announce(ctx context.Context, firing []detect.Alert, mode notifyMode) error {
 	var errs []error
 	for _, a := range firing {
 		a.State, a.Transition = detect.StateFiring, detect.TransitionFiring
-		errs = append(errs, n.notify(ctx, a, true))
+		errs = append(errs, n.notify(ctx, a, mode))
 	}
 	return errors.Join(errs...)
 }
 
 // catchUp announces every alert the state has firing, so that receivers
 // added by the config this Notifier was built from (a reload or a restart)
-// hear of alerts that fired before them. It reports whether it succeeded.
+// hear of alerts that fired before them. An alert resolved between the read
+// and its announcement is left alone. It reports whether it succeeded.
 func (n *Notifier) catchUp(ctx context.Context) bool {
 	firing, err := n.FiringAlerts(ctx)
 	if err == nil {
-		err = n.Announce(ctx, firing)
+		err = n.announce(ctx, firing, modeCatchUp)
 	}
 	if err != nil {
 		if ctx.Err() == nil {

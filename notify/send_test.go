@@ -46,10 +46,11 @@ func inMemoryHTTP(h http.Handler) *receiver.HTTP {
 func bareWorker(t *testing.T, s Settings, rl RateLimit, recv receiver.Receiver) (*worker, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := newMetrics(reg, []string{"r"})
+	m, err := newMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.activate([]string{"r"})
 	n := &Notifier{cfg: s, metrics: m, log: slog.New(slog.DiscardHandler), now: time.Now}
 	return newWorker(n, "r", recv, nil, newLimiter(rl), s.FloodLimit), reg
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/detect"
 )
 
 // silenceCacheTTL bounds how stale the silences Notify applies may be when
@@ -27,6 +29,13 @@ var silenceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 type silenceStore struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
+	// rules returns the loaded rules a new silence is judged against; nil
+	// or empty: only against every alert possible (checkNotMuteAll).
+	rules func() []*detect.Rule
+
+	// createMu serialises create, so that two silences created at once
+	// are judged together.
+	createMu sync.Mutex
 
 	mu       sync.Mutex
 	cache    []Silence
@@ -110,9 +119,14 @@ func (s *silenceStore) invalidate() {
 }
 
 func (s *silenceStore) create(ctx context.Context, sil Silence) (Silence, error) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
 	now := s.now()
 	if err := sil.validateNew(now); err != nil {
 		return Silence{}, &ValidationError{Err: err}
+	}
+	if err := s.checkLoaded(ctx, &sil, now); err != nil {
+		return Silence{}, err
 	}
 	sil.ID = newSilenceID()
 	sil.CreatedAt, sil.UpdatedAt = now, now
@@ -126,6 +140,25 @@ func (s *silenceStore) create(ctx context.Context, sil Silence) (Silence, error)
 	}
 	s.invalidate()
 	return sil, nil
+}
+
+// checkLoaded judges sil against the loaded rules and the silences stored.
+func (s *silenceStore) checkLoaded(ctx context.Context, sil *Silence, now time.Time) error {
+	if s.rules == nil {
+		return nil
+	}
+	rules := s.rules()
+	if len(rules) == 0 {
+		return nil
+	}
+	others, err := s.all(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sil.checkNotMuteLoaded(rules, others, now); err != nil {
+		return &ValidationError{Err: err}
+	}
+	return nil
 }
 
 // expire ends a silence now. Expiring an expired silence is not an error.

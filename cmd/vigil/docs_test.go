@@ -37,7 +37,7 @@ import (
 
 // docFiles are the documents whose examples must work as printed, relative
 // to the repository root.
-var docFiles = []string{"README.md", "docs/rules.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md", "docs/scaling.md"}
+var docFiles = []string{"README.md", "docs/rules.md", "docs/detections.md", "docs/security.md", "docs/notifications.md", "docs/webhooks.md", "docs/grafana.md", "docs/scaling.md"}
 
 // example is one fenced code block of a document.
 type example struct {
