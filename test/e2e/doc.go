@@ -8,8 +8,10 @@
 // production traffic: a kill -9 in the middle of an attack, an attack whose
 // events straddle a restart, the NATS server going away and coming back
 // (an external nats-server process, and the embedded one through a daemon
-// restart), a flood of malformed messages mixed with valid ones, and a
-// receiver that takes five seconds per request.
+// restart), a flood of malformed messages mixed with valid ones, a
+// receiver that takes five seconds per request, and three daemons run as a
+// cluster on a three-node NATS cluster losing their active member and a
+// NATS node.
 //
 // Short versions run in `go test ./...` (each well under a minute). The long
 // versions, the throughput and latency measurements and the soak run only

@@ -120,14 +120,16 @@ func freeAddr(t testing.TB) string {
 // under its own directory so that a restart keeps its streams.
 type natsServer struct {
 	t     testing.TB
+	name  string // the process's name in the test log
 	addr  string
 	store string
+	conf  string // a config file to run with instead of addr and store
 	p     *proc
 }
 
 func startNATSServer(t testing.TB) *natsServer {
 	t.Helper()
-	s := &natsServer{t: t, addr: freeAddr(t), store: t.TempDir()}
+	s := &natsServer{t: t, name: "nats-server", addr: freeAddr(t), store: t.TempDir()}
 	s.start()
 	return s
 }
@@ -139,8 +141,11 @@ func (s *natsServer) url() string { return "nats://" + s.addr }
 func (s *natsServer) start() {
 	s.t.Helper()
 	host, port, _ := net.SplitHostPort(s.addr)
-	s.p = startProc(s.t, "nats-server", bins.nats, nil,
-		"-a", host, "-p", port, "-js", "-sd", s.store, "--server_name", "e2e")
+	args := []string{"-a", host, "-p", port, "-js", "-sd", s.store, "--server_name", "e2e"}
+	if s.conf != "" {
+		args = []string{"-c", s.conf}
+	}
+	s.p = startProc(s.t, s.name, bins.nats, nil, args...)
 	testkit.WaitFor(s.t, 20*time.Second, "nats-server to accept connections", func() error {
 		if s.p.exited() {
 			return fmt.Errorf("nats-server exited: %v", s.p.err)

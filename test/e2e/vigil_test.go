@@ -32,6 +32,10 @@ type vigilConfig struct {
 	Lateness  time.Duration     // detect.lateness; 1s when zero
 	LogLevel  string            // info when empty
 	Env       []string          // extra environment, e.g. GOGC=400
+	Replicas  int               // nats.replicas; the daemon's default when zero
+	Member    string            // cluster.member: set, the daemon is a cluster member (needs NATSURL)
+	// FailoverAfter is the cluster's failover_after when Member is set.
+	FailoverAfter time.Duration
 }
 
 // receiverSpec is one webhook receiver of the daemon's config.
@@ -112,9 +116,16 @@ func (v *vigil) configYAML(rulesDir string) string {
 	}
 	fmt.Fprintf(&b, "listen: %s\ndata_dir: %s\nlog: {level: %s, format: json}\n", v.admin, v.dataDir, level)
 	if v.cfg.NATSURL != "" {
-		fmt.Fprintf(&b, "nats: {url: %q}\n", v.cfg.NATSURL)
+		fmt.Fprintf(&b, "nats: {url: %q", v.cfg.NATSURL)
+		if v.cfg.Replicas > 0 {
+			fmt.Fprintf(&b, ", replicas: %d", v.cfg.Replicas)
+		}
+		b.WriteString("}\n")
 	} else {
 		fmt.Fprintf(&b, "nats: {listen: %s}\n", v.natsAdr)
+	}
+	if v.cfg.Member != "" {
+		fmt.Fprintf(&b, "cluster: {enabled: true, member: %s, failover_after: %s}\n", v.cfg.Member, v.cfg.FailoverAfter)
 	}
 	fmt.Fprintf(&b, "detect: {lateness: %s, rules: %s}\n", lateness, rulesDir)
 	// The suite polls /metrics far more often than Prometheus would.
@@ -142,7 +153,11 @@ func (v *vigil) configYAML(rulesDir string) string {
 func (v *vigil) start() {
 	v.t.Helper()
 	v.starts++
-	v.p = startProc(v.t, fmt.Sprintf("vigil#%d", v.starts), bins.vigil,
+	name := "vigil"
+	if v.cfg.Member != "" {
+		name += " " + v.cfg.Member
+	}
+	v.p = startProc(v.t, fmt.Sprintf("%s#%d", name, v.starts), bins.vigil,
 		append([]string{"WEBHOOK_SECRET=" + webhookSecret}, v.cfg.Env...),
 		"run", "--config", v.cfgPath)
 	v.waitReady(60 * time.Second)
