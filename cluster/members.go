@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/internal/natsconn"
 )
 
 // MembersBucket is the KV bucket of the member table.
@@ -63,7 +65,7 @@ type Progress func() (applied, lag uint64)
 // NewTable creates or opens the member bucket (with replicas) and returns
 // the table of member name. Rows expire after three heartbeats of every.
 func NewTable(ctx context.Context, js jetstream.JetStream, name, version string, every time.Duration, replicas int, now func() time.Time, log *slog.Logger, m *Metrics) (*Table, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      MembersBucket,
 		Description: "Vigil cluster members: one row per instance, refreshed every heartbeat",
 		History:     1,

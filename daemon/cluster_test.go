@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -155,9 +156,24 @@ func TestClusterFailover(t *testing.T) {
 	rec := &pages{n: map[string]int{}}
 	hook := httptest.NewServer(rec)
 	defer hook.Close()
+	// The members start together, as a deployment's pods do: each
+	// declares the same streams, buckets and consumers at once.
+	ds := make([]*Daemon, 3)
+	errs := make([]error, 3)
+	var starting sync.WaitGroup
+	for i := range ds {
+		cfg := clusterConfig(t, cl.URLs(), hook.URL, fmt.Sprintf("m%d", i+1), 3, 2*time.Second)
+		starting.Go(func() {
+			ds[i], errs[i] = New(context.Background(), cfg, Options{Version: "test", Stdout: io.Discard, Logger: testLogger(t)})
+		})
+	}
+	starting.Wait()
 	var members []*running
-	for i := range 3 {
-		members = append(members, clusterMember(t, cl.URLs(), hook.URL, fmt.Sprintf("m%d", i+1), 3, 2*time.Second))
+	for i, d := range ds {
+		if errs[i] != nil {
+			t.Fatalf("member m%d: %v", i+1, errs[i])
+		}
+		members = append(members, runDaemon(t, d))
 	}
 	nc, err := nats.Connect(cl.URLs())
 	if err != nil {

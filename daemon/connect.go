@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"sync"
@@ -78,4 +80,24 @@ func redactURLs(list string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// attemptTimeout bounds one attempt of retryLost.
+const attemptTimeout = 10 * time.Second
+
+// retryLost runs fn, a start-up declaration of JetStream resources, again
+// while its attempts time out and ctx allows: a request can be lost when
+// the connection to a NATS cluster that is still settling (several members
+// starting at once) drops and comes back, and the client does not send it
+// again. fn must be safe to repeat.
+func retryLost[T any](ctx context.Context, log *slog.Logger, what string, fn func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		v, err := fn(actx)
+		cancel()
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return v, err
+		}
+		log.Warn("NATS did not answer in time; retrying", "what", what, "err", err)
+	}
 }

@@ -40,8 +40,10 @@ const fenceFor = time.Second
 
 func newFailover(ctx context.Context, d *Daemon) (*failover, error) {
 	f := &failover{d: d, cfg: d.cfg.Cluster, metrics: cluster.NewMetrics(d.reg)}
-	t, err := cluster.NewTable(ctx, d.js, f.cfg.MemberName(), d.opts.Version, cluster.Heartbeat,
-		d.cfg.NATS.Replicas, d.clock.Now, d.log, f.metrics)
+	t, err := retryLost(ctx, d.log, "declaring the member table", func(ctx context.Context) (*cluster.Table, error) {
+		return cluster.NewTable(ctx, d.js, f.cfg.MemberName(), d.opts.Version, cluster.Heartbeat,
+			d.cfg.NATS.Replicas, d.clock.Now, d.log, f.metrics)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -40,11 +40,15 @@ type running struct {
 
 func startDaemon(t *testing.T, cfg config.Config) *running {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startDaemonWith(t, cfg, Options{Logger: testLogger(t), Stdout: io.Discard})
+}
+
+// testLogger discards the log, or with -v writes it to the test's.
+func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return startDaemonWith(t, cfg, Options{Logger: log, Stdout: io.Discard})
+	return slog.New(slog.DiscardHandler)
 }
 
 func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
@@ -54,6 +58,12 @@ func startDaemonWith(t *testing.T, cfg config.Config, opts Options) *running {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	return runDaemon(t, d)
+}
+
+// runDaemon runs d until the test ends, once it is ready.
+func runDaemon(t *testing.T, d *Daemon) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()

@@ -30,7 +30,9 @@ type notifierRunner struct {
 
 func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*notifierRunner, error) {
 	r := &notifierRunner{d: d, cfg: cfg}
-	n, err := r.build(ctx, cfg)
+	n, err := retryLost(ctx, d.log, "declaring the notification streams", func(ctx context.Context) (*notify.Notifier, error) {
+		return r.build(ctx, cfg)
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -100,6 +100,7 @@ type Consumer struct {
 	duplicates   prometheus.Counter
 	cons         jetstream.Consumer
 	consMu       sync.Mutex
+	stall        chan struct{} // poll found delivery stalled; see progress.stalled
 	failover     *Failover     // nil: this instance alone consumes
 	fo           failoverState // with failover: the pin held
 	lastApplied  atomic.Uint64 // stream sequence of the last message applied live
@@ -155,6 +156,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		failover: opts.Failover,
 		dec:      newDecoder(cfg),
 		free:     make(chan *chunk, chunkQueue+settleQueue+3),
+		stall:    make(chan struct{}, 1),
 	}
 	c.progress.grace = reconnectGrace
 	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))
@@ -257,6 +259,10 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.flush.Stop()
 	c.batchMu.Unlock()
 	c.progress.reset(c.clock.Now())
+	select {
+	case <-c.stall: // a stall of the last binding
+	default:
+	}
 
 	fatal := make(chan error, 1)
 	expiry := max(c.cfg.FetchWait, time.Second)
@@ -302,6 +308,8 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 		case <-ap.failed:
 		case <-cc.Closed():
 			err = errors.New("the NATS client stopped consuming; binding again")
+		case <-c.stall:
+			err = fmt.Errorf("JetStream holds messages for Vigil but delivered none for %s; binding again", stallAfter)
 		}
 		stopConsuming(cc, c.nc)
 	} else {
@@ -346,7 +354,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		return
 	}
 	seq, at := stored(msg)
-	c.progress.receive()
+	c.progress.receive(c.clock.Now())
 	if c.settled.has(seq) {
 		// Applied and acknowledged already, but the acknowledgement was
 		// lost (NATS went away, or a restarted server had not stored it).

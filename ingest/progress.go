@@ -22,20 +22,37 @@ type progress struct {
 	applied  uint64
 	since    time.Time // the session started or the connection was lost
 	idle     bool      // the server last reported nothing left, and nothing came since
+	last     time.Time // a message last came, or the session started
 }
 
 // reset starts a session, not caught up.
 func (p *progress) reset(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.received, p.applied, p.since, p.idle = 0, 0, now, false
+	p.received, p.applied, p.since, p.idle, p.last = 0, 0, now, false, now
 }
 
-func (p *progress) receive() {
+func (p *progress) receive(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.received++
-	p.idle = false
+	p.idle, p.last = false, now
+}
+
+// stallAfter is how long a consumer that has applied everything it
+// received may go without a message while the server holds messages for it
+// and none is awaiting acknowledgement before it binds again.
+const stallAfter = 10 * time.Second
+
+// stalled reports whether delivery has stopped: the server reports pending
+// messages and none awaiting acknowledgement (so nothing holds delivery
+// back), everything received was applied (the pipeline is not busy), and
+// nothing came for stallAfter. A pull subscription can end up so after its
+// server goes away; binding again sends fresh pull requests.
+func (p *progress) stalled(now time.Time, pending, ackPending uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pending > 0 && ackPending == 0 && p.applied == p.received && now.Sub(p.last) >= stallAfter
 }
 
 func (p *progress) apply(n int) {

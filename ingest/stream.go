@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/internal/natsconn"
 )
 
 // Stream and subject names. They are part of Vigil's contract with publishers
@@ -79,7 +81,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, repl
 		MaxMsgSize:  1,
 		Replicas:    replicas,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, nodedup); err != nil {
+	if _, err := natsconn.EnsureStream(ctx, js, nodedup); err != nil {
 		return fmt.Errorf("create or update stream %s: %w", NoDedupStream, err)
 	}
 	events := jetstream.StreamConfig{
@@ -94,7 +96,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, repl
 		Sources:     []*jetstream.StreamSource{{Name: NoDedupStream}},
 		Replicas:    replicas,
 	}
-	s, err := js.CreateOrUpdateStream(ctx, events)
+	s, err := natsconn.EnsureStream(ctx, js, events)
 	if err != nil {
 		return fmt.Errorf("create or update stream %s: %w", EventsStream, err)
 	}
@@ -115,7 +117,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config, repl
 		MaxBytes:    cfg.DeadLetterMaxBytes,
 		Replicas:    replicas,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, dead); err != nil {
+	if _, err := natsconn.EnsureStream(ctx, js, dead); err != nil {
 		return fmt.Errorf("create or update stream %s: %w", DeadLetterStream, err)
 	}
 	return nil
@@ -226,6 +228,13 @@ func (c *Consumer) poll(ctx context.Context) {
 	c.ackPending.Set(float64(info.NumAckPending))
 	if info.NumPending == 0 && info.NumAckPending == 0 {
 		c.progress.serverIdle(c.clock.Now())
+	}
+	// A standby is not delivered anything by design.
+	if c.progress.stalled(c.clock.Now(), info.NumPending, uint64(info.NumAckPending)) && (c.failover == nil || c.fo.held() != "") {
+		select {
+		case c.stall <- struct{}{}:
+		default:
+		}
 	}
 }
 

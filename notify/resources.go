@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/internal/natsconn"
 )
 
 // JetStream resources owned by this package. Nothing else publishes to
@@ -111,7 +113,9 @@ func (p *resourcePlan) stream(ctx context.Context, js jetstream.JetStream, name 
 	default:
 		had = &st.CachedInfo().Config
 	}
-	planChange(p, "create stream "+name, st, had, set, js.CreateOrUpdateStream, use, nil)
+	planChange(p, "create stream "+name, st, had, set, func(ctx context.Context, c jetstream.StreamConfig) (jetstream.Stream, error) {
+		return natsconn.EnsureStream(ctx, js, c)
+	}, use, nil)
 	return nil
 }
 
@@ -134,7 +138,9 @@ func (p *resourcePlan) bucket(ctx context.Context, js jetstream.JetStream, name,
 	set := func(c *jetstream.KeyValueConfig) {
 		c.Bucket, c.Description, c.History, c.Storage, c.Replicas = name, desc, 1, jetstream.FileStorage, replicas
 	}
-	planChange(p, "create key-value bucket "+name, kv, had, set, js.CreateOrUpdateKeyValue, use, nil)
+	planChange(p, "create key-value bucket "+name, kv, had, set, func(ctx context.Context, c jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+		return natsconn.EnsureKeyValue(ctx, js, c)
+	}, use, nil)
 	return nil
 }
 
