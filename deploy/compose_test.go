@@ -172,9 +172,9 @@ func TestComposeSecretsNotOnCommandLines(t *testing.T) {
 	}
 }
 
-// composeVigilConfig is the part of compose/vigil.yaml that makes the two
-// members one cluster.
-type composeVigilConfig struct {
+// vigilClusterConfig is the part of a shipped Vigil config that makes its
+// instances members of one cluster.
+type vigilClusterConfig struct {
 	NATS struct {
 		URL      string `yaml:"url"`
 		Replicas int    `yaml:"replicas"`
@@ -198,7 +198,7 @@ func TestComposeCluster(t *testing.T) {
 	if len(members) < 2 || len(nodes) != 3 {
 		t.Fatalf("Vigil members %v and NATS nodes %v; want at least 2 members on 3 nodes started with nats-cluster.conf", members, nodes)
 	}
-	var vc composeVigilConfig
+	var vc vigilClusterConfig
 	readYAML(t, "compose/vigil.yaml", &vc)
 	if !vc.Cluster.Enabled || vc.Cluster.Member != "" || vc.NATS.Replicas != 3 {
 		t.Errorf("compose/vigil.yaml: cluster.enabled %v, cluster.member %q, nats.replicas %d; want true, empty (the host name) and 3",
