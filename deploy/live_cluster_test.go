@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
@@ -106,15 +105,7 @@ func TestLiveCluster(t *testing.T) {
 	s.prom, s.promProc = startPrometheus(t, promBin, t.TempDir(), ms[0].addr, ms[1].addr)
 	s.waitSeries(t, `count(vigil_cluster_members == 2) == 2`, "both members seeing each other")
 
-	nc, err := nats.Connect(c.url, nats.UserInfo("svc-billing", c.passwords["svc-billing"]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := c.connect(t, "svc-billing").js
 	bruteForceAsBilling(t, js, "192.0.2.10")
 	s.waitSeries(t, `sum(vigil_cluster_active) == 1 and count(vigil_cluster_active) == 2`, "one active member of two")
 	active := activeMember(t, s, ms)
