@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,13 +82,16 @@ func pages(ms []member, ip string) int {
 }
 
 // TestLiveCluster runs the compose stack's high-availability layout with
-// real binaries: two `vigil run` members with compose/vigil.yaml on three
+// real binaries: `vigil run` members with compose/vigil.yaml on three
 // nats-servers of nats/nats-cluster.conf, as the kit's users, and
-// Prometheus scraping both with the kit's alerting rules. Both members must
-// be ready (a rolling update waits for that), exactly one active; an attack
-// is announced once; every rule evaluates, with every metric it uses
-// exported; when the active member is killed the standby takes over and
-// announces the next attack.
+// Prometheus scraping them with the kit's alerting rules. Three members, as
+// Kubernetes runs them (compose runs two of the same). Every member must be
+// ready (a rolling update waits for that), exactly one active; an attack is
+// announced once; every rule evaluates, with every metric it uses exported.
+// Then the active member is stopped (docker compose stop, a rollout, an
+// eviction): a standby takes over at once; and the next active member is
+// killed: the last takes over within cluster.failover_after. Each attack is
+// announced once in all.
 func TestLiveCluster(t *testing.T) {
 	promBin := needTool(t, "prometheus")
 	bin := buildVigil(t)
@@ -96,51 +100,78 @@ func TestLiveCluster(t *testing.T) {
 	// members create Vigil's streams, and two members doing that at once
 	// on a NATS cluster can time out (see compose.yaml's vigil-2).
 	var ms []member
-	for _, name := range []string{"vigil-1", "vigil-2"} {
+	var addrs []string
+	for _, name := range []string{"vigil-1", "vigil-2", "vigil-3"} {
 		m := startMember(t, bin, name, c)
 		waitHTTP(t, m.proc, "http://"+m.addr+"/readyz", time.Minute)
-		ms = append(ms, m)
+		ms, addrs = append(ms, m), append(addrs, m.addr)
 	}
 	s := &stack{bin: bin, started: time.Now(), cluster: true}
-	s.prom, s.promProc = startPrometheus(t, promBin, t.TempDir(), ms[0].addr, ms[1].addr)
-	s.waitSeries(t, `count(vigil_cluster_members == 2) == 2`, "both members seeing each other")
+	s.prom, s.promProc = startPrometheus(t, promBin, t.TempDir(), addrs...)
+	s.waitSeries(t, `count(vigil_cluster_members == 3) == 3`, "the members seeing each other")
 
 	js := c.connect(t, "svc-billing").js
 	bruteForceAsBilling(t, js, "192.0.2.10")
-	s.waitSeries(t, `sum(vigil_cluster_active) == 1 and count(vigil_cluster_active) == 2`, "one active member of two")
+	s.waitSeries(t, `sum(vigil_cluster_active) == 1 and count(vigil_cluster_active) == 3`, "one active member of three")
 	active := activeMember(t, s, ms)
-	standby := ms[1-active]
 	s.waitSeries(t, `vigil_events_received_total{instance="`+ms[active].addr+`"} == 8`, "the active member applying the attack")
-	s.waitSeries(t, `vigil_events_received_total{instance="`+standby.addr+`"} == 0`, "the standby counting no event")
-	testkit.WaitFor(t, 30*time.Second, "the attack announced", func() error {
-		if n := pages(ms, "192.0.2.10"); n != 1 {
-			return fmt.Errorf("%d announcements, want 1", n)
+	s.waitSeries(t, `sum(vigil_events_received_total) == 8`, "the standbys counting no event")
+	waitPages(t, ms, "192.0.2.10")
+	for _, m := range ms {
+		if status, _, err := httpGet("http://"+m.addr+"/readyz", ""); err != nil || status != http.StatusOK {
+			t.Errorf("%s's /readyz: %d %v, want 200 on every member: a rollout waits for new pods to be ready", m.name, status, err)
 		}
-		return nil
-	})
-	if status, _, err := httpGet("http://"+standby.addr+"/readyz", ""); err != nil || status != http.StatusOK {
-		t.Errorf("the standby's /readyz: %d %v, want 200: a rollout waits for new pods to be ready", status, err)
 	}
 	t.Run("alerting rules", s.checkRules)
 
-	// The active member dies; the standby takes over within
-	// cluster.failover_after and announces the next attack.
-	killed := time.Now()
-	if err := ms[active].proc.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
+	next, took := handover(t, s, js, ms, active, func(p *process) { p.stop(t) }, "198.51.100.20")
+	t.Logf("stop: the next attack announced %s after SIGTERM to the active member", took)
+	if took > 5*time.Second {
+		t.Errorf("a stopped active member handed over in %s; it should hand the pin on at once, not after failover_after (10s)", took)
 	}
-	bruteForceAsBilling(t, js, "198.51.100.20")
-	s.waitSeries(t, `vigil_cluster_active{instance="`+standby.addr+`"} == 1`, "the standby taking over")
-	testkit.WaitFor(t, 30*time.Second, "the next attack announced by the new active member", func() error {
-		if n := pages([]member{standby}, "198.51.100.20"); n != 1 {
-			return fmt.Errorf("%d announcements, want 1", n)
+	_, took = handover(t, s, js, ms, next, func(p *process) {
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}, "203.0.113.30")
+	t.Logf("kill: the next attack announced %s after SIGKILL of the active member", took)
+	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30"} {
+		if n := pages(ms, ip); n != 1 {
+			t.Errorf("the attack from %s was announced %d times in all, want once", ip, n)
+		}
+	}
+}
+
+// handover ends the active member ms[active] with end, publishes an attack
+// from ip, and waits until another member has announced it; it returns that
+// member, now the active one, and how long it took from end.
+func handover(t *testing.T, s *stack, js jetstream.JetStream, ms []member, active int, end func(*process), ip string) (int, time.Duration) {
+	t.Helper()
+	others := slices.Delete(slices.Clone(ms), active, active+1)
+	start := time.Now()
+	end(ms[active].proc)
+	bruteForceAsBilling(t, js, ip)
+	waitPages(t, others, ip)
+	took := time.Since(start).Round(10 * time.Millisecond)
+	for i, m := range ms {
+		if i != active && pages([]member{m}, ip) > 0 {
+			s.waitSeries(t, `vigil_cluster_active{instance="`+m.addr+`"} == 1`, m.name+" active")
+			return i, took
+		}
+	}
+	t.Fatalf("no member announced the attack from %s", ip)
+	return -1, 0
+}
+
+// waitPages waits until the members have announced the attack from ip.
+func waitPages(t *testing.T, ms []member, ip string) {
+	t.Helper()
+	testkit.WaitFor(t, 30*time.Second, "the attack from "+ip+" announced", func() error {
+		if n := pages(ms, ip); n == 0 {
+			return fmt.Errorf("not announced yet")
 		}
 		return nil
 	})
-	t.Logf("failover: the next attack announced %s after the active member was killed", time.Since(killed).Round(100*time.Millisecond))
-	if n := pages(ms, "192.0.2.10"); n != 1 {
-		t.Errorf("the first attack was announced %d times in all, want once", n)
-	}
 }
 
 // activeMember returns the index of the member Prometheus sees active.
