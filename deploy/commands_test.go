@@ -44,14 +44,12 @@ func shippedCommandLines(t *testing.T) map[string][]string {
 			lines["Dockerfile CMD"] = cmd
 		}
 	}
-	var compose struct {
-		Services map[string]struct {
-			Command []string `yaml:"command"`
-		} `yaml:"services"`
-	}
+	var compose composeFile
 	readYAML(t, "compose/compose.yaml", &compose)
-	for _, name := range []string{"vigil", "simulator"} {
-		lines["compose "+name] = compose.Services[name].Command
+	for name, svc := range compose.Services {
+		if svc.Image == "vigil:local" {
+			lines["compose "+name] = svc.Command
+		}
 	}
 	var d deploymentSpec
 	decodeSpec(t, loadManifests(t)["Deployment/vigil"], &d)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,7 +80,13 @@ func TestKubernetesObjects(t *testing.T) {
 
 type podSpec struct {
 	AutomountServiceAccountToken *bool `yaml:"automountServiceAccountToken"`
-	SecurityContext              struct {
+	Affinity                     struct {
+		PodAntiAffinity struct {
+			Preferred []weightedTerm `yaml:"preferredDuringSchedulingIgnoredDuringExecution"`
+			Required  []any          `yaml:"requiredDuringSchedulingIgnoredDuringExecution"`
+		} `yaml:"podAntiAffinity"`
+	} `yaml:"affinity"`
+	SecurityContext struct {
 		RunAsNonRoot   *bool  `yaml:"runAsNonRoot"`
 		RunAsUser      *int64 `yaml:"runAsUser"`
 		SeccompProfile struct {
@@ -119,6 +127,13 @@ type podSpec struct {
 	} `yaml:"volumes"`
 }
 
+type weightedTerm struct {
+	PodAffinityTerm struct {
+		TopologyKey   string        `yaml:"topologyKey"`
+		LabelSelector labelSelector `yaml:"labelSelector"`
+	} `yaml:"podAffinityTerm"`
+}
+
 type probe struct {
 	HTTPGet struct {
 		Path string `yaml:"path"`
@@ -132,6 +147,13 @@ type labelSelector struct {
 type deploymentSpec struct {
 	Replicas *int          `yaml:"replicas"`
 	Selector labelSelector `yaml:"selector"`
+	Strategy struct {
+		Type          string `yaml:"type"`
+		RollingUpdate struct {
+			MaxSurge       intOrPercent `yaml:"maxSurge"`
+			MaxUnavailable intOrPercent `yaml:"maxUnavailable"`
+		} `yaml:"rollingUpdate"`
+	} `yaml:"strategy"`
 	Template struct {
 		Metadata struct {
 			Labels map[string]string `yaml:"labels"`
@@ -156,9 +178,6 @@ func TestKubernetesDeploymentSecurity(t *testing.T) {
 	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 		t.Error("the pod mounts a service account token it does not need")
-	}
-	if d.Replicas == nil || *d.Replicas != 1 {
-		t.Error("replicas must be 1: detection windows live in one process")
 	}
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
@@ -313,5 +332,106 @@ func TestKustomizeBuild(t *testing.T) {
 		if kinds[k] == 0 {
 			t.Errorf("kustomize output has no %s: %v", k, kinds)
 		}
+	}
+}
+
+// intOrPercent is a Kubernetes IntOrString as rolling updates and
+// disruption budgets take it: 1 or "25%".
+type intOrPercent string
+
+// of resolves v against total pods as Kubernetes does: a percentage
+// rounded up or down, an empty value as def.
+func (v intOrPercent) of(t *testing.T, total int, up bool, def intOrPercent) int {
+	t.Helper()
+	if v == "" {
+		v = def
+	}
+	if p, ok := strings.CutSuffix(string(v), "%"); ok {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatalf("%q is not a percentage", v)
+		}
+		if up {
+			return (total*n + 99) / 100
+		}
+		return total * n / 100
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		t.Fatalf("%q is neither a number nor a percentage", v)
+	}
+	return n
+}
+
+// TestKubernetesHighAvailability checks what keeps detection running when a
+// pod or a node goes: several replicas, each a cluster member on a NATS
+// cluster (the shipped config enables the cluster, replicates over three
+// NATS nodes and leaves the member name to the pod); a rollout that never
+// takes more pods down than the disruption budget allows, and so never all;
+// a budget that keeps two up but still lets a drain evict one; members
+// spread over nodes without making the surge pod unschedulable.
+func TestKubernetesHighAvailability(t *testing.T) {
+	objs := loadManifests(t)
+	var d deploymentSpec
+	decodeSpec(t, objs["Deployment/vigil"], &d)
+	replicas := 1
+	if d.Replicas != nil {
+		replicas = *d.Replicas
+	}
+	if replicas < 2 {
+		t.Fatalf("replicas %d: a single member leaves detection down while it restarts; run at least 2", replicas)
+	}
+
+	var vc vigilClusterConfig
+	if err := yaml.Unmarshal([]byte(objs["ConfigMap/vigil-config"].Data["vigil.yaml"]), &vc); err != nil {
+		t.Fatal(err)
+	}
+	if !vc.Cluster.Enabled || vc.Cluster.Member != "" || vc.NATS.URL == "" || vc.NATS.Replicas != 3 {
+		t.Errorf("vigil.yaml: cluster.enabled %v, cluster.member %q, nats.url %q, nats.replicas %d; want the cluster enabled, "+
+			"no fixed member name (every pod shares the file; each takes its pod name), an external NATS and 3 replicas",
+			vc.Cluster.Enabled, vc.Cluster.Member, vc.NATS.URL, vc.NATS.Replicas)
+	}
+
+	minAvailable := checkBudget(t, objs, replicas)
+	checkRollout(t, d, replicas, minAvailable)
+	aa := d.Template.Spec.Affinity.PodAntiAffinity
+	if !slices.ContainsFunc(aa.Preferred, func(p weightedTerm) bool {
+		term := p.PodAffinityTerm
+		return term.TopologyKey == "kubernetes.io/hostname" && len(term.LabelSelector.MatchLabels) > 0 &&
+			containsLabels(d.Template.Metadata.Labels, term.LabelSelector.MatchLabels)
+	}) || len(aa.Required) > 0 {
+		t.Errorf("pod anti-affinity %+v: want a preferred term on kubernetes.io/hostname selecting the Vigil pods, and no required one", aa)
+	}
+}
+
+// checkBudget checks that the disruption budget keeps at least two members
+// up (one to lose, one to take over) and still lets a drain evict a pod;
+// it returns the budget's minAvailable.
+func checkBudget(t *testing.T, objs map[string]k8sObject, replicas int) int {
+	t.Helper()
+	var pdb struct {
+		MinAvailable   intOrPercent `yaml:"minAvailable"`
+		MaxUnavailable intOrPercent `yaml:"maxUnavailable"`
+	}
+	decodeSpec(t, objs["PodDisruptionBudget/vigil"], &pdb)
+	minAvailable := pdb.MinAvailable.of(t, replicas, true, "0")
+	if pdb.MaxUnavailable != "" || minAvailable < 2 || minAvailable >= replicas {
+		t.Errorf("PodDisruptionBudget minAvailable %q (%d of %d), maxUnavailable %q; want minAvailable of at least 2 and below replicas, "+
+			"so a disruption leaves a standby to take over and a drain can still evict one pod",
+			pdb.MinAvailable, minAvailable, replicas, pdb.MaxUnavailable)
+	}
+	return minAvailable
+}
+
+// checkRollout checks that a rollout never takes more pods down than the
+// budget allows (a Recreate takes them all).
+func checkRollout(t *testing.T, d deploymentSpec, replicas, minAvailable int) {
+	t.Helper()
+	ru := d.Strategy.RollingUpdate
+	unavailable := ru.MaxUnavailable.of(t, replicas, false, "25%")
+	surge := ru.MaxSurge.of(t, replicas, true, "25%")
+	if d.Strategy.Type != "RollingUpdate" || replicas-unavailable < minAvailable || surge+unavailable == 0 {
+		t.Errorf("strategy %s with maxSurge %d, maxUnavailable %d of %d replicas: want a rolling update that keeps at least %d (the budget's minAvailable) up",
+			d.Strategy.Type, surge, unavailable, replicas, minAvailable)
 	}
 }

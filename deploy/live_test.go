@@ -46,6 +46,9 @@ type stack struct {
 	vigilURL, natsURL, prom string
 	vigilProc, promProc     *process
 	started                 time.Time
+	// cluster says whether the Vigils run as cluster members, which export
+	// the vigil_cluster_* metrics that some rules use.
+	cluster bool
 }
 
 func startStack(t *testing.T, vigilBin, promBin string) *stack {
@@ -63,27 +66,38 @@ func startStack(t *testing.T, vigilBin, promBin string) *stack {
 		"--listen", vigilAddr, "--nats-listen", natsAddr, "--data-dir", filepath.Join(dir, "data"))
 	waitHTTP(t, s.vigilProc, s.vigilURL+"/readyz", time.Minute)
 
+	s.prom, s.promProc = startPrometheus(t, promBin, dir, vigilAddr)
+	s.waitSeries(t, `up{job="vigil"} == 1`, "Prometheus's first scrape of Vigil")
+	return s
+}
+
+// startPrometheus runs Prometheus with the kit's alerting rules, scraping
+// the Vigils at targets every second as job vigil, and returns its URL.
+func startPrometheus(t *testing.T, promBin, dir string, targets ...string) (string, *process) {
+	t.Helper()
 	rules, err := filepath.Abs(alertsFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = strconv.Quote(tg)
 	}
 	promCfg := filepath.Join(dir, "prometheus.yml")
 	promYAML := fmt.Sprintf(`global: {scrape_interval: 1s, evaluation_interval: 1s}
 rule_files: [%q]
 scrape_configs:
   - job_name: vigil
-    static_configs: [{targets: [%q]}]
-`, rules, vigilAddr)
+    static_configs: [{targets: [%s]}]
+`, rules, strings.Join(quoted, ", "))
 	if err := os.WriteFile(promCfg, []byte(promYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	promAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	s.prom = "http://" + promAddr
-	s.promProc = startProcess(t, "prometheus", promBin, nil, "--config.file="+promCfg,
+	proc := startProcess(t, "prometheus", promBin, nil, "--config.file="+promCfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "tsdb"), "--web.listen-address="+promAddr, "--log.level=warn")
-	waitHTTP(t, s.promProc, s.prom+"/-/ready", 30*time.Second)
-	s.waitSeries(t, `up{job="vigil"} == 1`, "Prometheus's first scrape of Vigil")
-	return s
+	waitHTTP(t, proc, "http://"+promAddr+"/-/ready", 30*time.Second)
+	return "http://" + promAddr, proc
 }
 
 // simulate publishes ordinary traffic and every attack kind for a few seconds.

@@ -43,21 +43,54 @@ type natsServer struct {
 // and the monitoring port are changed for the test.
 func startNATS(t *testing.T) natsServer {
 	t.Helper()
-	ns := natsServer{passwords: map[string]string{}}
+	ns := natsServer{passwords: natsPasswords(t)}
+	opts := loadNATSConfig(t, "nats/nats-server.conf")
+	ns.url = runNATS(t, opts).ClientURL()
+	return ns
+}
+
+// natsPasswords sets a random password for every user of the kit's NATS
+// configuration in the environment, where the server reads them, and
+// returns them by user.
+func natsPasswords(t *testing.T) map[string]string {
+	t.Helper()
+	passwords := map[string]string{}
 	for user, env := range natsUsers {
-		b := make([]byte, 16)
-		_, _ = rand.Read(b)
-		ns.passwords[user] = hex.EncodeToString(b)
-		t.Setenv(env, ns.passwords[user])
+		passwords[user] = randomHex(t)
+		t.Setenv(env, passwords[user])
 	}
-	opts, err := server.ProcessConfigFile("nats/nats-server.conf")
+	return passwords
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// loadNATSConfig reads a configuration file of the kit as nats-server does
+// (the environment as it is now) and moves what it listens on to loopback
+// ports the test picks: clients on a random port, no monitoring, and the
+// store in a temporary directory.
+func loadNATSConfig(t *testing.T, file string) *server.Options {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(file)
 	if err != nil {
-		t.Fatalf("nats-server rejects nats/nats-server.conf: %v", err)
+		t.Fatalf("nats-server rejects %s: %v", file, err)
 	}
 	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
 	opts.HTTPHost, opts.HTTPPort = "", 0
 	opts.StoreDir = t.TempDir()
 	opts.NoSigs, opts.NoLog = true, true
+	return opts
+}
+
+// runNATS starts a server with opts and shuts it down when the test ends.
+func runNATS(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats-server: %v", err)
@@ -67,8 +100,7 @@ func startNATS(t *testing.T) natsServer {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	ns.url = srv.ClientURL()
-	return ns
+	return srv
 }
 
 // client is a connection whose asynchronous errors (permission violations)
@@ -186,9 +218,13 @@ func createStreams(t *testing.T, vigil client) {
 }
 
 // TestNATSPublishPermissions proves with real clients that each service may
-// publish only to its own subject, and that nobody but Vigil reads events.
+// publish only to its own subject, and that nobody but Vigil reads events,
+// on the single server and on the cluster.
 func TestNATSPublishPermissions(t *testing.T) {
-	ns := startNATS(t)
+	eachNATS(t, testPublishPermissions)
+}
+
+func testPublishPermissions(t *testing.T, ns natsServer) {
 	vigil := ns.connect(t, "vigil")
 	createStreams(t, vigil)
 	tests := []struct {

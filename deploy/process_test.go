@@ -55,21 +55,23 @@ func startProcess(t *testing.T, name, bin string, env []string, args ...string) 
 	return p
 }
 
+// stop ends the process (SIGTERM, then SIGKILL after 10 s) unless it has
+// ended already; it may be called again, as the test's cleanup does.
 func (p *process) stop(t *testing.T) {
 	t.Helper()
-	select {
-	case <-p.done:
+	if ended, _ := p.exited(); ended {
 		return
-	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
-	case <-p.done:
+	case err = <-p.done:
 	case <-time.After(10 * time.Second):
 		t.Errorf("%s did not stop within 10 s of SIGTERM; killing it", p.name)
 		_ = p.cmd.Process.Kill()
-		<-p.done
+		err = <-p.done
 	}
+	p.done <- err // keep it for exited and later calls
 }
 
 // exited reports whether the process has ended, and how.

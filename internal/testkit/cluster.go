@@ -91,10 +91,18 @@ func (c *Cluster) URLs() string {
 // every running node is current with it.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
-	WaitFor(c.t, 30*time.Second, "the NATS cluster's JetStream ready", func() error {
+	WaitJetStreamReady(c.t, c.Nodes)
+}
+
+// WaitJetStreamReady waits until one of nodes (nil ones are stopped) is the
+// JetStream meta leader and every running one is current with it: a
+// cluster started from configuration files is ready for streams.
+func WaitJetStreamReady(t testing.TB, nodes []*server.Server) {
+	t.Helper()
+	WaitFor(t, 30*time.Second, "the NATS cluster's JetStream ready", func() error {
 		var leader *server.Server
 		running := 0
-		for i, s := range c.Nodes {
+		for i, s := range nodes {
 			if s == nil {
 				continue
 			}
