@@ -120,6 +120,8 @@ func (t *Table) Run(ctx context.Context, progress Progress) {
 }
 
 func (t *Table) beat(ctx context.Context, progress Progress) {
+	ctx, cancel := context.WithTimeout(ctx, t.every)
+	defer cancel()
 	applied, lag := progress()
 	t.mu.Lock()
 	t.self.Seen, t.self.Applied, t.self.Lag = t.now(), applied, lag
@@ -144,6 +146,7 @@ func (t *Table) Members(ctx context.Context) ([]Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list cluster members: %w", err)
 	}
+	defer func() { _ = keys.Stop() }()
 	var out []Member
 	for k := range keys.Keys() {
 		e, err := t.kv.Get(ctx, k)

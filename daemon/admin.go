@@ -200,7 +200,7 @@ func (b backend) Status(ctx context.Context) (any, error) {
 		if ms, err := fo.table.Members(ictx); err == nil {
 			cs.Members = ms
 		} else {
-			cs.Error = "member table unavailable"
+			cs.Error = "member table unavailable: " + err.Error() + "; check the NATS connection (nats section above)"
 		}
 		st.Cluster = cs
 	}

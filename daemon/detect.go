@@ -175,6 +175,9 @@ func (x *detector) settle(ctx context.Context, st *engineState) {
 	if !st.unsettled.Load() {
 		return
 	}
+	if fo := x.d.failover; fo != nil && !fo.mayAnnounce() {
+		return // a member that lost its pin resolves nothing
+	}
 	var err error
 	x.d.consumer.Paused(func() {
 		err = x.d.notifier.Reconcile(ctx, st.engine.Firing(), st.engine.Watermark())

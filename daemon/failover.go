@@ -31,8 +31,10 @@ type failover struct {
 	fenceOK bool
 }
 
-// followEvery is how often a standby catches up with the active member.
-const followEvery = 250 * time.Millisecond
+// followEvery is how often a standby catches up with the active member:
+// each round that finds new events replays them through an ephemeral
+// consumer, a request to the JetStream meta leader, so not more often.
+const followEvery = time.Second
 
 // fenceFor is how long a confirmation of the pin stands before an alert
 // transition asks the server again.
@@ -158,11 +160,11 @@ func (f *failover) demote() {
 // that a reload put in force an engine that has applied the stream up to
 // r: a standby mutes it and follows from there.
 func (f *failover) swapped(r ingest.Replayed) {
+	f.r = r
 	if f.isActive() {
 		f.d.consumer.SkipReplayed(r)
 		return
 	}
-	f.r = r
 	f.d.detector.engine().SetMuted(true)
 }
 
@@ -188,9 +190,9 @@ func (f *failover) mayAnnounce() bool {
 	ok, err := f.d.consumer.HoldsPin(ctx)
 	if err != nil {
 		f.d.log.Warn("could not confirm this member still holds the pin; announcing", "err", err)
-		return true
+		ok = true
 	}
-	f.fenceAt, f.fenceOK = now, ok
+	f.fenceAt, f.fenceOK = now, ok // an error too stands for fenceFor: each check may take 2s
 	return ok
 }
 

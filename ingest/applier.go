@@ -78,9 +78,7 @@ func (a *applier) apply(ch *chunk) {
 			sink.Process(&ch.events[i])
 		}
 	}
-	if n := len(ch.seqs); n > 0 {
-		a.c.lastApplied.Store(ch.seqs[n-1])
-	}
+	a.c.noteApplied(ch.seqs)
 	a.c.progress.apply(len(ch.msgs))
 }
 

@@ -278,10 +278,11 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 		// rolling update) hands the pin on at once, after settling what
 		// it received, rather than making the others wait for After.
 		defer func() {
-			if ctx.Err() != nil && c.fo.held() != "" {
+			pin := c.fo.held()
+			if pin != "" && c.nc.IsConnected() {
 				c.unpin(context.Background())
 			}
-			c.lostPin()
+			c.lostPin(pin)
 		}()
 	}
 	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessages(c.cfg.FetchBatch),
@@ -295,8 +296,12 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 				return
 			}
 			if c.failover != nil && isPinMismatch(err) {
+				// The refusal is of the pin held when it came; by the time
+				// the goroutine runs, the server may have pinned this
+				// instance again, which lostPin leaves alone.
 				c.log.Info("another instance is pinned on the events consumer", "consumer", c.cfg.Consumer)
-				go c.lostPin()
+				pin := c.fo.held()
+				go c.lostPin(pin)
 				return
 			}
 			c.log.Debug("event consumer pull interrupted", "err", err)

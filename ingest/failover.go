@@ -63,10 +63,12 @@ func (f *failoverState) held() string {
 }
 
 // checkPin runs under batchMu for every message in failover mode. A message
-// of a new pin promotes this instance first. It reports false when the
-// message must not be decoded: it came under a pin this instance lost (it
-// is left unacknowledged: the active instance replayed it), or the
-// promotion failed (the message is handed back and the pin given up).
+// of a new pin promotes this instance first (demoting it from the pin it
+// held, if any: the server may pin this instance again under a new id
+// before the refusal of its old one is handled). It reports false when the
+// message must not be decoded: it came under a pin this instance lost, or
+// the promotion failed; either way it is handed back, for the member
+// pinned now.
 func (c *Consumer) checkPin(msg jetstream.Msg) bool {
 	pin := ""
 	if h := msg.Headers(); h != nil {
@@ -80,21 +82,30 @@ func (c *Consumer) checkPin(msg jetstream.Msg) bool {
 	case pin == "" || pin == current:
 		return true
 	case pin == lost:
+		_ = msg.Nak()
 		return false
+	}
+	if current != "" {
+		c.dropPinLocked(current)
 	}
 	// Everything decoded so far belongs to the previous pin: apply it
 	// before the promotion reads what has been applied.
 	c.sendLocked()
 	c.inflight.Wait()
+	// The pin is this instance's from now: the promotion's announcements
+	// pass the fence.
+	f.mu.Lock()
+	f.pin = pin
+	f.mu.Unlock()
 	if err := c.failover.Promote(ctx); err != nil {
+		f.mu.Lock()
+		f.pin, f.lost = "", pin
+		f.mu.Unlock()
 		c.log.Warn("pinned on the events consumer but could not take over; giving the pin up for another instance", "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		c.unpin(ctx)
 		return false
 	}
-	f.mu.Lock()
-	f.pin = pin
-	f.mu.Unlock()
 	return true
 }
 
@@ -111,20 +122,26 @@ func (c *Consumer) unpin(ctx context.Context) {
 	}
 }
 
-// lostPin runs when this instance stopped holding the pin: a pull was
-// refused with ErrPinIDMismatch, or consuming ended. It applies what was
-// received under the pin and demotes this instance.
-func (c *Consumer) lostPin() {
+// lostPin runs when this instance stopped holding pin: a pull under it
+// was refused with ErrPinIDMismatch, or consuming ended. Unless the
+// instance holds another pin by now, it applies what was received under pin
+// and demotes the instance.
+func (c *Consumer) lostPin(pin string) {
 	c.batchMu.Lock()
 	defer c.batchMu.Unlock()
+	c.dropPinLocked(pin)
+}
+
+// dropPinLocked is lostPin with batchMu held.
+func (c *Consumer) dropPinLocked(pin string) {
 	f := &c.fo
 	f.mu.Lock()
-	had := f.pin
-	f.pin, f.lost = "", had
-	f.mu.Unlock()
-	if had == "" {
+	if pin == "" || f.pin != pin {
+		f.mu.Unlock()
 		return
 	}
+	f.pin, f.lost = "", pin
+	f.mu.Unlock()
 	c.sendLocked()
 	c.inflight.Wait()
 	c.failover.Demote()
@@ -182,3 +199,18 @@ func (c *Consumer) TakeReplayed(r Replayed) {
 
 // isPinMismatch reports whether err says another client holds the pin.
 func isPinMismatch(err error) bool { return errors.Is(err, jetstream.ErrPinIDMismatch) }
+
+// noteApplied raises lastApplied to the highest of seqs: a chunk may end
+// with messages delivered again that are older than the rest.
+func (c *Consumer) noteApplied(seqs []uint64) {
+	top := uint64(0)
+	for _, s := range seqs {
+		top = max(top, s)
+	}
+	for {
+		cur := c.lastApplied.Load()
+		if top <= cur || c.lastApplied.CompareAndSwap(cur, top) {
+			return
+		}
+	}
+}

@@ -76,7 +76,9 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	if r.ids == nil {
 		r.ids = newDedup(c.cfg.DuplicateWindow, MaxDedupIDs)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubjects}}
+	// A short inactive threshold: a cluster standby replays every second,
+	// and each replay leaves its last ephemeral consumer to the server.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubjects}, InactiveThreshold: 10 * time.Second}
 	if r.Last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.Last+1
 	} else {

@@ -170,12 +170,16 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 			c.settled.reset()
 			c.applied.reset()
 			c.dedup.Load().reset()
+			c.lastApplied.Store(0)
 		}
 		c.streamMade = made
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg, c.failover))
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Consumer, err)
+	}
+	if c.failover != nil && cons.CachedInfo().Config.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		return nil, fmt.Errorf("cluster.enabled needs pinned priority groups, which this NATS server ignored (nats-server 2.11 or later has them): upgrade NATS, or set cluster.enabled: false")
 	}
 	c.consMu.Lock()
 	c.cons = cons

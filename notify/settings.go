@@ -117,6 +117,12 @@ func (s *Settings) Validate() error {
 	if s.DuplicateWindow > s.QueueMaxAge {
 		errs = append(errs, errors.New("duplicate_window must not exceed queue_max_age"))
 	}
+	if s.ResolvedRetention <= s.DuplicateWindow {
+		// A delivery id is the alert's fingerprint, episode, transition and
+		// receiver; an alert whose state was dropped starts again at episode
+		// 1, and its first page must not look like one already sent.
+		errs = append(errs, errors.New("resolved_retention must exceed duplicate_window, or a new episode of an alert forgotten meanwhile is dropped as a duplicate delivery; raise resolved_retention"))
+	}
 	if s.FloodLimit < 1 {
 		errs = append(errs, errors.New("flood_limit must be at least 1 notification per flood_window"))
 	}
