@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/natsconn"
 )
 
@@ -50,7 +51,7 @@ type Table struct {
 	kv    jetstream.KeyValue
 	log   *slog.Logger
 	every time.Duration
-	now   func() time.Time
+	clock clock.Clock
 
 	mu   sync.Mutex
 	self Member
@@ -64,7 +65,7 @@ type Progress func() (applied, lag uint64)
 
 // NewTable creates or opens the member bucket (with replicas) and returns
 // the table of member name. Rows expire after three heartbeats of every.
-func NewTable(ctx context.Context, js jetstream.JetStream, name, version string, every time.Duration, replicas int, now func() time.Time, log *slog.Logger, m *Metrics) (*Table, error) {
+func NewTable(ctx context.Context, js jetstream.JetStream, name, version string, every time.Duration, replicas int, clk clock.Clock, log *slog.Logger, m *Metrics) (*Table, error) {
 	kv, err := natsconn.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      MembersBucket,
 		Description: "Vigil cluster members: one row per instance, refreshed every heartbeat",
@@ -76,8 +77,8 @@ func NewTable(ctx context.Context, js jetstream.JetStream, name, version string,
 	if err != nil {
 		return nil, fmt.Errorf("create key-value bucket %s: %w", MembersBucket, err)
 	}
-	t := now()
-	return &Table{kv: kv, log: log, every: every, now: now, metrics: m,
+	t := clk.Now()
+	return &Table{kv: kv, log: log, every: every, clock: clk, metrics: m,
 		self: Member{Name: name, Role: RoleStandby, Version: version, Started: t, Since: t}}, nil
 }
 
@@ -88,7 +89,7 @@ func (t *Table) SetRole(role string) {
 	if t.self.Role == role {
 		return
 	}
-	t.self.Role, t.self.Since = role, t.now()
+	t.self.Role, t.self.Since = role, t.clock.Now()
 	if role == RoleActive {
 		t.self.Handovers++
 	}
@@ -104,8 +105,8 @@ func (t *Table) Self() Member {
 // Run writes this member's row now and every heartbeat, with progress's
 // figures, until ctx is done, then deletes it (the member left).
 func (t *Table) Run(ctx context.Context, progress Progress) {
-	tick := time.NewTicker(t.every)
-	defer tick.Stop()
+	ticker, tick := t.clock.NewTicker(t.every)
+	defer ticker.Stop()
 	for {
 		t.beat(ctx, progress)
 		select {
@@ -114,7 +115,7 @@ func (t *Table) Run(ctx context.Context, progress Progress) {
 			_ = t.kv.Delete(dctx, t.Self().Name)
 			cancel()
 			return
-		case <-tick.C:
+		case <-tick:
 		}
 	}
 }
@@ -124,7 +125,7 @@ func (t *Table) beat(ctx context.Context, progress Progress) {
 	defer cancel()
 	applied, lag := progress()
 	t.mu.Lock()
-	t.self.Seen, t.self.Applied, t.self.Lag = t.now(), applied, lag
+	t.self.Seen, t.self.Applied, t.self.Lag = t.clock.Now(), applied, lag
 	row := t.self
 	t.mu.Unlock()
 	data, err := json.Marshal(row)
@@ -196,7 +197,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Handovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_handovers_total",
 			Help: "Times this member became the active one."}),
 		Demotions: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_demotions_total",
-			Help: "Times this member found the events consumer pinned to another member and became a standby."}),
+			Help: "Times this member stopped being the active one: another member was pinned, it stopped, or it bound to the events consumer again."}),
 		Takeover: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_cluster_takeover_seconds",
 			Help:    "Time from being pinned to processing live events: catching up with what the previous active member was delivered.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),

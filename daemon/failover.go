@@ -44,7 +44,7 @@ func newFailover(ctx context.Context, d *Daemon) (*failover, error) {
 	f := &failover{d: d, cfg: d.cfg.Cluster, metrics: cluster.NewMetrics(d.reg)}
 	t, err := retryLost(ctx, d.log, "declaring the member table", func(ctx context.Context) (*cluster.Table, error) {
 		return cluster.NewTable(ctx, d.js, f.cfg.MemberName(), d.opts.Version, cluster.Heartbeat,
-			d.cfg.NATS.Replicas, d.clock.Now, d.log, f.metrics)
+			d.cfg.NATS.Replicas, d.clock, d.log, f.metrics)
 	})
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func (f *failover) demote() {
 	f.metrics.Active.Set(0)
 	f.metrics.Demotions.Inc()
 	f.table.SetRole(cluster.RoleStandby)
-	f.d.log.Warn("another member is active now; this one is a standby", "member", f.cfg.MemberName())
+	f.d.log.Info("this member is a standby now: the pin moved to another member, or it stopped or bound again", "member", f.cfg.MemberName())
 }
 
 // swapped records, under f.mu (the caller holds it through swapping),
