@@ -47,7 +47,10 @@ const (
 	defaultFailoverAfter = 10 * time.Second
 )
 
-var memberRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+var (
+	memberRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	notMember = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+)
 
 // DefaultConfig returns the defaults: not clustered, failover after 10s.
 func DefaultConfig() Config {
@@ -83,7 +86,7 @@ func (c Config) MemberName() string {
 	if err != nil || host == "" {
 		return "vigil"
 	}
-	name := regexp.MustCompile(`[^A-Za-z0-9._-]`).ReplaceAllString(host, "-")
+	name := notMember.ReplaceAllString(host, "-")
 	if len(name) > 63 {
 		name = name[:63]
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +115,7 @@ func activeMember(t *testing.T, members []*running, excluded ...int) int {
 	testkit.WaitFor(t, 20*time.Second, "one active member", func() error {
 		active = -1
 		for i, m := range members {
-			if metric(t, m.d.Registry(), "vigil_cluster_active") != 1 || slicesContains(excluded, i) {
+			if metric(t, m.d.Registry(), "vigil_cluster_active") != 1 || slices.Contains(excluded, i) {
 				continue
 			}
 			if active >= 0 {
@@ -135,15 +136,6 @@ func respData(m *nats.Msg) string {
 		return ""
 	}
 	return string(m.Data)
-}
-
-func slicesContains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // TestClusterFailover runs three members on a three-node NATS cluster and
@@ -175,15 +167,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 		members = append(members, runDaemon(t, d))
 	}
-	nc, err := nats.Connect(cl.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectJS(t, cl.URLs())
 	paged := func(ip string) {
 		t.Helper()
 		testkit.WaitFor(t, 30*time.Second, "the brute force from "+ip+" paged", func() error {

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/internal/natsconn"
@@ -23,15 +22,7 @@ func TestEnsureWhileOthersDo(t *testing.T) {
 	for _, age := range []time.Duration{time.Hour, 2 * time.Hour} {
 		var wg sync.WaitGroup
 		for member := range 3 {
-			nc, err := nats.Connect(cl.URLs())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, js := testkit.ConnectURL(t, cl.URLs())
 			wg.Go(func() {
 				for _, name := range []string{"A", "B", "C"} {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -50,12 +41,7 @@ func TestEnsureWhileOthersDo(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	nc, err := nats.Connect(cl.URLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := testkit.ConnectURL(t, cl.URLs())
 	s, err := js.Stream(t.Context(), "C")
 	if err != nil {
 		t.Fatal(err)

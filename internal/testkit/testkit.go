@@ -45,7 +45,14 @@ func RunNATS(t testing.TB) *server.Server {
 // test ends unless closed before.
 func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
+	return ConnectURL(t, s.ClientURL())
+}
+
+// ConnectURL is Connect for a server or cluster given by its client URLs
+// (comma-separated).
+func ConnectURL(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
