@@ -84,26 +84,27 @@ type Consumer struct {
 	dec     *event.Decoder
 	repl    int
 
-	batchMu      sync.Mutex     // held while a message is decoded; see Paused
-	inflight     sync.WaitGroup // chunks decoded and not yet applied
-	bound        atomic.Bool
-	progress     progress              // see CaughtUp
-	settled      seqSet                // messages applied, acknowledged and counted; see handle
-	applied      seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
-	dedup        atomic.Pointer[dedup] // message ids of the duplicate window; see handle
-	streamMade   time.Time             // when the events stream was created; see bind
-	warnedWindow bool                  // bind warned that the server keeps a duplicate window
-	polls        atomic.Int64          // poll rounds done; see pollInfo
-	pending      prometheus.Gauge
-	ackPending   prometheus.Gauge
-	redelivered  prometheus.Counter
-	duplicates   prometheus.Counter
-	cons         jetstream.Consumer
-	consMu       sync.Mutex
-	stall        chan struct{} // poll found delivery stalled; see progress.stalled
-	failover     *Failover     // nil: this instance alone consumes
-	fo           failoverState // with failover: the pin held
-	lastApplied  atomic.Uint64 // stream sequence of the last message applied live
+	batchMu       sync.Mutex     // held while a message is decoded; see Paused
+	inflight      sync.WaitGroup // chunks decoded and not yet applied
+	bound         atomic.Bool
+	progress      progress              // see CaughtUp
+	settled       seqSet                // messages applied, acknowledged and counted; see handle
+	applied       seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
+	dedup         atomic.Pointer[dedup] // message ids of the duplicate window; see handle
+	streamMade    time.Time             // when the events stream was created; see bind
+	warnedWindow  bool                  // bind warned that the server keeps a duplicate window
+	polls         atomic.Int64          // poll rounds done; see pollInfo
+	pending       prometheus.Gauge
+	ackPending    prometheus.Gauge
+	redelivered   prometheus.Counter
+	duplicates    prometheus.Counter
+	cons          jetstream.Consumer
+	consMu        sync.Mutex
+	stall         chan struct{} // poll found delivery stalled; see progress.stalled
+	failover      *Failover     // nil: this instance alone consumes
+	fo            failoverState // with failover: the pin held
+	lastApplied   atomic.Uint64 // stream sequence of the last message applied live
+	lastDelivered atomic.Uint64 // the consumer's delivered sequence at the last poll
 
 	// Owned by the decoding side (under batchMu).
 	out         chan<- *chunk // to the applier; nil while not consuming

@@ -214,3 +214,7 @@ func (c *Consumer) noteApplied(seqs []uint64) {
 		}
 	}
 }
+
+// Delivered is the stream sequence of the last message the durable
+// consumer delivered (to any instance), as of the last poll of its state.
+func (c *Consumer) Delivered() uint64 { return c.lastDelivered.Load() }

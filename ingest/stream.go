@@ -229,6 +229,7 @@ func (c *Consumer) poll(ctx context.Context) {
 		return
 	}
 	c.pending.Set(float64(info.NumPending))
+	c.lastDelivered.Store(info.Delivered.Stream)
 	c.ackPending.Set(float64(info.NumAckPending))
 	if info.NumPending == 0 && info.NumAckPending == 0 {
 		c.progress.serverIdle(c.clock.Now())
