@@ -23,9 +23,11 @@ import (
 
 	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
+	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/notify"
 	"github.com/vigil-sec/vigil/privacy"
 )
 
@@ -108,23 +110,30 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if d.notifier, err = newNotifierRunner(sctx, d, cfg.Notify); err != nil {
-		return err
-	}
-	if d.detector, err = newDetector(d, cfg.Detect, d.privacy); err != nil {
+	nopts := notify.Options{Logger: d.log, Registerer: d.reg, Now: d.clock.Now, LogWriter: d.opts.Stdout, Replicas: cfg.NATS.Replicas}
+	if d.notifier, err = newNotifierRunner(sctx, d.js, cfg.Notify, nopts); err != nil {
 		return err
 	}
 	iopts := ingest.Options{Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas}
+	var member *failover
 	if cfg.Cluster.Enabled {
-		if d.failover, err = newFailover(sctx, d); err != nil {
+		member = newFailover(cfg.Cluster, d.clock, d.log, d.notifier, d.reg)
+		iopts.Failover = member.ingest()
+	}
+	if d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts); err != nil {
+		return err
+	}
+	deps := detectorDeps{clock: d.clock, log: d.log, notifier: d.notifier, stream: d.consumer, member: member}
+	if d.detector, err = newDetector(cfg.Detect, d.privacy, deps); err != nil {
+		return err
+	}
+	d.notifier.useRules(func() []*detect.Rule { return d.detector.engine().Rules() })
+	if member != nil {
+		if err := member.join(sctx, d.js, d.opts.Version, cfg.NATS.Replicas, d.consumer, d.detector); err != nil {
 			return err
 		}
-		iopts.Failover = d.failover.ingest()
+		d.failover = member
 		d.notifier.hold(true) // until this member is active
-	}
-	d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts)
-	if err != nil {
-		return err
 	}
 	for _, w := range cfg.Ingest.Deprecations() {
 		d.log.Warn("deprecated config key", "warning", w)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/clock"
 	"github.com/vigil-sec/vigil/privacy"
 	"github.com/vigil-sec/vigil/rules"
 )
@@ -24,8 +26,17 @@ import (
 // (with its own metric registry, so old and new never collide), rebuilds its
 // windows from the stream and swaps it in while intake is paused.
 type detector struct {
-	d     *Daemon
+	detectorDeps
 	state atomic.Pointer[engineState]
+}
+
+// detectorDeps are what detection works with, given when it is built.
+type detectorDeps struct {
+	clock    clock.Clock
+	log      *slog.Logger
+	notifier *notifierRunner  // takes alert transitions
+	stream   *ingest.Consumer // rebuilt from, paused for swaps, feeds the engine
+	member   *failover        // nil unless a cluster member: says whether this instance may announce
 }
 
 type engineState struct {
@@ -42,8 +53,8 @@ type engineState struct {
 	unsettled atomic.Bool
 }
 
-func newDetector(d *Daemon, cfg detect.Config, p *privacy.Pseudonymizer) (*detector, error) {
-	x := &detector{d: d}
+func newDetector(cfg detect.Config, p *privacy.Pseudonymizer, deps detectorDeps) (*detector, error) {
+	x := &detector{detectorDeps: deps}
 	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
@@ -77,7 +88,7 @@ func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineSt
 		label = own.Label
 	}
 	opts := cfg.Options()
-	opts.Live, opts.Now, opts.Logger = true, x.d.clock.Now, x.d.log
+	opts.Live, opts.Now, opts.Logger = true, x.clock.Now, x.log
 	opts.Registerer, opts.Emit, opts.Label = reg, x.emit, label
 	eng, err := detect.New(rs, opts)
 	if err != nil {
@@ -91,15 +102,15 @@ func (x *detector) engine() *detect.Engine { return x.state.Load().engine }
 // emit queues an alert transition in the durable outbox. It runs with the
 // engine's lock held, so it only publishes.
 func (x *detector) emit(a detect.Alert) {
-	if fo := x.d.failover; fo != nil && !fo.mayAnnounce() {
+	if fo := x.member; fo != nil && !fo.mayAnnounce() {
 		fo.metrics.Fenced.Inc()
-		x.d.log.Warn("alert transition not announced: another member is active", "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
+		x.log.Warn("alert transition not announced: another member is active", "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := x.d.notifier.Notify(ctx, a); err != nil {
-		x.d.log.Error("alert not queued for delivery", "err", err, "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
+	if err := x.notifier.Notify(ctx, a); err != nil {
+		x.log.Error("alert not queued for delivery", "err", err, "rule", a.Rule, "fingerprint", a.Fingerprint, "transition", string(a.Transition))
 	}
 }
 
@@ -130,16 +141,16 @@ func listFiles(lists map[string]detect.ListSpec) []byte {
 // caller puts the engine in force, tells the consumer to skip what was
 // replayed, and calls announce.
 func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
-	since := x.d.clock.Now().Add(-lookback(st))
+	since := x.clock.Now().Add(-lookback(st))
 	var r ingest.Replayed
 	err := muted(st.engine, func() (err error) {
-		r, err = x.d.consumer.Rebuild(ctx, since, st.engine)
+		r, err = x.stream.Rebuild(ctx, since, st.engine)
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
-	x.d.log.Info("detection windows rebuilt", "events", r.Events, "since", since)
+	x.log.Info("detection windows rebuilt", "events", r.Events, "since", since)
 	return r, nil
 }
 
@@ -157,13 +168,13 @@ func muted(eng *detect.Engine, fn func() error) error {
 // come may fire them again, and resolving them now would announce them
 // twice. A failure is logged: settle announces them too.
 func (x *detector) announce(ctx context.Context, st *engineState) {
-	if fo := x.d.failover; fo != nil && !fo.isActive() {
+	if fo := x.member; fo != nil && !fo.isActive() {
 		return // the active member announces
 	}
 	st.unsettled.Store(true)
 	firing := st.engine.Firing()
-	if err := x.d.notifier.Announce(ctx, firing); err != nil {
-		x.d.log.Warn("alerts firing after the rebuild not announced yet; retrying once ingest has caught up", "err", err, "firing", len(firing))
+	if err := x.notifier.Announce(ctx, firing); err != nil {
+		x.log.Warn("alerts firing after the rebuild not announced yet; retrying once ingest has caught up", "err", err, "firing", len(firing))
 	}
 }
 
@@ -175,15 +186,15 @@ func (x *detector) settle(ctx context.Context, st *engineState) {
 	if !st.unsettled.Load() {
 		return
 	}
-	if fo := x.d.failover; fo != nil && !fo.mayAnnounce() {
+	if fo := x.member; fo != nil && !fo.mayAnnounce() {
 		return // a member that lost its pin resolves nothing
 	}
 	var err error
-	x.d.consumer.Paused(func() {
-		err = x.d.notifier.Reconcile(ctx, st.engine.Firing(), st.engine.Watermark())
+	x.stream.Paused(func() {
+		err = x.notifier.Reconcile(ctx, st.engine.Firing(), st.engine.Watermark())
 	})
 	if err != nil {
-		x.d.log.Warn("alert state not reconciled; retrying in a second", "err", err)
+		x.log.Warn("alert state not reconciled; retrying in a second", "err", err)
 		return
 	}
 	st.unsettled.Store(false)
@@ -214,13 +225,13 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 	r, err := x.rebuild(ctx, st)
 	var commitErr error
 	if err == nil {
-		x.d.consumer.Paused(func() {
-			if fo := x.d.failover; fo != nil {
+		x.stream.Paused(func() {
+			if fo := x.member; fo != nil {
 				fo.mu.Lock() // a standby's following waits for the swap
 				defer fo.mu.Unlock()
 			}
 			err = muted(st.engine, func() (err error) {
-				r, err = x.d.consumer.CatchUp(ctx, r, st.engine)
+				r, err = x.stream.CatchUp(ctx, r, st.engine)
 				return err
 			})
 			if err != nil {
@@ -230,11 +241,11 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 				return
 			}
 			old := x.state.Swap(st)
-			x.d.consumer.SetSink(st.engine)
-			if fo := x.d.failover; fo != nil {
+			x.stream.SetSink(st.engine)
+			if fo := x.member; fo != nil {
 				fo.swapped(r)
 			} else {
-				x.d.consumer.SkipReplayed(r)
+				x.stream.SkipReplayed(r)
 			}
 			old.engine.Close()
 		})
@@ -251,21 +262,21 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 // and its events must not become late because the clock moved on. The first
 // time ingest is caught up after a rebuild, it settles alert state.
 func (x *detector) tick(ctx context.Context) {
-	ticker, tick := x.d.clock.NewTicker(time.Second)
+	ticker, tick := x.clock.NewTicker(time.Second)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			if !x.d.consumer.CaughtUp() { // see ingest.Consumer.CaughtUp
+			if !x.stream.CaughtUp() { // see ingest.Consumer.CaughtUp
 				continue
 			}
-			if fo := x.d.failover; fo != nil && !fo.isActive() {
+			if fo := x.member; fo != nil && !fo.isActive() {
 				continue // a standby's watermark follows the active member's events
 			}
 			st := x.state.Load()
-			st.engine.Tick(x.d.clock.Now())
+			st.engine.Tick(x.clock.Now())
 			x.settle(ctx, st)
 		}
 	}

@@ -3,12 +3,17 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-sec/vigil/cluster"
 	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/clock"
 )
 
 // failover runs this instance as a cluster member (cluster.enabled): the
@@ -17,10 +22,14 @@ import (
 // catch-up. JetStream decides who is active (see package cluster and
 // ingest.Failover); failover only changes the daemon's role when told.
 type failover struct {
-	d       *Daemon
-	cfg     cluster.Config
-	table   *cluster.Table
-	metrics *cluster.Metrics
+	cfg      cluster.Config
+	clock    clock.Clock
+	log      *slog.Logger
+	stream   *ingest.Consumer
+	detector *detector
+	notifier *notifierRunner
+	table    *cluster.Table
+	metrics  *cluster.Metrics
 
 	mu     sync.Mutex      // serialises following, promotion, demotion and engine swaps
 	r      ingest.Replayed // how far the engine has applied the stream
@@ -40,17 +49,25 @@ const followEvery = time.Second
 // transition asks the server again.
 const fenceFor = time.Second
 
-func newFailover(ctx context.Context, d *Daemon) (*failover, error) {
-	f := &failover{d: d, cfg: d.cfg.Cluster, metrics: cluster.NewMetrics(d.reg)}
-	t, err := retryLost(ctx, d.log, "declaring the member table", func(ctx context.Context) (*cluster.Table, error) {
-		return cluster.NewTable(ctx, d.js, f.cfg.MemberName(), d.opts.Version, cluster.Heartbeat,
-			d.cfg.NATS.Replicas, d.clock, d.log, f.metrics)
+// newFailover prepares this instance's cluster membership. Its consumer
+// side (ingest) is ready at once, for the events consumer to be built
+// with; join completes it.
+func newFailover(cfg cluster.Config, clk clock.Clock, log *slog.Logger, notifier *notifierRunner, reg prometheus.Registerer) *failover {
+	return &failover{cfg: cfg, clock: clk, log: log, notifier: notifier, metrics: cluster.NewMetrics(reg)}
+}
+
+// join gives the member the consumer and the detector it switches between
+// standby and active, and declares the member table in js.
+func (f *failover) join(ctx context.Context, js jetstream.JetStream, version string, replicas int, stream *ingest.Consumer, x *detector) error {
+	f.stream, f.detector = stream, x
+	t, err := retryLost(ctx, f.log, "declaring the member table", func(ctx context.Context) (*cluster.Table, error) {
+		return cluster.NewTable(ctx, js, f.cfg.MemberName(), version, cluster.Heartbeat, replicas, f.clock, f.log, f.metrics)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f.table = t
-	return f, nil
+	return nil
 }
 
 // ingest is the consumer's side of the failover.
@@ -68,8 +85,8 @@ func (f *failover) start(r ingest.Replayed) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.r = r
-	f.d.detector.engine().SetMuted(true)
-	f.d.log.Info("cluster member started as a standby", "member", f.cfg.MemberName())
+	f.detector.engine().SetMuted(true)
+	f.log.Info("cluster member started as a standby", "member", f.cfg.MemberName())
 }
 
 // run follows the stream while standby and keeps the member row fresh,
@@ -77,7 +94,7 @@ func (f *failover) start(r ingest.Replayed) {
 func (f *failover) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { f.table.Run(ctx, f.progress) })
-	ticker, tick := f.d.clock.NewTicker(followEvery)
+	ticker, tick := f.clock.NewTicker(followEvery)
 	defer ticker.Stop()
 	for {
 		select {
@@ -98,10 +115,10 @@ func (f *failover) follow(ctx context.Context) {
 	if f.isActive() {
 		return
 	}
-	r, err := f.d.consumer.CatchUp(ctx, f.r, f.d.detector.engine())
+	r, err := f.stream.CatchUp(ctx, f.r, f.detector.engine())
 	f.r = r
 	if err != nil && ctx.Err() == nil {
-		f.d.log.Debug("standby did not catch up this round; retrying", "err", err)
+		f.log.Debug("standby did not catch up this round; retrying", "err", err)
 	}
 }
 
@@ -112,28 +129,28 @@ func (f *failover) follow(ctx context.Context) {
 func (f *failover) promote(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	start := f.d.clock.Now()
-	eng := f.d.detector.engine()
+	start := f.clock.Now()
+	eng := f.detector.engine()
 	before := f.r.Events
-	r, err := f.d.consumer.CatchUp(ctx, f.r, eng)
+	r, err := f.stream.CatchUp(ctx, f.r, eng)
 	f.r = r
 	if err != nil {
 		return fmt.Errorf("catch up with the events stream: %w", err)
 	}
-	f.d.consumer.TakeReplayed(r)
+	f.stream.TakeReplayed(r)
 	f.fenceMu.Lock()
 	f.fenceAt = time.Time{}
 	f.fenceMu.Unlock()
 	f.active.Store(true)
 	eng.SetMuted(false)
-	f.d.notifier.hold(false)
-	f.d.detector.announce(ctx, f.d.detector.state.Load())
-	took := f.d.clock.Now().Sub(start)
+	f.notifier.hold(false)
+	f.detector.announce(ctx, f.detector.state.Load())
+	took := f.clock.Now().Sub(start)
 	f.metrics.Active.Set(1)
 	f.metrics.Handovers.Inc()
 	f.metrics.Takeover.Observe(took.Seconds())
 	f.table.SetRole(cluster.RoleActive)
-	f.d.log.Info("this member is now the active one", "member", f.cfg.MemberName(), "caught_up_events", r.Events-before, "took", took)
+	f.log.Info("this member is now the active one", "member", f.cfg.MemberName(), "caught_up_events", r.Events-before, "took", took)
 	return nil
 }
 
@@ -147,13 +164,13 @@ func (f *failover) demote() {
 		return
 	}
 	f.active.Store(false)
-	f.d.detector.engine().SetMuted(true)
-	f.d.notifier.hold(true)
-	f.r = f.d.consumer.Position(f.r)
+	f.detector.engine().SetMuted(true)
+	f.notifier.hold(true)
+	f.r = f.stream.Position(f.r)
 	f.metrics.Active.Set(0)
 	f.metrics.Demotions.Inc()
 	f.table.SetRole(cluster.RoleStandby)
-	f.d.log.Info("this member is a standby now: the pin moved to another member, or it stopped or bound again", "member", f.cfg.MemberName())
+	f.log.Info("this member is a standby now: the pin moved to another member, or it stopped or bound again", "member", f.cfg.MemberName())
 }
 
 // swapped records, under f.mu (the caller holds it through swapping),
@@ -162,10 +179,10 @@ func (f *failover) demote() {
 func (f *failover) swapped(r ingest.Replayed) {
 	f.r = r
 	if f.isActive() {
-		f.d.consumer.SkipReplayed(r)
+		f.stream.SkipReplayed(r)
 		return
 	}
-	f.d.detector.engine().SetMuted(true)
+	f.detector.engine().SetMuted(true)
 }
 
 // mayAnnounce is the fence before an alert transition leaves the engine:
@@ -181,15 +198,15 @@ func (f *failover) mayAnnounce() bool {
 	}
 	f.fenceMu.Lock()
 	defer f.fenceMu.Unlock()
-	now := f.d.clock.Now()
+	now := f.clock.Now()
 	if !f.fenceAt.IsZero() && now.Sub(f.fenceAt) < fenceFor && now.After(f.fenceAt) {
 		return f.fenceOK
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ok, err := f.d.consumer.HoldsPin(ctx)
+	ok, err := f.stream.HoldsPin(ctx)
 	if err != nil {
-		f.d.log.Warn("could not confirm this member still holds the pin; announcing", "err", err)
+		f.log.Warn("could not confirm this member still holds the pin; announcing", "err", err)
 		ok = true
 	}
 	f.fenceAt, f.fenceOK = now, ok // an error too stands for fenceFor: each check may take 2s
@@ -199,10 +216,10 @@ func (f *failover) mayAnnounce() bool {
 // progress is the member row's applied sequence and standby lag.
 func (f *failover) progress() (applied, lag uint64) {
 	f.mu.Lock()
-	applied = f.d.consumer.Position(f.r).Last
+	applied = f.stream.Position(f.r).Last
 	f.mu.Unlock()
 	// The consumer polls its state every second; no request of our own.
-	if d := f.d.consumer.Delivered(); d > applied {
+	if d := f.stream.Delivered(); d > applied {
 		lag = d - applied
 	}
 	return applied, lag

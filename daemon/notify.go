@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/notify"
@@ -17,8 +20,13 @@ import (
 // in flight finish; queued deliveries stay in JetStream), builds a new
 // notifier and starts it.
 type notifierRunner struct {
-	d   *Daemon
-	cur atomic.Pointer[notify.Notifier]
+	js   jetstream.JetStream
+	log  *slog.Logger
+	opts notify.Options // Rules is loadedRules
+	// rules returns the running engine's rules; nil until detection is
+	// built (see useRules).
+	rules atomic.Pointer[func() []*detect.Rule]
+	cur   atomic.Pointer[notify.Notifier]
 
 	mu     sync.Mutex
 	cfg    notify.Config
@@ -28,9 +36,12 @@ type notifierRunner struct {
 	done   chan struct{}
 }
 
-func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*notifierRunner, error) {
-	r := &notifierRunner{d: d, cfg: cfg}
-	n, err := retryLost(ctx, d.log, "declaring the notification streams", func(ctx context.Context) (*notify.Notifier, error) {
+// newNotifierRunner builds the notifier for cfg on js; opts are the
+// notifier's collaborators but Rules (see useRules).
+func newNotifierRunner(ctx context.Context, js jetstream.JetStream, cfg notify.Config, opts notify.Options) (*notifierRunner, error) {
+	r := &notifierRunner{js: js, log: opts.Logger, opts: opts, cfg: cfg}
+	r.opts.Rules = r.loadedRules
+	n, err := retryLost(ctx, r.log, "declaring the notification streams", func(ctx context.Context) (*notify.Notifier, error) {
 		return r.build(ctx, cfg)
 	})
 	if err != nil {
@@ -41,19 +52,16 @@ func newNotifierRunner(ctx context.Context, d *Daemon, cfg notify.Config) (*noti
 }
 
 func (r *notifierRunner) build(ctx context.Context, cfg notify.Config) (*notify.Notifier, error) {
-	n, err := notify.New(ctx, cfg, r.d.js, r.options())
+	n, err := notify.New(ctx, cfg, r.js, r.opts)
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
 	return n, nil
 }
 
-func (r *notifierRunner) options() notify.Options {
-	return notify.Options{
-		Logger: r.d.log, Registerer: r.d.reg, Now: r.d.clock.Now, LogWriter: r.d.opts.Stdout, Replicas: r.d.cfg.NATS.Replicas,
-		Rules: r.loadedRules,
-	}
-}
+// useRules makes rules the source of the loaded rules new silences are
+// judged against.
+func (r *notifierRunner) useRules(rules func() []*detect.Rule) { r.rules.Store(&rules) }
 
 // start runs the delivery workers until ctx is done.
 func (r *notifierRunner) start(ctx context.Context) {
@@ -98,7 +106,7 @@ func (r *notifierRunner) runLocked() {
 	go func() {
 		defer close(done)
 		if err := n.Run(ctx); err != nil {
-			r.d.log.Error("notification delivery stopped", "err", err)
+			r.log.Error("notification delivery stopped", "err", err)
 		}
 	}()
 }
@@ -123,7 +131,7 @@ func (r *notifierRunner) prepare(ctx context.Context, cfg notify.Config) (*notif
 	if same && len(r.n().DisabledReceivers()) == 0 {
 		return nil, nil
 	}
-	p, err := notify.Prepare(ctx, cfg, r.d.js, r.options())
+	p, err := notify.Prepare(ctx, cfg, r.js, r.opts)
 	if err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
 	}
@@ -149,10 +157,11 @@ func (r *notifierRunner) n() *notify.Notifier { return r.cur.Load() }
 // loadedRules are the running engine's rules, which new silences are judged
 // against; a rules reload swaps the engine, so they are always current.
 func (r *notifierRunner) loadedRules() []*detect.Rule {
-	if r.d.detector == nil { // still starting
+	rules := r.rules.Load()
+	if rules == nil { // still starting
 		return nil
 	}
-	return r.d.detector.engine().Rules()
+	return (*rules)()
 }
 
 // Notify queues a for delivery.

@@ -15,14 +15,14 @@ import (
 const settleQueue = 8
 
 // applier is the second and third stage of the pipeline: one goroutine
-// applies decoded events to the Sink in order, and another settles each
-// chunk's messages (dead letters stored, messages acknowledged) once its
-// events are applied. After a failure nothing more is settled, and no
-// chunk is applied that the applier takes after it noticed; consume stops
-// and the messages not settled are delivered again (those applied are
-// marked, so that they are not applied twice).
+// applies decoded events in order, and another settles each chunk's
+// messages once its events are applied. After a failure nothing more is
+// settled, and no chunk is applied that the applier takes after it
+// noticed; consume stops and the messages not settled are delivered again
+// (those applied are marked, so that they are not applied twice). What
+// applying and settling do is the stages' business.
 type applier struct {
-	c       *Consumer
+	work    stages
 	in      chan *chunk
 	applied chan *chunk // to the settler
 	done    chan struct{}
@@ -31,9 +31,26 @@ type applier struct {
 	err     error         // set by the settler before failed is closed
 }
 
-func newApplier(c *Consumer) *applier {
+// stages are the work the applier orders: the Consumer's.
+type stages interface {
+	// apply passes a chunk's events to the sink.
+	apply(ch *chunk)
+	// passed is called once a chunk left the applying stage, applied or
+	// skipped.
+	passed(ch *chunk)
+	// settle stores a chunk's dead letters, acknowledges its messages and
+	// counts its events.
+	settle(ch *chunk) error
+	// handBack returns a chunk's messages to JetStream unsettled; applied
+	// says its events were applied, so that they are not applied again.
+	handBack(ch *chunk, applied bool)
+	// recycle takes back a chunk the applier is done with.
+	recycle(ch *chunk)
+}
+
+func newApplier(work stages) *applier {
 	a := &applier{
-		c: c, in: make(chan *chunk, chunkQueue), applied: make(chan *chunk, settleQueue),
+		work: work, in: make(chan *chunk, chunkQueue), applied: make(chan *chunk, settleQueue),
 		done: make(chan struct{}), failed: make(chan struct{}),
 	}
 	go a.run()
@@ -46,9 +63,9 @@ func (a *applier) run() {
 	for ch := range a.in {
 		ch.skip = a.broken.Load()
 		if !ch.skip {
-			a.apply(ch)
+			a.work.apply(ch)
 		}
-		a.c.inflight.Done()
+		a.work.passed(ch)
 		a.applied <- ch
 	}
 }
@@ -57,7 +74,7 @@ func (a *applier) runSettle() {
 	defer close(a.done)
 	for ch := range a.applied {
 		a.settleChunk(ch)
-		a.c.recycle(ch)
+		a.work.recycle(ch)
 	}
 }
 
@@ -69,32 +86,16 @@ func (a *applier) close() error {
 	return a.err
 }
 
-// apply passes a chunk's events to the Sink; settle counts them.
-func (a *applier) apply(ch *chunk) {
-	ch.at = a.c.clock.Now()
-	if p := a.c.sink.Load(); p != nil {
-		sink := *p
-		for i := range ch.events {
-			sink.Process(&ch.events[i])
-		}
-	}
-	a.c.noteApplied(ch.seqs)
-	a.c.progress.apply(len(ch.msgs))
-}
-
 // settleChunk settles an applied chunk, or hands its messages back once
 // something failed.
 func (a *applier) settleChunk(ch *chunk) {
-	if a.c.beforeSettle != nil {
-		a.c.beforeSettle(ch.seqs)
-	}
 	if ch.skip {
-		handBack(ch.msgs) // never applied: JetStream delivers them again
+		a.work.handBack(ch, false) // never applied: JetStream delivers them again
 		return
 	}
 	err := a.err
 	if err == nil {
-		err = a.settle(ch)
+		err = a.work.settle(ch)
 	}
 	if err == nil {
 		return
@@ -102,10 +103,7 @@ func (a *applier) settleChunk(ch *chunk) {
 	// Every event of the chunk was applied, none counted: when JetStream
 	// delivers it again, dead-letter its rejected lines and count it, but
 	// do not apply it twice.
-	for _, seq := range ch.seqs {
-		a.c.applied.add(seq)
-	}
-	handBack(ch.msgs)
+	a.work.handBack(ch, true)
 	if a.err == nil {
 		a.err = err
 		a.broken.Store(true)
@@ -113,25 +111,57 @@ func (a *applier) settleChunk(ch *chunk) {
 	}
 }
 
+// apply passes a chunk's events to the Sink; settle counts them.
+func (c *Consumer) apply(ch *chunk) {
+	ch.at = c.clock.Now()
+	if p := c.sink.Load(); p != nil {
+		sink := *p
+		for i := range ch.events {
+			sink.Process(&ch.events[i])
+		}
+	}
+	c.noteApplied(ch.seqs)
+	c.progress.apply(len(ch.msgs))
+}
+
+// passed ends a chunk's time in flight (see Paused).
+func (c *Consumer) passed(*chunk) { c.inflight.Done() }
+
 // settle waits until JetStream stored the chunk's dead letters, then
 // acknowledges its messages and counts their events and rejected lines:
 // counted when acknowledged, an event is counted once even when a crash
 // makes JetStream deliver its message again.
-func (a *applier) settle(ch *chunk) error {
+func (c *Consumer) settle(ch *chunk) error {
+	if c.beforeSettle != nil {
+		c.beforeSettle(ch.seqs)
+	}
 	if ch.deadErr != nil {
 		return ch.deadErr
 	}
-	if err := a.c.waitDeadLetters(ch.dead); err != nil {
+	if err := c.waitDeadLetters(ch.dead); err != nil {
 		return err
 	}
-	if err := a.c.ack(ch.msgs); err != nil {
+	if err := c.ack(ch.msgs); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	for _, seq := range ch.seqs {
-		a.c.settled.add(seq)
+		c.settled.add(seq)
 	}
-	a.c.count(ch)
+	c.count(ch)
 	return nil
+}
+
+// handBack naks a chunk's messages, so that JetStream delivers them again;
+// applied marks them so that decodeMessage counts but does not apply them.
+func (c *Consumer) handBack(ch *chunk, applied bool) {
+	if applied {
+		for _, seq := range ch.seqs {
+			c.applied.add(seq)
+		}
+	}
+	for _, msg := range ch.msgs {
+		_ = msg.Nak()
+	}
 }
 
 // count counts the events and rejected lines of an acknowledged chunk.
@@ -146,12 +176,6 @@ func (c *Consumer) count(ch *chunk) {
 		c.metrics.Rejected(r, n)
 	}
 	c.metrics.Batch()
-}
-
-func handBack(msgs []jetstream.Msg) {
-	for _, msg := range msgs {
-		_ = msg.Nak()
-	}
 }
 
 // ack acknowledges each message of a chunk whose events were applied.
