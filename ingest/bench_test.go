@@ -28,7 +28,7 @@ func BenchmarkDecodeValidateObserve(b *testing.B) {
 		lines[i] = ev.AppendJSON(nil)
 	}
 	m := NewMetrics(prometheus.NewRegistry(), DefaultConfig())
-	dec := newDecoder(DefaultConfig())
+	dec := newReader(DefaultConfig().Limits()).dec
 	var ev event.Event
 	b.ReportAllocs()
 	b.ResetTimer()

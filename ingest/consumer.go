@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,7 +80,7 @@ type Consumer struct {
 	sink    atomic.Pointer[Sink]
 	clock   clock.Clock
 	metrics *Metrics
-	dec     *event.Decoder
+	rd      *reader // under batchMu
 	repl    int
 
 	batchMu       sync.Mutex     // held while a message is decoded; see Paused
@@ -91,7 +90,7 @@ type Consumer struct {
 	settled       seqSet                // messages applied, acknowledged and counted; see handle
 	applied       seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
 	dedup         atomic.Pointer[dedup] // message ids of the duplicate window; see handle
-	streamMade    time.Time             // when the events stream was created; see bind
+	streamMade    atomic.Int64          // when the events stream was created, Unix ns; see bind
 	warnedWindow  bool                  // bind warned that the server keeps a duplicate window
 	polls         atomic.Int64          // poll rounds done; see pollInfo
 	pending       prometheus.Gauge
@@ -113,10 +112,7 @@ type Consumer struct {
 	curSubject  string
 	curSeq      uint64
 	curNow      time.Time
-	curReceived time.Time // when JetStream stored the message
-	curSkip     bool      // applied already: see decodeMessage
-	curRejected int       // rejected lines of the message so far
-	applyFn     func(*event.Event)
+	curRejected int // rejected lines of the message so far
 	rejectFn    func(*event.RejectError, []byte)
 	free        chan *chunk // applied chunks, for reuse
 
@@ -155,7 +151,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		cfg: cfg, nc: nc, js: js,
 		log: opts.Logger, clock: clock.Or(opts.Clock), repl: max(opts.Replicas, 1),
 		failover: opts.Failover,
-		dec:      newDecoder(cfg),
+		rd:       newReader(cfg.Limits()),
 		free:     make(chan *chunk, chunkQueue+settleQueue+3),
 		stall:    make(chan struct{}, 1),
 	}
@@ -164,7 +160,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.applyFn, c.rejectFn = c.collect, c.reject // bound once, not per message
+	c.rejectFn = c.reject // bound once, not per message
 	if opts.Sink != nil {
 		c.SetSink(opts.Sink)
 	}
@@ -436,21 +432,23 @@ func (c *Consumer) newChunk() *chunk {
 }
 
 // decodeMessage decodes msg, with stream sequence seq, stored by JetStream
-// at `at`, into the current chunk. Each event's Received is `at`, and the
-// future-skew limit is judged against it, so that a replay of the stream
-// (Rebuild) accepts and times events exactly as this did.
+// at `at`, into the current chunk, as every replay of the stream decodes it
+// (see reader).
 func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	subject := msg.Subject()
-	c.curNow, c.curSubject, c.curSeq, c.curReceived = c.clock.Now(), subject, seq, at
+	c.curNow, c.curSubject, c.curSeq = c.clock.Now(), subject, seq
 	if at.IsZero() {
 		at = c.curNow
 	}
 	// Applied already but not acknowledged, by Rebuild or before its
 	// settling failed: count it, but do not apply it twice. Its rejected
 	// lines are dead-lettered again; their Nats-Msg-Id stores each once.
-	c.curSkip = c.applied.has(seq)
+	to := &c.cur.events
+	if c.applied.has(seq) {
+		to = &c.cur.tally
+	}
 	c.curRejected = 0
-	c.dec.DecodeMessage(msg.Data(), subjectService(subject), at, c.applyFn, c.rejectFn)
+	c.rd.read(msg.Data(), subject, at, to, c.rejectFn)
 	if c.curRejected > MaxDeadLetters {
 		c.deadLetterRest()
 	}
@@ -464,31 +462,6 @@ func stored(msg jetstream.Msg) (uint64, time.Time) {
 		return 0, time.Time{}
 	}
 	return meta.Sequence.Stream, meta.Timestamp
-}
-
-// collect keeps a copy of one valid event for the applier, which passes it
-// to the Sink and counts it once its message is acknowledged. An event
-// applied already is only counted.
-func (c *Consumer) collect(ev *event.Event) {
-	ev.Received = c.curReceived
-	if c.curSkip {
-		c.cur.tally = append(c.cur.tally, *ev) // metrics do not read Attrs
-		return
-	}
-	c.cur.events = append(c.cur.events, *ev)
-	if ev.Attrs != nil { // the decoder reuses its map
-		c.cur.events[len(c.cur.events)-1].Attrs = maps.Clone(ev.Attrs)
-	}
-}
-
-// newDecoder returns a decoder whose events' strings point into the
-// messages' data, which the NATS client allocates for each message and
-// nothing modifies: decoding then costs no allocation. The Sink clones
-// what it keeps, as its contract says.
-func newDecoder(cfg Config) *event.Decoder {
-	d := event.NewDecoder(cfg.Limits())
-	d.SetAliasing(true)
-	return d
 }
 
 // sleep waits d on the consumer's clock; it returns false when ctx ended

@@ -183,6 +183,9 @@ func (c *Consumer) HoldsPin(ctx context.Context) (bool, error) {
 // duplicate window's ids, for an instance that goes on from there with
 // CatchUp.
 func (c *Consumer) Position(r Replayed) Replayed {
+	if made := c.streamMade.Load(); made != 0 {
+		r = r.of(time.Unix(0, made))
+	}
 	r.Last = max(r.Last, c.lastApplied.Load())
 	r.ids = c.dedup.Load()
 	return r

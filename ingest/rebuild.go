@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/vigil-sec/vigil/event"
 )
 
 // Replayed says what Rebuild (and CatchUp) applied to a sink: Events
@@ -18,6 +16,9 @@ type Replayed struct {
 	Since       time.Time
 	Events      int
 	First, Last uint64
+	// made is when the events stream First and Last number messages of
+	// was created: a stream deleted and created again numbers from 1.
+	made time.Time
 	// ids are the message ids of the replayed messages' duplicate
 	// window, so that the replay drops the duplicates Run dropped.
 	ids *dedup
@@ -69,6 +70,7 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	if err != nil {
 		return r, fmt.Errorf("read the events stream: %w", err)
 	}
+	r = r.of(stream.CachedInfo().Created)
 	upTo, err := c.delivered(ctx, stream)
 	if err != nil || upTo == 0 || upTo <= r.Last {
 		return r, err
@@ -96,6 +98,18 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	return r, err
 }
 
+// of returns r for the events stream created at made: r itself when r
+// numbers that stream's messages, or else a replay that starts again from
+// r.Since (the stream was deleted and created again, and its new messages
+// are numbered from 1), having applied r.Events.
+func (r Replayed) of(made time.Time) Replayed {
+	if !r.made.IsZero() && !r.made.Equal(made) {
+		r = Replayed{Since: r.Since, Events: r.Events}
+	}
+	r.made = made
+	return r
+}
+
 // replay applies the events of the messages cfg delivers, up to stream
 // sequence upTo, but those stored before r.Since and the duplicates. It
 // returns the number of events applied and the stream sequences of the
@@ -105,7 +119,8 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 	if err != nil {
 		return 0, 0, 0, fmt.Errorf("replay the events stream: %w", err)
 	}
-	dec := newDecoder(c.cfg)
+	rp := NewReplayer(c.cfg.Limits(), sink)
+	defer rp.Close()
 	for {
 		// Stored messages are there to take: do not wait for more.
 		batch, err := oc.FetchNoWait(c.cfg.FetchBatch)
@@ -125,7 +140,8 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 			if r.ids.duplicate(msg.Subject(), msgID(msg), seq, at) || at.Before(r.Since) {
 				continue
 			}
-			n += c.replayMessage(dec, msg, at, sink)
+			valid, _ := rp.Message(msg.Data(), msg.Subject(), at, nil)
+			n += valid
 			if first == 0 {
 				first = last
 			}
@@ -151,16 +167,4 @@ func (c *Consumer) delivered(ctx context.Context, stream jetstream.Stream) (uint
 		return 0, fmt.Errorf("read the durable consumer %s: %w", c.cfg.Consumer, err)
 	}
 	return info.Delivered.Stream, nil
-}
-
-// replayMessage applies the valid events of msg to sink as decodeMessage
-// did when the message was consumed: the future-skew limit judged against
-// when the message was stored, and each event's Received set to that time,
-// so that the rebuilt engine's watermark moves exactly as the live one's.
-func (c *Consumer) replayMessage(dec *event.Decoder, msg jetstream.Msg, at time.Time, sink Sink) int {
-	valid, _ := dec.DecodeMessage(msg.Data(), subjectService(msg.Subject()), at, func(ev *event.Event) {
-		ev.Received = at
-		sink.Process(ev)
-	}, func(*event.RejectError, []byte) {})
-	return valid
 }

@@ -242,3 +242,47 @@ func TestReceivedIsWhenStored(t *testing.T) {
 		}
 	}
 }
+
+// A standby follows the stream with CatchUp from where its last round
+// ended. When the events stream is deleted and created again (an operator
+// starting over), the new stream numbers its messages from 1: the follower
+// must read them rather than wait for the new stream to pass the old
+// position.
+func TestFollowingSurvivesTheStreamCreatedAgain(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	first, second := messages("first", 3, 2, 4), messages("second", 2)
+
+	active, _, _ := newConsumer(t, s, cfg, &recorder{})
+	run(t, active)
+	publish(t, js, first)
+	testkit.WaitFor(t, waitTime, "the first stream's messages acknowledged", settled(active))
+
+	standby := &recorder{}
+	follower, _, _ := newConsumer(t, s, cfg, nil)
+	r, err := follower.CatchUp(t.Context(), ingest.Replayed{Since: time.Now().Add(-time.Hour)}, standby)
+	if err != nil {
+		t.Fatalf("CatchUp: %v", err)
+	}
+	sameLines(t, "standby after following the first stream", standby.Lines(), lines(first))
+
+	if err := js.DeleteStream(t.Context(), ingest.EventsStream); err != nil {
+		t.Fatal(err)
+	}
+	// The active consumer binds again, which creates the stream again.
+	testkit.WaitFor(t, waitTime, "the events stream created again", func() error {
+		_, err := js.Stream(t.Context(), ingest.EventsStream)
+		return err
+	})
+	publish(t, js, second)
+	testkit.WaitFor(t, waitTime, "the new stream's messages acknowledged", settled(active))
+
+	if r, err = follower.CatchUp(t.Context(), r, standby); err != nil {
+		t.Fatalf("CatchUp after the stream was created again: %v", err)
+	}
+	sameLines(t, "standby after following the new stream", standby.Lines(), lines(first, second))
+	if r.First != 1 || r.Last != uint64(len(second)) {
+		t.Errorf("the follow position is %d-%d, want 1-%d of the new stream", r.First, r.Last, len(second))
+	}
+}

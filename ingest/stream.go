@@ -165,14 +165,14 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	// A stream deleted and created again numbers its messages from 1: what
 	// was settled or replayed in the old one says nothing of the new one.
-	if made := stream.CachedInfo().Created; !made.Equal(c.streamMade) {
-		if !c.streamMade.IsZero() {
+	if made := stream.CachedInfo().Created.UnixNano(); made != c.streamMade.Load() {
+		if c.streamMade.Load() != 0 {
 			c.settled.reset()
 			c.applied.reset()
 			c.dedup.Load().reset()
 			c.lastApplied.Store(0)
 		}
-		c.streamMade = made
+		c.streamMade.Store(made)
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(sctx, EventsStream, consumerConfig(c.cfg, c.failover))
 	if err != nil {

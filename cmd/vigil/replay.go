@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
+	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/rules"
 )
 
@@ -198,115 +199,133 @@ func displayName(name string) string {
 	return strings.TrimPrefix(name, "./")
 }
 
-// replayer reads and decodes input in the calling goroutine and applies the
-// events on a second one, so decoding and detection use both cores. Events
-// travel in batches that are recycled, in order, so output is deterministic.
+// replayer reads input in blocks of whole lines and hands them to an
+// ingest.Replayer, which decodes them as live ingest decodes messages and
+// applies the events on a second goroutine, in order, so output is
+// deterministic and decoding and detection use both cores.
 type replayer struct {
 	ctx      context.Context
 	s        streams
 	eng      *detect.Engine
-	dec      *event.Decoder
+	rp       *ingest.Replayer
 	read     uint64 // non-blank lines
 	rejected uint64
 	reasons  map[event.Reason]int
 	shown    int
 	files    int
 	prog     *progress
+
+	// The block being filled: lines from line first of file name.
+	block      []byte
+	blockLines int
+	first      int
+	name       string
+	rejectFn   func(*event.RejectError, []byte) // r.rejectInBlock, bound once
 }
 
 const (
-	replayBatch    = 512
-	replayBatches  = 4
+	replayBlock    = 256 << 10 // bytes of lines decoded at once
 	maxShownReject = 10
 )
 
-type replayBatchBuf struct {
-	evs []event.Event
-	n   int
-}
-
 func newReplayer(ctx context.Context, s streams, eng *detect.Engine) *replayer {
-	return &replayer{ctx: ctx, s: s, eng: eng, dec: event.NewDecoder(event.DefaultLimits()),
+	r := &replayer{ctx: ctx, s: s, eng: eng, rp: ingest.NewReplayer(event.DefaultLimits(), eng),
 		reasons: map[event.Reason]int{}, prog: newProgress(s.stderr)}
+	r.rejectFn = r.rejectInBlock
+	return r
 }
 
 func (r *replayer) run(files []string) error {
-	full := make(chan *replayBatchBuf, replayBatches)
-	free := make(chan *replayBatchBuf, replayBatches)
-	for range replayBatches {
-		free <- &replayBatchBuf{evs: make([]event.Event, replayBatch)}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range full {
-			for i := range b.n {
-				r.eng.Process(&b.evs[i])
-			}
-			b.n = 0
-			free <- b
-		}
-	}()
-	cur := <-free
 	var err error
 	for _, name := range files {
-		if cur, err = r.readFile(name, cur, full, free); err != nil {
+		if err = r.readFile(name); err != nil {
 			break
 		}
 	}
-	if cur != nil && cur.n > 0 {
-		full <- cur
-	}
-	close(full)
-	<-done
+	r.rp.Close()
 	r.prog.finish()
 	return err
 }
 
-// readFile decodes one input into batches; it returns the batch being filled.
-func (r *replayer) readFile(name string, cur *replayBatchBuf, full, free chan *replayBatchBuf) (*replayBatchBuf, error) {
+// readFile reads one input into blocks of whole lines.
+func (r *replayer) readFile(name string) error {
 	in, closeFn, size, err := openInput(name, r.s.stdin)
 	if err != nil {
-		return cur, err
+		return err
 	}
 	defer closeFn()
 	r.files++
 	r.prog.start(displayName(name), size)
+	r.name, r.first = name, 1
+	defer r.flush()
 	for lineNo := 1; ; lineNo++ {
+		if lineNo%4096 == 0 && r.ctx.Err() != nil {
+			return r.ctx.Err()
+		}
 		line, err := in.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
+			r.flush()
 			r.reject(name, lineNo, &event.RejectError{Reason: event.ReasonTooLarge, Detail: "line longer than the read buffer"})
+			r.first = lineNo + 1
 			if err = skipLine(in); err != nil && !errors.Is(err, io.EOF) {
-				return cur, fmt.Errorf("read %s: %w", displayName(name), err)
+				return fmt.Errorf("read %s: %w", displayName(name), err)
 			}
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return cur, fmt.Errorf("read %s: %w", displayName(name), err)
+			return fmt.Errorf("read %s: %w", displayName(name), err)
 		}
 		r.prog.advance(len(line))
-		if text := trimLine(line); len(text) > 0 {
+		if len(trimLine(line)) > 0 {
 			r.read++
-			ev := &cur.evs[cur.n]
-			if derr := r.dec.Decode(text, "", time.Time{}, ev); derr != nil {
-				var re *event.RejectError
-				if !errors.As(derr, &re) {
-					re = &event.RejectError{Reason: event.ReasonMalformedJSON, Detail: derr.Error()}
-				}
-				r.reject(name, lineNo, re)
-			} else if cur.n++; cur.n == len(cur.evs) {
-				full <- cur
-				select {
-				case cur = <-free:
-				case <-r.ctx.Done():
-					return nil, r.ctx.Err()
-				}
-			}
 		}
+		r.add(line)
 		if err != nil { // io.EOF
-			return cur, nil
+			return nil
 		}
 	}
+}
+
+// add appends one line (with or without its ending) to the block, and
+// hands the block on once it is full.
+func (r *replayer) add(line []byte) {
+	if r.block == nil {
+		r.block = make([]byte, 0, replayBlock+4096)
+	}
+	r.block = append(r.block, line...)
+	if n := len(r.block); n > 0 && r.block[n-1] != '\n' {
+		r.block = append(r.block, '\n')
+	}
+	r.blockLines++
+	if len(r.block) >= replayBlock {
+		r.flush()
+	}
+}
+
+// flush hands the block to the replayer; its events point into it, so the
+// next block is a new one. A block of blank lines only is no event.
+func (r *replayer) flush() {
+	if !allBlank(r.block) {
+		r.rp.Message(r.block, "", time.Time{}, r.rejectFn)
+	}
+	r.first += r.blockLines
+	r.block, r.blockLines = nil, 0
+}
+
+func allBlank(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// rejectInBlock reports a line the decoder rejected, numbered in its file.
+func (r *replayer) rejectInBlock(re *event.RejectError, _ []byte) {
+	line := r.first + re.Line - 1
+	re.Line = 0 // the message names the file's line instead
+	r.reject(r.name, line, re)
 }
 
 func skipLine(in *bufio.Reader) error {
