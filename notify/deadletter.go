@@ -13,6 +13,12 @@ import (
 // maxReasonLen caps the reason header.
 const maxReasonLen = 1024
 
+// msgPublisher publishes one message to JetStream and waits for its
+// acknowledgement; jetstream.JetStream is one.
+type msgPublisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
 // deadLetter writes deliveries that finally failed to VIGIL_NOTIFY_DEAD on
 // vigil.notify.dead.<receiver>: the original delivery as the body, the
 // reason and attempt count in headers. Receiver errors never carry URLs or
@@ -35,7 +41,7 @@ func (w *worker) deadLetter(ctx context.Context, ins []inbound, cause error, att
 		msg.Header.Set(HeaderReceiver, w.name)
 		msg.Header.Set(HeaderAttempts, strconv.Itoa(attempts))
 		msg.Header.Set(HeaderDeliveryID, id)
-		if _, err := w.n.js.PublishMsg(pctx, msg, jetstream.WithMsgID("dead-"+id), jetstream.WithExpectStream(DeadLetterStream)); err != nil {
+		if _, err := w.dead.PublishMsg(pctx, msg, jetstream.WithMsgID("dead-"+id), jetstream.WithExpectStream(DeadLetterStream)); err != nil {
 			return fmt.Errorf("publish dead letter: %w", err)
 		}
 	}

@@ -350,23 +350,18 @@ func TestReloadReenablesAGoneReceiver(t *testing.T) {
 }
 
 func TestReceiversTakeTheirKindsDefaultRate(t *testing.T) {
-	srv := testkit.RunNATS(t)
-	_, js := testkit.Connect(t, srv)
 	s := testSettings()
 	s.RateLimits.Webhook = RateLimit{PerSecond: 5, Burst: 2}
 	own := webhookConfig("own", "http://127.0.0.1:1/hook", "")
 	own.RateLimit = &RateLimit{PerSecond: 0.5, Burst: 1}
-	cfg := Config{
-		Receivers: []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:1/hook", ""), own, logConfig("console")},
-		Routes:    oneRoute("console"),
-		Notify:    s,
-	}
-	n, err := New(t.Context(), cfg, js, Options{})
+	rcs := []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:1/hook", ""), own, logConfig("console")}
+	opts := Options{}.withDefaults()
+	workers, err := buildWorkers(rcs, workerDeps{cfg: s, now: opts.Now, log: opts.Logger}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]RateLimit{"siem": {5, 2}, "own": {0.5, 1}, "console": {}}
-	for _, w := range n.workers {
+	for _, w := range workers {
 		got := RateLimit{PerSecond: float64(w.limiter.Limit()), Burst: w.limiter.Burst()}
 		if w.name == "console" {
 			if w.limiter.Limit() != rate.Inf {

@@ -109,10 +109,12 @@ func Prepare(ctx context.Context, cfg Config, js jetstream.JetStream, opts Optio
 	}
 	n := &Notifier{
 		cfg: cfg.Notify, js: js, router: rt, names: names,
+		state:    &stateStore{},
 		silences: &silenceStore{now: opts.Now, rules: opts.Rules},
 		log:      opts.Logger, metrics: m, now: opts.Now,
 	}
-	if n.workers, err = n.buildWorkers(cfg.Receivers, opts); err != nil {
+	deps := workerDeps{cfg: cfg.Notify, metrics: m, state: n.state, dead: js, now: opts.Now, log: opts.Logger}
+	if n.workers, err = buildWorkers(cfg.Receivers, deps, opts); err != nil {
 		return nil, err
 	}
 	plan, err := planResources(ctx, js, cfg.Notify, opts.Replicas, list)
@@ -134,7 +136,7 @@ func (p *Prepared) Commit(ctx context.Context) (*Notifier, error) {
 	}
 	n := p.n
 	n.res = res
-	n.state = &stateStore{kv: res.alerts}
+	n.state.kv = res.alerts
 	n.silences.kv = res.silences
 	for _, w := range n.workers {
 		w.cons = res.consumers[w.name]

@@ -15,15 +15,15 @@ import (
 	"github.com/vigil-sec/vigil/notify/webhook"
 )
 
-// buildWorkers builds each receiver and its worker; Commit gives the
+// buildWorkers builds each receiver and its worker on deps; Commit gives the
 // workers their consumers. Slack receivers posting to the same channel share
 // one rate limiter.
-func (n *Notifier) buildWorkers(rcs []ReceiverConfig, opts Options) ([]*worker, error) {
-	h := receiver.NewHTTP(opts.HTTPClient, n.cfg.MaxResponseBytes, opts.Now)
+func buildWorkers(rcs []ReceiverConfig, deps workerDeps, opts Options) ([]*worker, error) {
+	h := receiver.NewHTTP(opts.HTTPClient, deps.cfg.MaxResponseBytes, opts.Now)
 	limiters := map[string]*rate.Limiter{}
 	var workers []*worker
 	for _, rc := range rcs {
-		recv, shareKey, rl, err := buildReceiver(rc, n.cfg.RateLimits, h, opts)
+		recv, shareKey, rl, err := buildReceiver(rc, deps.cfg.RateLimits, h, opts)
 		if err != nil {
 			return nil, fmt.Errorf("receiver %s: %w", rc.Name, err)
 		}
@@ -36,11 +36,11 @@ func (n *Notifier) buildWorkers(rcs []ReceiverConfig, opts Options) ([]*worker, 
 			lim = newLimiter(rl)
 			limiters[key] = lim
 		}
-		floodLimit := n.cfg.FloodLimit
+		floodLimit := deps.cfg.FloodLimit
 		if rc.FloodLimit > 0 {
 			floodLimit = rc.FloodLimit
 		}
-		workers = append(workers, newWorker(n, rc.Name, recv, nil, lim, floodLimit))
+		workers = append(workers, newWorker(deps, rc.Name, recv, lim, floodLimit))
 	}
 	return workers, nil
 }

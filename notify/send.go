@@ -36,15 +36,15 @@ func (e *GiveUpError) Unwrap() error { return e.Err }
 // or until the circuit breaker half-opens; every wait honours the rate
 // limit and keeps the held deliveries alive.
 func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []inbound) (receiver.Result, int, error) {
-	deadline := note.Created.Add(w.n.cfg.MaxElapsed)
+	deadline := note.Created.Add(w.cfg.MaxElapsed)
 	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     w.n.cfg.InitialBackoff,
+		InitialInterval:     w.cfg.InitialBackoff,
 		RandomizationFactor: 0.5,
 		Multiplier:          2,
-		MaxInterval:         w.n.cfg.MaxBackoff,
+		MaxInterval:         w.cfg.MaxBackoff,
 	}
 	bo.Reset()
-	hb := &heartbeat{msgs: ins, every: w.n.cfg.heartbeatEvery()}
+	hb := &heartbeat{msgs: ins, every: w.cfg.heartbeatEvery()}
 	attempts := 0
 	for {
 		if err := w.pace(ctx, hb); err != nil {
@@ -73,11 +73,11 @@ func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []in
 		case c.RetryAfter > 0:
 			wait = c.RetryAfter
 		}
-		if now := w.n.now(); now.Add(wait).After(deadline) {
+		if now := w.now(); now.Add(wait).After(deadline) {
 			return res, attempts, &GiveUpError{Attempts: attempts, Elapsed: now.Sub(note.Created), Err: err}
 		}
 		if called {
-			w.n.metrics.notifications.WithLabelValues(w.name, deliveryRetried).Inc()
+			w.metrics.notifications.WithLabelValues(w.name, deliveryRetried).Inc()
 			w.log.Warn("notification attempt failed; retrying", "id", note.ID, "attempt", attempts, "retry_in", wait, "err", err)
 		}
 		if err := sleep(ctx, wait, hb); err != nil {
@@ -91,7 +91,7 @@ func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []in
 // the notifier stops is allowed to finish, so its outcome is known. called
 // is false when the open breaker rejected the attempt without trying.
 func (w *worker) attempt(ctx context.Context, note *receiver.Notification) (receiver.Result, bool, error) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.n.cfg.AttemptTimeout)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AttemptTimeout)
 	defer cancel()
 	called := false
 	start := time.Now()
@@ -100,13 +100,13 @@ func (w *worker) attempt(ctx context.Context, note *receiver.Notification) (rece
 		return w.recv.Send(actx, note)
 	})
 	if called {
-		w.n.metrics.duration.WithLabelValues(w.name).Observe(time.Since(start).Seconds())
+		w.metrics.duration.WithLabelValues(w.name).Observe(time.Since(start).Seconds())
 	}
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		return res, false, receiver.Temporary(fmt.Errorf("circuit breaker open: %w", err), 0)
 	}
 	if err != nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-		err = receiver.Temporary(fmt.Errorf("attempt timed out after %s: %w", w.n.cfg.AttemptTimeout, err), 0)
+		err = receiver.Temporary(fmt.Errorf("attempt timed out after %s: %w", w.cfg.AttemptTimeout, err), 0)
 	}
 	return res, called, err
 }

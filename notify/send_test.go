@@ -51,8 +51,8 @@ func bareWorker(t *testing.T, s Settings, rl RateLimit, recv receiver.Receiver) 
 		t.Fatal(err)
 	}
 	m.activate([]string{"r"})
-	n := &Notifier{cfg: s, metrics: m, log: slog.New(slog.DiscardHandler), now: time.Now}
-	return newWorker(n, "r", recv, nil, newLimiter(rl), s.FloodLimit), reg
+	d := workerDeps{cfg: s, metrics: m, now: time.Now, log: slog.New(slog.DiscardHandler)}
+	return newWorker(d, "r", recv, newLimiter(rl), s.FloodLimit), reg
 }
 
 // reply is one scripted answer of an endpoint.

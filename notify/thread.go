@@ -49,7 +49,7 @@ func (w *worker) thread(ctx context.Context, d delivery) *threadRecord {
 	if !ok || !t.Threads() || d.Alert.IncidentID == "" {
 		return nil
 	}
-	rec, err := w.n.state.thread(ctx, d.Alert.IncidentID, w.name)
+	rec, err := w.state.thread(ctx, d.Alert.IncidentID, w.name)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("read incident thread failed; delivering the alert outside it", "incident_id", d.Alert.IncidentID, "err", err)

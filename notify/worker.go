@@ -29,20 +29,31 @@ type inbound struct {
 	d   delivery
 }
 
+// workerDeps are what every worker shares, handed to it when it is built:
+// the delivery settings, the metrics, the alert state (its bucket is opened
+// by Commit), where dead letters go, the clock and the logger.
+type workerDeps struct {
+	cfg     Settings
+	metrics *metrics
+	state   *stateStore
+	dead    msgPublisher
+	now     func() time.Time
+	log     *slog.Logger
+}
+
 // worker delivers one receiver's queue, in order, one notification at a
 // time (or one digest). It runs in one goroutine and owns all its fields
-// but disabled, which others read.
+// but disabled, which others read. Its consumer is set by Commit.
 type worker struct {
-	n         *Notifier
-	name      string
-	recv      receiver.Receiver
-	cons      jetstream.Consumer
-	limiter   *rate.Limiter
-	breaker   *gobreaker.CircuitBreaker[receiver.Result]
-	openUntil time.Time
-	flood     *flood
-	log       *slog.Logger
-	disabled  atomic.Bool
+	workerDeps // its log names the receiver
+	name       string
+	recv       receiver.Receiver
+	cons       jetstream.Consumer
+	limiter    *rate.Limiter
+	breaker    *gobreaker.CircuitBreaker[receiver.Result]
+	openUntil  time.Time
+	flood      *flood
+	disabled   atomic.Bool
 
 	held       []inbound // deliveries waiting for the next digest
 	hb         heartbeat // keeps held deliveries alive
@@ -50,18 +61,18 @@ type worker struct {
 	lastDigest time.Time
 }
 
-func newWorker(n *Notifier, name string, recv receiver.Receiver, cons jetstream.Consumer, lim *rate.Limiter, floodLimit int) *worker {
+func newWorker(d workerDeps, name string, recv receiver.Receiver, lim *rate.Limiter, floodLimit int) *worker {
+	d.log = d.log.With("receiver", name)
 	w := &worker{
-		n: n, name: name, recv: recv, cons: cons, limiter: lim,
-		flood: newFlood(floodLimit, n.cfg.FloodWindow),
-		log:   n.log.With("receiver", name),
-		hb:    heartbeat{every: n.cfg.heartbeatEvery()},
+		workerDeps: d, name: name, recv: recv, limiter: lim,
+		flood: newFlood(floodLimit, d.cfg.FloodWindow),
+		hb:    heartbeat{every: d.cfg.heartbeatEvery()},
 	}
 	w.breaker = gobreaker.NewCircuitBreaker[receiver.Result](gobreaker.Settings{
 		Name:        name,
 		MaxRequests: 1,
-		Timeout:     n.cfg.BreakerOpenFor,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= n.cfg.BreakerFailures },
+		Timeout:     d.cfg.BreakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= d.cfg.BreakerFailures },
 		// A permanent failure (a 400 for one payload) says nothing about
 		// the receiver's health.
 		IsSuccessful:  func(err error) bool { return err == nil || !receiver.Classify(err).Retryable },
@@ -77,9 +88,9 @@ func (w *worker) breakerChanged(_ string, from, to gobreaker.State) {
 		open = 1
 	}
 	if to == gobreaker.StateOpen {
-		w.openUntil = time.Now().Add(w.n.cfg.BreakerOpenFor)
+		w.openUntil = time.Now().Add(w.cfg.BreakerOpenFor)
 	}
-	w.n.metrics.breakerOpen.WithLabelValues(w.name).Set(open)
+	w.metrics.breakerOpen.WithLabelValues(w.name).Set(open)
 	w.log.Warn("receiver circuit breaker changed state", "from", from.String(), "to", to.String())
 }
 
@@ -89,12 +100,12 @@ func (w *worker) run(ctx context.Context) {
 	defer w.release()
 	for ctx.Err() == nil && !w.disabled.Load() {
 		switch {
-		case len(w.held) > 0 && !w.n.now().Before(w.digestDue):
+		case len(w.held) > 0 && !w.now().Before(w.digestDue):
 			w.deliverDigest(ctx)
-		case len(w.held) >= w.n.cfg.DigestMax:
+		case len(w.held) >= w.cfg.DigestMax:
 			// The digest is full: leave the rest in the stream for the
 			// next one rather than send digests faster than one a window.
-			_ = sleep(ctx, w.digestDue.Sub(w.n.now()), &w.hb)
+			_ = sleep(ctx, w.digestDue.Sub(w.now()), &w.hb)
 		default:
 			if in, ok := w.fetch(ctx); ok {
 				w.accept(ctx, in)
@@ -116,7 +127,7 @@ func (w *worker) release() {
 func (w *worker) fetch(ctx context.Context) (inbound, bool) {
 	wait := fetchWait
 	if len(w.held) > 0 {
-		wait = min(wait, w.digestDue.Sub(w.n.now()), w.hb.every)
+		wait = min(wait, w.digestDue.Sub(w.now()), w.hb.every)
 	}
 	fctx, cancel := context.WithTimeout(ctx, max(wait, 50*time.Millisecond))
 	msg, err := w.cons.Next(jetstream.FetchContext(fctx))
@@ -141,7 +152,7 @@ func (w *worker) fetch(ctx context.Context) (inbound, bool) {
 // accept sends a delivery at once, or holds it for a digest when the
 // receiver is past its flood limit.
 func (w *worker) accept(ctx context.Context, in inbound) {
-	now := w.n.now()
+	now := w.now()
 	w.flood.arrive(now)
 	if len(w.held) == 0 && !w.flood.over(now) && !w.backlogAfterDigest(in.msg, now) {
 		w.deliverOne(ctx, in)
@@ -173,7 +184,7 @@ func (w *worker) backlogAfterDigest(m jetstream.Msg, now time.Time) bool {
 func (w *worker) deliverOne(ctx context.Context, in inbound) {
 	d := in.d
 	fp := d.Alert.Fingerprint
-	rec, err := w.n.state.receiver(ctx, fp, w.name)
+	rec, err := w.state.receiver(ctx, fp, w.name)
 	if err != nil && ctx.Err() == nil {
 		w.log.Warn("read receiver state failed; delivering without it", "err", err)
 	}
@@ -183,7 +194,7 @@ func (w *worker) deliverOne(ctx context.Context, in inbound) {
 	th := w.thread(ctx, d)
 	if superseded(rec, th, d) {
 		w.ack(ctx, []inbound{in})
-		w.n.metrics.notifications.WithLabelValues(w.name, deliverySkipped).Inc()
+		w.metrics.notifications.WithLabelValues(w.name, deliverySkipped).Inc()
 		w.log.Info("skipped delivery already superseded at the receiver", "id", d.ID, "transition", string(d.Alert.Transition))
 		return
 	}
@@ -195,7 +206,7 @@ func (w *worker) deliverOne(ctx context.Context, in inbound) {
 		note.Ref = rec.Ref
 	}
 	if th != nil {
-		th = th.next(d.Alert, d.ID, w.n.now())
+		th = th.next(d.Alert, d.ID, w.now())
 		note.Thread = &th.Thread
 	}
 	res, attempts, err := w.send(ctx, note, []inbound{in})
@@ -222,16 +233,16 @@ func (w *worker) record(ctx context.Context, d delivery, note *receiver.Notifica
 	ctx = context.WithoutCancel(ctx)
 	if th != nil && res.Thread != nil {
 		th.Thread = *res.Thread
-		if err := w.n.state.putThread(ctx, w.name, th); err != nil {
+		if err := w.state.putThread(ctx, w.name, th); err != nil {
 			w.log.Warn("write incident thread failed", "incident_id", th.Thread.ID, "err", err)
 		}
 	}
 	nr := &receiverRecord{Episode: d.Episode, Ref: res.Ref, LastID: d.ID,
-		Resolved: d.Alert.Transition == detect.TransitionResolved, UpdatedAt: w.n.now()}
+		Resolved: d.Alert.Transition == detect.TransitionResolved, UpdatedAt: w.now()}
 	if nr.Ref.IsZero() {
 		nr.Ref = note.Ref
 	}
-	if err := w.n.state.putReceiver(ctx, d.Alert.Fingerprint, w.name, nr); err != nil {
+	if err := w.state.putReceiver(ctx, d.Alert.Fingerprint, w.name, nr); err != nil {
 		w.log.Warn("write receiver state failed", "err", err)
 	}
 }
@@ -241,7 +252,7 @@ func (w *worker) record(ctx context.Context, d delivery, note *receiver.Notifica
 func (w *worker) deliverDigest(ctx context.Context) {
 	held := w.held
 	w.held, w.hb.msgs = nil, nil
-	w.lastDigest = w.n.now()
+	w.lastDigest = w.now()
 	if len(held) == 1 {
 		w.deliverOne(ctx, held[0])
 		return
@@ -270,7 +281,7 @@ func (w *worker) settle(ctx context.Context, ins []inbound, id string, attempts 
 	switch {
 	case err == nil:
 		w.ack(ctx, ins)
-		w.n.metrics.notifications.WithLabelValues(w.name, outcome).Add(float64(len(ins)))
+		w.metrics.notifications.WithLabelValues(w.name, outcome).Add(float64(len(ins)))
 		w.log.Debug("notification delivered", "id", id, "alerts", len(ins), "attempts", attempts)
 		return
 	case errors.Is(err, errStopping):
@@ -282,17 +293,17 @@ func (w *worker) settle(ctx context.Context, ins []inbound, id string, attempts 
 	if dlErr := w.deadLetter(ctx, ins, err, attempts); dlErr != nil {
 		w.log.Error("write to dead-letter stream failed; delivery kept in the outbox", "id", id, "err", dlErr)
 		for _, in := range ins {
-			_ = in.msg.NakWithDelay(w.n.cfg.InitialBackoff)
+			_ = in.msg.NakWithDelay(w.cfg.InitialBackoff)
 		}
 		return
 	}
 	w.ack(ctx, ins)
-	w.n.metrics.notifications.WithLabelValues(w.name, deliveryDead).Add(float64(len(ins)))
-	w.n.metrics.dead.WithLabelValues(w.name).Add(float64(len(ins)))
+	w.metrics.notifications.WithLabelValues(w.name, deliveryDead).Add(float64(len(ins)))
+	w.metrics.dead.WithLabelValues(w.name).Add(float64(len(ins)))
 	w.log.Error("notification failed; written to the dead-letter stream", "id", id, "alerts", len(ins), "attempts", attempts, "err", err)
 	if receiver.Classify(err).Disable {
 		w.disabled.Store(true)
-		w.n.metrics.disabled.WithLabelValues(w.name).Set(1)
+		w.metrics.disabled.WithLabelValues(w.name).Set(1)
 		w.log.Error("receiver disabled until the configuration is reloaded; its deliveries stay queued", "err", err)
 	}
 }
