@@ -42,6 +42,12 @@ type Member struct {
 	Applied   uint64 `json:"applied"`
 	Lag       uint64 `json:"lag"`
 	Handovers int    `json:"handovers"`
+	// Config is the hash of the member's config file (vigil_config_info)
+	// and Rules the digest of its rule set (vigil_detection_rules_info):
+	// members that differ detect or deliver differently, and a takeover
+	// changes what Vigil does.
+	Config string `json:"config,omitempty"`
+	Rules  string `json:"rules,omitempty"`
 }
 
 // Table keeps this member's row in MembersBucket fresh and reads the
@@ -53,8 +59,9 @@ type Table struct {
 	every time.Duration
 	clock clock.Clock
 
-	mu   sync.Mutex
-	self Member
+	mu     sync.Mutex
+	self   Member
+	differ []string // members whose config or rules differ, at the last heartbeat
 
 	metrics *Metrics
 }
@@ -93,6 +100,14 @@ func (t *Table) SetRole(role string) {
 	if role == RoleActive {
 		t.self.Handovers++
 	}
+}
+
+// SetConfig records the hash of this member's config and the digest of its
+// rule set in force, for the next heartbeat.
+func (t *Table) SetConfig(config, rules string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.self.Config, t.self.Rules = config, rules
 }
 
 // Self returns this member's row as last written.
@@ -138,6 +153,33 @@ func (t *Table) beat(ctx context.Context, progress Progress) {
 	t.metrics.lag.Set(float64(lag))
 	if ms, err := t.Members(ctx); err == nil {
 		t.metrics.members.Set(float64(len(ms)))
+		t.compare(row, ms)
+	}
+}
+
+// compare counts the members whose config or rule set differs from this
+// one's, and says so in the log when which ones changes.
+func (t *Table) compare(self Member, ms []Member) {
+	var differ []string
+	for _, m := range ms {
+		if m.Name == self.Name || m.Config == "" || self.Config == "" {
+			continue
+		}
+		if m.Config != self.Config || m.Rules != self.Rules {
+			differ = append(differ, m.Name)
+		}
+	}
+	t.metrics.differ.Set(float64(len(differ)))
+	t.mu.Lock()
+	changed := !slices.Equal(differ, t.differ)
+	t.differ = differ
+	t.mu.Unlock()
+	switch {
+	case changed && len(differ) > 0:
+		t.log.Warn("cluster members run a different config or rule set than this one: a takeover would change what Vigil detects or whom it tells; give every member the same config and rules and reload each",
+			"member", self.Name, "config", self.Config, "rules", self.Rules, "differing", differ)
+	case changed:
+		t.log.Info("cluster members run the same config and rule set again", "member", self.Name)
 	}
 }
 
@@ -183,6 +225,7 @@ type Metrics struct {
 	Demotions prometheus.Counter
 	Takeover  prometheus.Histogram
 	Fenced    prometheus.Counter
+	differ    prometheus.Gauge
 }
 
 // NewMetrics registers the cluster metrics with reg.
@@ -203,9 +246,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_fenced_transitions_total",
 			Help: "Alert transitions not announced because this member had lost its pin (the active member announces them)."}),
+		differ: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_members_differing",
+			Help: "Other members whose config file or rule set differs from this member's, at the last heartbeat."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced)
+		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced, m.differ)
 	}
 	return m
 }

@@ -164,6 +164,10 @@ type DetectStatus struct {
 	StateBytes    uint64    `json:"state_bytes"`
 	StateCapacity uint64    `json:"state_capacity_bytes"`
 	LateEvents    uint64    `json:"late_events"`
+	// RulesDigest identifies the rule set in force; cluster members
+	// should show the same.
+	RulesDigest string        `json:"rules_digest"`
+	LastRebuild RebuildStatus `json:"last_rebuild"`
 }
 
 func (b backend) Status(ctx context.Context) (any, error) {
@@ -185,11 +189,13 @@ func (b backend) Status(ctx context.Context) (any, error) {
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	st.Stream = streamStatus(ictx, d.consumer)
-	eng := d.detector.engine()
+	est := d.detector.state.Load()
+	eng := est.engine
 	es := eng.Stats()
 	st.Detect = DetectStatus{
 		Rules: len(eng.Rules()), Firing: len(eng.Firing()), Watermark: eng.Watermark(),
 		StateBytes: es.StateBytes, StateCapacity: es.StateCapacity, LateEvents: es.Late,
+		RulesDigest: est.rulesDigest(), LastRebuild: d.detector.metrics.last(),
 	}
 	if q, err := d.notifier.n().QueueDepth(ictx); err == nil {
 		st.NotifyQ = q

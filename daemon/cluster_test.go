@@ -263,13 +263,17 @@ func TestClusterFailover(t *testing.T) {
 		}
 		cs := st.(Status).Cluster
 		for _, m := range cs.Members {
-			if m.Name == "m4" && m.Role == "standby" && m.Applied > 0 && m.Lag == 0 {
+			if m.Name == "m4" && m.Role == "standby" && m.Applied > 0 && m.Lag == 0 && m.Rules == st.(Status).Detect.RulesDigest {
 				return nil
 			}
 		}
 		return fmt.Errorf("member table %+v", cs.Members)
 	})
 	activeMember(t, members)
+	// Every member runs the same config and rules.
+	if n := metric(t, members[3].d.Registry(), "vigil_cluster_members_differing"); n != 0 {
+		t.Errorf("vigil_cluster_members_differing = %v on the new member, want 0: every member runs the same config", n)
+	}
 
 	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30", "192.88.99.40", "100.64.5.50"} {
 		if n := rec.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
@@ -334,6 +338,15 @@ func TestClusterStandbyReload(t *testing.T) {
 	if got := rec.all(); len(got) != 1 {
 		t.Fatalf("pages after the standby's reload: %v, want only the first attack's", got)
 	}
+	// The reload rebuilt b's windows from the stream, attack included, and
+	// each member now sees that the other runs a different rule set.
+	if n := metric(t, b.d.Registry(), "vigil_detection_rebuild_events"); n != 8 {
+		t.Errorf("vigil_detection_rebuild_events = %v after the reload, want the attack's 8 events", n)
+	}
+	testkit.WaitUntil(t, 10*time.Second, "each member sees the other run a different rule set", func() bool {
+		return metric(t, a.d.Registry(), "vigil_cluster_members_differing") == 1 &&
+			metric(t, b.d.Registry(), "vigil_cluster_members_differing") == 1
+	})
 	a.stop()
 	bruteForce(t, js, "203.0.113.30")
 	testkit.WaitUntil(t, 20*time.Second, "the listed source paged by the reloaded member", func() bool {

@@ -123,7 +123,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts); err != nil {
 		return err
 	}
-	deps := detectorDeps{clock: d.clock, log: d.log, notifier: d.notifier, stream: d.consumer, member: member}
+	deps := detectorDeps{clock: d.clock, log: d.log, metrics: newDetectionMetrics(d.reg), notifier: d.notifier, stream: d.consumer, member: member}
 	if d.detector, err = newDetector(cfg.Detect, d.privacy, deps); err != nil {
 		return err
 	}
@@ -134,6 +134,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 		d.failover = member
 		d.notifier.hold(true) // until this member is active
+		d.showConfig(d.hash)
 	}
 	for _, w := range cfg.Ingest.Deprecations() {
 		d.log.Warn("deprecated config key", "warning", w)

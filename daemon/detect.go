@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,7 @@ type detector struct {
 type detectorDeps struct {
 	clock    clock.Clock
 	log      *slog.Logger
+	metrics  *detectionMetrics
 	notifier *notifierRunner  // takes alert transitions
 	stream   *ingest.Consumer // rebuilt from, paused for swaps, feeds the engine
 	member   *failover        // nil unless a cluster member: says whether this instance may announce
@@ -60,8 +62,63 @@ func newDetector(cfg detect.Config, p *privacy.Pseudonymizer, deps detectorDeps)
 		return nil, err
 	}
 	x.state.Store(st)
+	x.metrics.inForce(st)
 	return x, nil
 }
+
+// detectionMetrics are the daemon's figures about detection as a whole;
+// the engine's own are in its registry.
+type detectionMetrics struct {
+	rebuildSeconds prometheus.Gauge
+	rebuildEvents  prometheus.Gauge
+	rules          *prometheus.GaugeVec
+
+	mu          sync.Mutex
+	lastRebuild RebuildStatus
+}
+
+func newDetectionMetrics(reg prometheus.Registerer) *detectionMetrics {
+	m := &detectionMetrics{
+		rebuildSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_rebuild_seconds",
+			Help: "How long the last rebuild of detection windows from the stream took (at start-up, or for a rules reload)."}),
+		rebuildEvents: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_rebuild_events",
+			Help: "Events the last rebuild of detection windows replayed."}),
+		rules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_detection_rules_info",
+			Help: "Digest of the rule set in force (rules, lists and detect settings); always 1. Cluster members should agree."}, []string{"digest"}),
+	}
+	reg.MustRegister(m.rebuildSeconds, m.rebuildEvents, m.rules)
+	return m
+}
+
+// RebuildStatus describes the last rebuild of detection windows.
+type RebuildStatus struct {
+	At      time.Time `json:"at"`
+	Events  int       `json:"events"`
+	Seconds float64   `json:"seconds"`
+}
+
+func (m *detectionMetrics) rebuilt(at time.Time, events int, took time.Duration) {
+	m.rebuildSeconds.Set(took.Seconds())
+	m.rebuildEvents.Set(float64(events))
+	m.mu.Lock()
+	m.lastRebuild = RebuildStatus{At: at, Events: events, Seconds: took.Seconds()}
+	m.mu.Unlock()
+}
+
+func (m *detectionMetrics) last() RebuildStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastRebuild
+}
+
+// inForce records that st's rule set is the one in force.
+func (m *detectionMetrics) inForce(st *engineState) {
+	m.rules.Reset()
+	m.rules.WithLabelValues(st.rulesDigest()).Set(1)
+}
+
+// rulesDigest is the short form of st's digest that members compare.
+func (st *engineState) rulesDigest() string { return st.digest[:16] }
 
 // build loads the rules named by cfg and creates a live engine for them
 // whose alerts carry labels pseudonymised by p (a copy of p: later changes
@@ -141,7 +198,8 @@ func listFiles(lists map[string]detect.ListSpec) []byte {
 // caller puts the engine in force, tells the consumer to skip what was
 // replayed, and calls announce.
 func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replayed, error) {
-	since := x.clock.Now().Add(-lookback(st))
+	start := x.clock.Now()
+	since := start.Add(-lookback(st))
 	var r ingest.Replayed
 	err := muted(st.engine, func() (err error) {
 		r, err = x.stream.Rebuild(ctx, since, st.engine)
@@ -150,7 +208,9 @@ func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replaye
 	if err != nil {
 		return r, err
 	}
-	x.log.Info("detection windows rebuilt", "events", r.Events, "since", since)
+	took := x.clock.Now().Sub(start)
+	x.metrics.rebuilt(start, r.Events, took)
+	x.log.Info("detection windows rebuilt", "events", r.Events, "since", since, "took", took)
 	return r, nil
 }
 
@@ -241,6 +301,7 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 				return
 			}
 			old := x.state.Swap(st)
+			x.metrics.inForce(st)
 			x.stream.SetSink(st.engine)
 			if fo := x.member; fo != nil {
 				fo.swapped(r)

@@ -58,13 +58,23 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	now := d.clock.Now()
 	d.mu.Lock()
 	d.reloads.set(d.hash, err == nil, now)
+	hash := d.hash
 	d.mu.Unlock()
 	if err != nil {
 		d.log.Error("config reload failed; keeping the running config", "err", err)
 		return err
 	}
-	d.log.Info("config reloaded", "hash", d.hash)
+	d.showConfig(hash)
+	d.log.Info("config reloaded", "hash", hash)
 	return nil
+}
+
+// showConfig tells the other cluster members, through this member's row,
+// which config (hash) and rule set this member runs.
+func (d *Daemon) showConfig(hash string) {
+	if d.failover != nil {
+		d.failover.table.SetConfig(hash, d.detector.state.Load().rulesDigest())
+	}
 }
 
 func (d *Daemon) reload(ctx context.Context) error {
