@@ -1,5 +1,7 @@
 package ingest
 
+import "time"
+
 // Polls returns how many times the consumer has asked the server for its
 // state (once per second on its clock), so that a test driving a fake
 // clock can wait for the round a tick started.
@@ -8,3 +10,7 @@ func (c *Consumer) Polls() int64 { return c.polls.Load() }
 // BeforeSettle makes the consumer call f with a chunk's stream sequences
 // before it settles the chunk, so that a test can hold settling back.
 func (c *Consumer) BeforeSettle(f func(seqs []uint64)) { c.beforeSettle = f }
+
+// SetReconnectGrace sets how long after (re)connecting the server's
+// "nothing left" is not believed, so that a test need not wait 5 s.
+func (c *Consumer) SetReconnectGrace(d time.Duration) { c.progress.grace = d }

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -284,5 +285,50 @@ func TestFollowingSurvivesTheStreamCreatedAgain(t *testing.T) {
 	sameLines(t, "standby after following the new stream", standby.Lines(), lines(first, second))
 	if r.First != 1 || r.Last != uint64(len(second)) {
 		t.Errorf("the follow position is %d-%d, want 1-%d of the new stream", r.First, r.Last, len(second))
+	}
+}
+
+// After a crash (or a takeover from a member that died), the messages the
+// old process was delivered and never acknowledged come again only after
+// ack_wait. A consumer that replayed them into its engine is caught up
+// without waiting for them, so that its watermark moves with the clock
+// and alerts resolve on time; one that did not replay them is not.
+func TestCaughtUpWithoutWaitingForWhatItReplayed(t *testing.T) {
+	for _, replayed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("replayed=%v", replayed), func(t *testing.T) {
+			s := testkit.RunNATS(t)
+			_, js := testkit.Connect(t, s)
+			cfg := testConfig()
+			cfg.AckWait = time.Minute // longer than the test
+			ensureStreams(t, js, cfg)
+			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
+			stopFirst := run(t, first)
+			publish(t, js, messages("acked", 2, 3))
+			testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(first))
+			stopFirst()
+			firstConn.Close()
+			crashed := messages("crashed", 2, 1, 3)
+			publish(t, js, crashed)
+			deliverWithoutAck(t, js, cfg, len(crashed))
+
+			c, _, _ := newConsumer(t, s, cfg, &recorder{})
+			c.SetReconnectGrace(0)
+			if replayed {
+				r, err := c.Rebuild(t.Context(), time.Now().Add(-time.Hour), &recorder{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SkipReplayed(r)
+			}
+			run(t, c)
+			if replayed {
+				testkit.WaitUntil(t, waitTime, "caught up while the crashed messages await ack_wait", c.CaughtUp)
+				return
+			}
+			testkit.WaitUntil(t, waitTime, "three polls of the consumer's state", func() bool { return c.Polls() >= 3 })
+			if c.CaughtUp() {
+				t.Fatal("caught up while messages it never applied await redelivery")
+			}
+		})
 	}
 }

@@ -79,3 +79,23 @@ func (s *seqSet) find(seq uint64) (int, bool) {
 	})
 	return i, i < len(s.ranges) && s.ranges[i].lo <= seq && seq <= s.ranges[i].hi
 }
+
+// covers reports whether every sequence from lo to hi (both included) is in
+// one of sets.
+func covers(lo, hi uint64, sets ...*seqSet) bool {
+	for seq := lo; seq <= hi; {
+		next := seq
+		for _, s := range sets {
+			s.mu.Lock()
+			if i, ok := s.find(seq); ok {
+				next = max(next, s.ranges[i].hi+1)
+			}
+			s.mu.Unlock()
+		}
+		if next == seq {
+			return false
+		}
+		seq = next
+	}
+	return true
+}

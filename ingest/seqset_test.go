@@ -107,3 +107,26 @@ func sameAsMap(t *testing.T, s *seqSet, ref map[uint64]bool, upTo uint64) {
 		}
 	}
 }
+
+func TestCovers(t *testing.T) {
+	var applied, settled seqSet
+	applied.addRange(10, 20)
+	settled.addRange(3, 9)
+	settled.addRange(21, 25)
+	cases := []struct {
+		lo, hi uint64
+		want   bool
+	}{
+		{3, 25, true},  // the two sets together, touching
+		{10, 20, true}, // one set alone
+		{2, 25, false}, // 2 in neither
+		{3, 26, false}, // 26 in neither
+		{15, 15, true},
+		{30, 29, true}, // an empty range: nothing awaits acknowledgement
+	}
+	for _, c := range cases {
+		if got := covers(c.lo, c.hi, &applied, &settled); got != c.want {
+			t.Errorf("covers(%d, %d) = %v, want %v", c.lo, c.hi, got, c.want)
+		}
+	}
+}

@@ -231,7 +231,12 @@ func (c *Consumer) poll(ctx context.Context) {
 	c.pending.Set(float64(info.NumPending))
 	c.lastDelivered.Store(info.Delivered.Stream)
 	c.ackPending.Set(float64(info.NumAckPending))
-	if info.NumPending == 0 && info.NumAckPending == 0 {
+	// Messages awaiting acknowledgement that this consumer applied already
+	// (replayed before it took over from a member that died with them, or
+	// before a restart) come again only after ack_wait; they hold nothing
+	// back from the engine, so detection is caught up without them.
+	unacked := info.NumAckPending == 0 || covers(info.AckFloor.Stream+1, info.Delivered.Stream, &c.applied, &c.settled)
+	if info.NumPending == 0 && unacked {
 		c.progress.serverIdle(c.clock.Now())
 	}
 	// A standby is not delivered anything by design.
