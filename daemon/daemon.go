@@ -110,15 +110,16 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	var member *failover
+	iopts := ingest.Options{Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas}
 	nopts := notify.Options{Logger: d.log, Registerer: d.reg, Now: d.clock.Now, LogWriter: d.opts.Stdout, Replicas: cfg.NATS.Replicas}
+	if cfg.Cluster.Enabled {
+		member = newFailover(cfg.Cluster, d.clock, d.log, d.reg)
+		iopts.Failover = member.ingest()
+		nopts.MayDeliver = member.mayDeliver // a member that lost its pin delivers nothing
+	}
 	if d.notifier, err = newNotifierRunner(sctx, d.js, cfg.Notify, nopts); err != nil {
 		return err
-	}
-	iopts := ingest.Options{Logger: d.log, Registerer: d.reg, Clock: d.clock, Replicas: cfg.NATS.Replicas}
-	var member *failover
-	if cfg.Cluster.Enabled {
-		member = newFailover(cfg.Cluster, d.clock, d.log, d.notifier, d.reg)
-		iopts.Failover = member.ingest()
 	}
 	if d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts); err != nil {
 		return err
@@ -129,7 +130,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.notifier.useRules(func() []*detect.Rule { return d.detector.engine().Rules() })
 	if member != nil {
-		if err := member.join(sctx, d.js, d.opts.Version, cfg.NATS.Replicas, d.consumer, d.detector); err != nil {
+		if err := member.join(sctx, d.js, d.opts.Version, cfg.NATS.Replicas, d.consumer, d.detector, d.notifier); err != nil {
 			return err
 		}
 		d.failover = member

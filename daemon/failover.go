@@ -35,9 +35,11 @@ type failover struct {
 	r      ingest.Replayed // how far the engine has applied the stream
 	active atomic.Bool
 
-	fenceMu sync.Mutex
-	fenceAt time.Time // when the pin was last confirmed with the server
-	fenceOK bool
+	// The fences before announcing and before delivering keep their own
+	// answers: delivery workers ask all the time, and their fresh "yes"
+	// from just before the pin moved must not let an engine that wakes
+	// from a freeze announce on it.
+	announceFence, deliverFence fence
 }
 
 // followEvery is how often a standby catches up with the active member:
@@ -50,16 +52,16 @@ const followEvery = time.Second
 const fenceFor = time.Second
 
 // newFailover prepares this instance's cluster membership. Its consumer
-// side (ingest) is ready at once, for the events consumer to be built
-// with; join completes it.
-func newFailover(cfg cluster.Config, clk clock.Clock, log *slog.Logger, notifier *notifierRunner, reg prometheus.Registerer) *failover {
-	return &failover{cfg: cfg, clock: clk, log: log, notifier: notifier, metrics: cluster.NewMetrics(reg)}
+// side (ingest) and its fence (mayAnnounce) are ready at once, for the
+// events consumer and the notifier to be built with; join completes it.
+func newFailover(cfg cluster.Config, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) *failover {
+	return &failover{cfg: cfg, clock: clk, log: log, metrics: cluster.NewMetrics(reg)}
 }
 
-// join gives the member the consumer and the detector it switches between
-// standby and active, and declares the member table in js.
-func (f *failover) join(ctx context.Context, js jetstream.JetStream, version string, replicas int, stream *ingest.Consumer, x *detector) error {
-	f.stream, f.detector = stream, x
+// join gives the member the consumer, detector and notifier it switches
+// between standby and active, and declares the member table in js.
+func (f *failover) join(ctx context.Context, js jetstream.JetStream, version string, replicas int, stream *ingest.Consumer, x *detector, n *notifierRunner) error {
+	f.stream, f.detector, f.notifier = stream, x, n
 	t, err := retryLost(ctx, f.log, "declaring the member table", func(ctx context.Context) (*cluster.Table, error) {
 		return cluster.NewTable(ctx, js, f.cfg.MemberName(), version, cluster.Heartbeat, replicas, f.clock, f.log, f.metrics)
 	})
@@ -138,9 +140,8 @@ func (f *failover) promote(ctx context.Context) error {
 		return fmt.Errorf("catch up with the events stream: %w", err)
 	}
 	f.stream.TakeReplayed(r)
-	f.fenceMu.Lock()
-	f.fenceAt = time.Time{}
-	f.fenceMu.Unlock()
+	f.announceFence.forget()
+	f.deliverFence.forget()
 	f.active.Store(true)
 	eng.SetMuted(false)
 	f.notifier.hold(false)
@@ -192,24 +193,44 @@ func (f *failover) swapped(r ingest.Replayed) {
 // fenceFor. When the server cannot be asked, the transition goes out: the
 // outbox's message ids and the alert state's compare-and-set keep a second
 // announcement from paging twice.
-func (f *failover) mayAnnounce() bool {
+func (f *failover) mayAnnounce() bool { return f.holdsPin(&f.announceFence) }
+
+// mayDeliver is the same fence before each delivery attempt.
+func (f *failover) mayDeliver() bool { return f.holdsPin(&f.deliverFence) }
+
+// fence is the last confirmation of the pin with the server, for one use.
+type fence struct {
+	mu sync.Mutex
+	at time.Time // when the pin was last confirmed with the server
+	ok bool
+}
+
+func (fc *fence) forget() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.at = time.Time{}
+}
+
+// holdsPin answers for fc: its last answer while it stands, or the
+// server's.
+func (f *failover) holdsPin(fc *fence) bool {
 	if !f.isActive() {
 		return false
 	}
-	f.fenceMu.Lock()
-	defer f.fenceMu.Unlock()
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
 	now := f.clock.Now()
-	if !f.fenceAt.IsZero() && now.Sub(f.fenceAt) < fenceFor && now.After(f.fenceAt) {
-		return f.fenceOK
+	if !fc.at.IsZero() && now.Sub(fc.at) < fenceFor && now.After(fc.at) {
+		return fc.ok
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ok, err := f.stream.HoldsPin(ctx)
 	if err != nil {
-		f.log.Warn("could not confirm this member still holds the pin; announcing", "err", err)
+		f.log.Warn("could not confirm this member still holds the pin; going on as the active member", "err", err)
 		ok = true
 	}
-	f.fenceAt, f.fenceOK = now, ok // an error too stands for fenceFor: each check may take 2s
+	fc.at, fc.ok = now, ok // an error too stands for fenceFor: each check may take 2s
 	return ok
 }
 

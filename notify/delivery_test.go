@@ -14,6 +14,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,4 +396,51 @@ func TestStreamsTakeTheReplicasTheyAreGiven(t *testing.T) {
 			t.Errorf("%s has %d replicas, want 1 by default", name, r)
 		}
 	}
+}
+
+// A cluster member that lost its pin (paused past failover_after, cut off)
+// must not deliver what the active member delivers: while MayDeliver says
+// no, nothing is sent, whether the delivery was waiting in the outbox or
+// between two attempts, and it stays queued for whoever may deliver.
+func TestFencedMemberLeavesDeliveryToTheActive(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	var may atomic.Bool
+	var asked atomic.Int64
+	ep := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
+		if n == 0 {
+			may.Store(false) // the pin moves while the first attempt fails
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("hook", ep.URL, "")}, Routes: oneRoute("hook"), Notify: testSettings()}
+	h := start(t, cfg, js, func(o *Options) {
+		o.MayDeliver = func() bool { asked.Add(1); return may.Load() }
+	})
+	askedAgain := func(n int64) {
+		t.Helper()
+		from := asked.Load()
+		testkit.WaitUntil(t, 10*time.Second, "the worker asking whether it may deliver", func() bool { return asked.Load() >= from+n })
+	}
+
+	if err := h.n.Notify(t.Context(), testAlert("a", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	askedAgain(2)
+	if n := ep.count(); n != 0 {
+		t.Fatalf("a fenced member sent %d requests, want none", n)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the delivery still queued", queued(h, 1))
+
+	may.Store(true) // pinned: the first attempt fails, and the pin moves away
+	testkit.WaitFor(t, 5*time.Second, "the first attempt", count("requests", 1, ep.count))
+	askedAgain(2)
+	if n := ep.count(); n != 1 {
+		t.Fatalf("the member retried %d times after losing its pin, want no retry", n-1)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the delivery back in the outbox", queued(h, 1))
+
+	may.Store(true)
+	testkit.WaitFor(t, 5*time.Second, "delivered once pinned again", all(count("requests", 2, ep.count), queued(h, 0)))
 }

@@ -41,14 +41,19 @@ type harness struct {
 }
 
 // start builds a Notifier on js and runs it until stop or cleanup.
-func start(t *testing.T, cfg Config, js jetstream.JetStream) *harness {
+// Each of with may change the options it is built with.
+func start(t *testing.T, cfg Config, js jetstream.JetStream, with ...func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &testkit.SyncBuffer{}, out: &testkit.SyncBuffer{}}
-	n, err := New(t.Context(), cfg, js, Options{
+	opts := Options{
 		Logger:     slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer: h.reg,
 		LogWriter:  h.out,
-	})
+	}
+	for _, f := range with {
+		f(&opts)
+	}
+	n, err := New(t.Context(), cfg, js, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -38,6 +38,11 @@ type Options struct {
 	// engine's, so a rules reload applies at once. Default: none, and a
 	// silence is judged only against every alert possible.
 	Rules func() []*detect.Rule
+	// MayDeliver, when set, is asked before every delivery attempt; false
+	// means this instance may not deliver now (a cluster member that lost
+	// its pin: the active member delivers), and the delivery goes back to
+	// the outbox untried. Default: always deliver.
+	MayDeliver func() bool
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -113,7 +118,7 @@ func Prepare(ctx context.Context, cfg Config, js jetstream.JetStream, opts Optio
 		silences: &silenceStore{now: opts.Now, rules: opts.Rules},
 		log:      opts.Logger, metrics: m, now: opts.Now,
 	}
-	deps := workerDeps{cfg: cfg.Notify, metrics: m, state: n.state, dead: js, now: opts.Now, log: opts.Logger}
+	deps := workerDeps{cfg: cfg.Notify, metrics: m, state: n.state, dead: js, now: opts.Now, log: opts.Logger, mayDeliver: opts.MayDeliver}
 	if n.workers, err = buildWorkers(cfg.Receivers, deps, opts); err != nil {
 		return nil, err
 	}

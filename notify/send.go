@@ -51,6 +51,11 @@ func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []in
 			return receiver.Result{}, attempts, fmt.Errorf("%w: %w", errStopping, err)
 		}
 		hb.beat()
+		if w.fenced() {
+			// This member lost its pin while the delivery waited (a pause,
+			// a partition): the active member delivers it.
+			return receiver.Result{}, attempts, fmt.Errorf("%w: another member is active", errStopping)
+		}
 		note.Attempt = attempts + 1
 		res, called, err := w.attempt(ctx, note)
 		if called {

@@ -39,7 +39,15 @@ type workerDeps struct {
 	dead    msgPublisher
 	now     func() time.Time
 	log     *slog.Logger
+	// mayDeliver fences delivery (Options.MayDeliver); nil: always.
+	mayDeliver func() bool
 }
+
+// fenced reports whether this instance may not deliver now.
+func (d workerDeps) fenced() bool { return d.mayDeliver != nil && !d.mayDeliver() }
+
+// fencedWait is how long a fenced worker waits before asking again.
+const fencedWait = time.Second
 
 // worker delivers one receiver's queue, in order, one notification at a
 // time (or one digest). It runs in one goroutine and owns all its fields
@@ -100,6 +108,10 @@ func (w *worker) run(ctx context.Context) {
 	defer w.release()
 	for ctx.Err() == nil && !w.disabled.Load() {
 		switch {
+		case w.fenced():
+			// Another member delivers: leave the outbox to it.
+			w.release()
+			_ = sleep(ctx, fencedWait, &w.hb)
 		case len(w.held) > 0 && !w.now().Before(w.digestDue):
 			w.deliverDigest(ctx)
 		case len(w.held) >= w.cfg.DigestMax:
