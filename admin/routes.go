@@ -73,7 +73,7 @@ func (s *Server) routes() []route {
 		h := promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})
 		rs = append(rs, route{method: http.MethodGet, path: "/metrics", access: accessMetrics, success: http.StatusOK, handler: h.ServeHTTP})
 	}
-	return append(rs, s.silenceRoutes()...)
+	return slices.Concat(rs, s.silenceRoutes(), s.clusterRoutes())
 }
 
 // newMux registers every route on a ServeMux, with a JSON 405 (and Allow)

@@ -81,6 +81,7 @@ type Server struct {
 	privacy       *privacy.Pseudonymizer
 	backend       Backend
 	silences      SilenceBackend // nil when the backend keeps no silences
+	cluster       ClusterBackend // nil when the backend is not a cluster member
 	metrics       *metrics
 	mux           *http.ServeMux
 	handler       http.Handler
@@ -117,6 +118,9 @@ func New(cfg Config, b Backend, opts Options) (*Server, error) {
 	}
 	if sb, ok := b.(SilenceBackend); ok {
 		s.silences = sb
+	}
+	if cb, ok := b.(ClusterBackend); ok {
+		s.cluster = cb
 	}
 	st, err := buildState(cfg, nil)
 	if err != nil {

@@ -42,12 +42,16 @@ type Member struct {
 	Applied   uint64 `json:"applied"`
 	Lag       uint64 `json:"lag"`
 	Handovers int    `json:"handovers"`
-	// Config is the hash of the member's config file (vigil_config_info)
-	// and Rules the digest of its rule set (vigil_detection_rules_info):
-	// members that differ detect or deliver differently, and a takeover
-	// changes what Vigil does.
+	// Config is the hash of the member's config file (vigil_config_info),
+	// which may differ between members by their name or host-specific
+	// paths. Rules is the digest of its rule set in force
+	// (vigil_detection_rules_info) and Notify that of its notification
+	// settings (receivers, routes, delivery): members whose Rules or
+	// Notify differ detect or deliver differently, and a takeover changes
+	// what Vigil does.
 	Config string `json:"config,omitempty"`
 	Rules  string `json:"rules,omitempty"`
+	Notify string `json:"notify,omitempty"`
 }
 
 // Table keeps this member's row in MembersBucket fresh and reads the
@@ -102,12 +106,13 @@ func (t *Table) SetRole(role string) {
 	}
 }
 
-// SetConfig records the hash of this member's config and the digest of its
-// rule set in force, for the next heartbeat.
-func (t *Table) SetConfig(config, rules string) {
+// SetConfig records, for the next heartbeat, the hash of this member's
+// config file and the digests of its rule set and notification settings in
+// force.
+func (t *Table) SetConfig(config, rules, notify string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.self.Config, t.self.Rules = config, rules
+	t.self.Config, t.self.Rules, t.self.Notify = config, rules, notify
 }
 
 // Self returns this member's row as last written.
@@ -157,15 +162,15 @@ func (t *Table) beat(ctx context.Context, progress Progress) {
 	}
 }
 
-// compare counts the members whose config or rule set differs from this
-// one's, and says so in the log when which ones changes.
+// compare counts the members whose rule set or notification settings
+// differ from this one's, and says so in the log when which ones changes.
 func (t *Table) compare(self Member, ms []Member) {
 	var differ []string
 	for _, m := range ms {
-		if m.Name == self.Name || m.Config == "" || self.Config == "" {
+		if m.Name == self.Name || m.Rules == "" || self.Rules == "" {
 			continue
 		}
-		if m.Config != self.Config || m.Rules != self.Rules {
+		if m.Rules != self.Rules || m.Notify != self.Notify {
 			differ = append(differ, m.Name)
 		}
 	}
@@ -176,10 +181,10 @@ func (t *Table) compare(self Member, ms []Member) {
 	t.mu.Unlock()
 	switch {
 	case changed && len(differ) > 0:
-		t.log.Warn("cluster members run a different config or rule set than this one: a takeover would change what Vigil detects or whom it tells; give every member the same config and rules and reload each",
-			"member", self.Name, "config", self.Config, "rules", self.Rules, "differing", differ)
+		t.log.Warn("cluster members run different rules or notification settings than this one: a takeover would change what Vigil detects or whom it tells; give every member the same files and reload them (POST /api/v1/cluster/reload)",
+			"member", self.Name, "rules", self.Rules, "notify", self.Notify, "differing", differ)
 	case changed:
-		t.log.Info("cluster members run the same config and rule set again", "member", self.Name)
+		t.log.Info("cluster members run the same rules and notification settings again", "member", self.Name)
 	}
 }
 
@@ -247,7 +252,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_fenced_transitions_total",
 			Help: "Alert transitions not announced because this member had lost its pin (the active member announces them)."}),
 		differ: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_members_differing",
-			Help: "Other members whose config file or rule set differs from this member's, at the last heartbeat."}),
+			Help: "Other members whose rule set or notification settings differ from this member's, at the last heartbeat."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced, m.differ)

@@ -3,21 +3,25 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
@@ -354,5 +358,82 @@ func TestClusterStandbyReload(t *testing.T) {
 	})
 	if n := rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring); n != 1 {
 		t.Errorf("the first attack paged %d times, want once", n)
+	}
+}
+
+// TestClusterReloadReachesEveryMember: POST /api/v1/cluster/reload on one
+// member reloads every member, each from its own config, and reports each
+// one's outcome: 200 when all reloaded, 502 naming the member that failed
+// and why. A member running alone refuses it with what to do instead.
+func TestClusterReloadReachesEveryMember(t *testing.T) {
+	s := testkit.RunNATS(t)
+	rec := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	tok, hash := admin.NewToken()
+	var failB atomic.Bool
+	member := func(name string) (*running, *config.Config) {
+		cfg := clusterConfig(t, s.ClientURL(), hook.URL, name, 1, time.Minute)
+		cfg.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256: hash, Scopes: []admin.Scope{admin.ScopeWrite}}}
+		next := cfg
+		load := func() (config.Config, []byte, error) {
+			if name == "b" && failB.Load() {
+				return next, nil, errors.New("rules/extra.yaml:3: rule \"x\": unknown key \"tresholds\"")
+			}
+			return next, nil, next.Validate()
+		}
+		return startDaemonWith(t, cfg, Options{Stdout: io.Discard, Load: load}), &next
+	}
+	a, nextA := member("a")
+	b, nextB := member("b")
+	testkit.WaitUntil(t, 10*time.Second, "both members in the member table", func() bool {
+		ms, err := a.d.failover.table.Members(t.Context())
+		return err == nil && len(ms) == 2
+	})
+	// Both get the same new list; the reload reaches b through a.
+	lists := map[string]detect.ListSpec{"known_bad_sources": {CIDRs: []string{"203.0.113.0/24"}}}
+	nextA.Detect.Lists, nextB.Detect.Lists = lists, lists
+	before := b.d.detector.state.Load().rulesDigest()
+	api := apiClient{t: t, base: "http://" + a.d.Addr().String(), token: tok}
+	// do returns the headers, then the body.
+	report := func(resp string) (rep ClusterReload, body string) {
+		t.Helper()
+		body = resp[strings.Index(resp, "{"):]
+		if err := json.Unmarshal([]byte(body), &rep); err != nil {
+			t.Fatalf("report %s: %v", body, err)
+		}
+		return rep, body
+	}
+	rep, _ := report(api.do("POST", "/api/v1/cluster/reload", "", http.StatusOK))
+	after := b.d.detector.state.Load().rulesDigest()
+	if after == before || a.d.detector.state.Load().rulesDigest() != after {
+		t.Fatalf("rule digests after the cluster reload: a %s, b %s (b before %s); want both on the new rules", a.d.detector.state.Load().rulesDigest(), after, before)
+	}
+	want := ClusterReload{Status: "reloaded", Members: []MemberReload{
+		{Member: "a", Status: "reloaded", Config: a.d.failover.table.Self().Config, Rules: after, Notify: a.d.failover.table.Self().Notify},
+		{Member: "b", Status: "reloaded", Config: b.d.failover.table.Self().Config, Rules: after, Notify: b.d.failover.table.Self().Notify},
+	}}
+	if !reflect.DeepEqual(rep, want) {
+		t.Fatalf("report %+v, want %+v", rep, want)
+	}
+
+	// b's config breaks: the report says so, a is reloaded, b keeps its rules.
+	failB.Store(true)
+	rep, body := report(api.do("POST", "/api/v1/cluster/reload", "", http.StatusBadGateway))
+	if rep.Status != "incomplete" || len(rep.Members) != 2 || rep.Members[0].Status != "reloaded" ||
+		rep.Members[1].Status != "failed" || !strings.Contains(rep.Members[1].Error, `unknown key "tresholds"`) {
+		t.Fatalf("report %s, want a reloaded and b failed with its error", body)
+	}
+	if got := b.d.detector.state.Load().rulesDigest(); got != after {
+		t.Errorf("b's rules changed to %s by a failed reload", got)
+	}
+
+	// Alone, a daemon refuses and says what to do.
+	cfg := testConfig(t)
+	cfg.Admin.Tokens = []admin.TokenConfig{{Name: "oncall", SHA256: hash, Scopes: []admin.Scope{admin.ScopeWrite}}}
+	alone := startDaemon(t, cfg)
+	body = apiClient{t: t, base: "http://" + alone.d.Addr().String(), token: tok}.do("POST", "/api/v1/cluster/reload", "", http.StatusBadRequest)
+	if !strings.Contains(body, "POST /api/v1/reload") {
+		t.Errorf("refusal %s does not say to reload the instance itself", body)
 	}
 }

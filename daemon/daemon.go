@@ -238,6 +238,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.detector.tick(intakeCtx) })
 	if d.failover != nil {
 		wg.Go(func() { d.failover.run(intakeCtx) })
+		stopServing, err := d.serveReloads(intakeCtx)
+		if err != nil {
+			d.log.Warn("this member will not answer cluster-wide reloads; reload it on its own (SIGHUP)", "err", err)
+		} else {
+			defer stopServing()
+		}
 	}
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
 	d.notifier.start(notifyCtx)

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -70,11 +73,27 @@ func (d *Daemon) Reload(ctx context.Context) error {
 }
 
 // showConfig tells the other cluster members, through this member's row,
-// which config (hash) and rule set this member runs.
+// which config file (hash), rule set and notification settings this member
+// runs.
 func (d *Daemon) showConfig(hash string) {
-	if d.failover != nil {
-		d.failover.table.SetConfig(hash, d.detector.state.Load().rulesDigest())
+	if d.failover == nil {
+		return
 	}
+	d.mu.Lock()
+	n := d.cfg.Notify
+	d.mu.Unlock()
+	d.failover.table.SetConfig(hash, d.detector.state.Load().rulesDigest(), notifyDigest(n))
+}
+
+// notifyDigest identifies notification settings: receivers (secrets as
+// <secret>), routes and delivery settings.
+func notifyDigest(n notify.Config) string {
+	b, err := json.Marshal(n)
+	if err != nil {
+		return "unknown"
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 func (d *Daemon) reload(ctx context.Context) error {

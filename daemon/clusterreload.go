@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/vigil-sec/vigil/admin"
+	"github.com/vigil-sec/vigil/cluster"
+)
+
+// reloadSubject is where a cluster member asks every member to reload.
+// Only Vigil's own NATS user may publish or subscribe to it
+// (deploy/nats/nats-server.conf); the message carries nothing: each member
+// re-reads its own config.
+const reloadSubject = "vigil.cluster.reload"
+
+// reloadMembersWait is how long a cluster-wide reload waits for the
+// members' answers: less than the admin API's default write timeout.
+const reloadMembersWait = 25 * time.Second
+
+// MemberReload is one member's answer to a cluster-wide reload.
+type MemberReload struct {
+	Member string `json:"member"`
+	// Status is "reloaded", "failed" or "no answer" (the member did not
+	// answer within reloadMembersWait: it may still be reloading).
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+	Config string `json:"config,omitempty"` // hash of the config now in force
+	Rules  string `json:"rules,omitempty"`  // digest of the rule set now in force
+	Notify string `json:"notify,omitempty"` // digest of the notification settings now in force
+}
+
+// ClusterReload is the report of POST /api/v1/cluster/reload.
+type ClusterReload struct {
+	// Status is "reloaded" when every member reloaded, else "incomplete".
+	Status  string         `json:"status"`
+	Members []MemberReload `json:"members"`
+}
+
+// serveReloads answers every member's cluster-wide reload request by
+// reloading this member, until ctx is done. Requests are handled one at a
+// time, as reloads are.
+func (d *Daemon) serveReloads(ctx context.Context) (stop func(), err error) {
+	name := d.failover.cfg.MemberName()
+	sub, err := d.nc.Subscribe(reloadSubject, func(m *nats.Msg) {
+		ans := MemberReload{Member: name, Status: "reloaded"}
+		if err := d.Reload(ctx); err != nil {
+			ans.Status, ans.Error = "failed", err.Error()
+		}
+		self := d.failover.table.Self()
+		ans.Config, ans.Rules, ans.Notify = self.Config, self.Rules, self.Notify
+		data, _ := json.Marshal(ans) // strings only: cannot fail
+		if err := m.Respond(data); err != nil {
+			d.log.Warn("could not answer a cluster-wide reload", "err", err)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// ReloadMembers implements admin.ClusterBackend: it asks every member in
+// the member table, this one included, to reload, and gathers their
+// answers for up to reloadMembersWait.
+func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
+	d := b.d
+	if d.failover == nil {
+		return nil, false, &admin.ClientError{Status: http.StatusBadRequest, Code: "bad_request",
+			Message: "this instance runs alone (cluster.enabled is false): reload it with POST /api/v1/reload"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, reloadMembersWait)
+	defer cancel()
+	members, err := d.failover.table.Members(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	inbox := d.nc.NewRespInbox()
+	sub, err := d.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := d.nc.PublishRequest(reloadSubject, inbox, nil); err != nil {
+		return nil, false, err
+	}
+	answers := map[string]MemberReload{}
+	waiting := len(members)
+	for waiting > 0 {
+		m, err := sub.NextMsgWithContext(ctx)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		var ans MemberReload
+		if json.Unmarshal(m.Data, &ans) != nil || ans.Member == "" {
+			continue
+		}
+		if _, seen := answers[ans.Member]; !seen && slices.ContainsFunc(members, func(x cluster.Member) bool { return x.Name == ans.Member }) {
+			waiting--
+		}
+		answers[ans.Member] = ans
+	}
+	report := ClusterReload{Status: "reloaded"}
+	for _, m := range members {
+		if _, ok := answers[m.Name]; !ok {
+			answers[m.Name] = MemberReload{Member: m.Name, Status: "no answer",
+				Error: "no answer within " + reloadMembersWait.String() + "; it may still be reloading: see its log and vigil_config_last_reload_successful"}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(answers)) {
+		ans := answers[name]
+		if ans.Status != "reloaded" {
+			report.Status = "incomplete"
+		}
+		report.Members = append(report.Members, ans)
+	}
+	return report, report.Status == "reloaded", nil
+}
