@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -80,5 +81,27 @@ func TestLastAppliedOnlyRises(t *testing.T) {
 	}
 	if r := c.Position(Replayed{Last: 1200}); r.Last != 1200 {
 		t.Fatalf("Position after a longer replay = %d, want 1200", r.Last)
+	}
+}
+
+// On a cluster the events consumer's ack_wait is at most failover_after:
+// what a crashed active member was delivered comes back to its successor
+// as soon as the pin can move, not after the 30 s default.
+func TestClusterAckWaitIsAtMostFailoverAfter(t *testing.T) {
+	cfg := DefaultConfig()
+	cases := []struct {
+		ackWait time.Duration
+		fo      *Failover
+		want    time.Duration
+	}{
+		{30 * time.Second, nil, 30 * time.Second},
+		{30 * time.Second, &Failover{After: 10 * time.Second}, 10 * time.Second},
+		{5 * time.Second, &Failover{After: 10 * time.Second}, 5 * time.Second},
+	}
+	for _, c := range cases {
+		cfg.AckWait = c.ackWait
+		if got := consumerConfig(cfg, c.fo).AckWait; got != c.want {
+			t.Errorf("ack_wait %s, failover %+v: consumer AckWait %s, want %s", c.ackWait, c.fo, got, c.want)
+		}
 	}
 }

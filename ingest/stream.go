@@ -148,6 +148,12 @@ func consumerConfig(cfg Config, fo *Failover) jetstream.ConsumerConfig {
 		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
 		cc.PriorityGroups = []string{PriorityGroup}
 		cc.PinnedTTL = fo.After
+		// Messages delivered to an active member that crashes come again
+		// only after ack_wait, and JetStream pins the next member only when
+		// it delivers something: with nothing else pending (an attack's
+		// events all went to the member that died), the takeover would wait
+		// for ack_wait rather than failover_after.
+		cc.AckWait = min(cc.AckWait, fo.After)
 	}
 	return cc
 }
