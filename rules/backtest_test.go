@@ -39,16 +39,7 @@ func TestBacktest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("an hour of traffic per scenario")
 	}
-	all := func(seed uint64, rate float64, users int) simulate.Options {
-		return simulate.Options{Seed: seed, Duration: time.Hour, Rate: rate, Users: users,
-			Attacks: simulate.Attacks(), Benign: simulate.Benigns()}
-	}
-	runs := []simulate.Options{all(101, simulate.DefaultRate, 0), all(202, 80, 10_000)}
-	if n, err := strconv.Atoi(os.Getenv("VIGIL_BACKTEST_SEEDS")); err == nil {
-		for i := range n {
-			runs = append(runs, all(uint64(1000+i), simulate.DefaultRate, 0))
-		}
-	}
+	runs := backtestHours("VIGIL_BACKTEST_SEEDS")
 	rs, err := LoadWith("", simLists())
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +70,24 @@ func TestBacktest(t *testing.T) {
 	}
 }
 
+// backtestHours are the simulated hours the backtest scores: seed 101 at
+// the default rate, seed 202 at a low rate with fewer users, and as many
+// more default-rate hours (seeds 1000..) as the environment variable
+// seedsVar says.
+func backtestHours(seedsVar string) []simulate.Options {
+	all := func(seed uint64, rate float64, users int) simulate.Options {
+		return simulate.Options{Seed: seed, Duration: time.Hour, Rate: rate, Users: users,
+			Attacks: simulate.Attacks(), Benign: simulate.Benigns()}
+	}
+	runs := []simulate.Options{all(101, simulate.DefaultRate, 0), all(202, 80, 10_000)}
+	if n, err := strconv.Atoi(os.Getenv(seedsVar)); err == nil {
+		for i := range n {
+			runs = append(runs, all(uint64(1000+i), simulate.DefaultRate, 0))
+		}
+	}
+	return runs
+}
+
 // backtestScenario streams one scenario through the rules and scores it.
 func backtestScenario(t *testing.T, rs []*detect.Rule, o simulate.Options) backtest.Report {
 	sc, err := simulate.Plan(o)
@@ -100,6 +109,12 @@ func backtestScenario(t *testing.T, rs []*detect.Rule, o simulate.Options) backt
 		e.Process(&ev)
 	}
 	e.Flush()
+	return backtest.Score(scenarioTruth(t, sc), alerts, backtest.Options{})
+}
+
+// scenarioTruth is the scenario's truth as vigil backtest reads it from
+// the file vigil simulate --truth writes.
+func scenarioTruth(t *testing.T, sc *simulate.Scenario) backtest.Truth {
 	var buf bytes.Buffer
 	if err := simulate.WriteTruth(&buf, sc.Truth()); err != nil {
 		t.Fatal(err)
@@ -108,5 +123,5 @@ func backtestScenario(t *testing.T, rs []*detect.Rule, o simulate.Options) backt
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backtest.Score(truth, alerts, backtest.Options{})
+	return truth
 }
