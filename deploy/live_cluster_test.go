@@ -91,7 +91,8 @@ func pages(ms []member, ip string) int {
 // Then the active member is stopped (docker compose stop, a rollout, an
 // eviction): a standby takes over at once; and the next active member is
 // killed: the last takes over within cluster.failover_after. Each attack is
-// announced once in all.
+// announced once in all, and every dashboard panel on the cluster's metrics
+// returns data.
 func TestLiveCluster(t *testing.T) {
 	promBin := needTool(t, "prometheus")
 	bin := buildVigil(t)
@@ -135,6 +136,9 @@ func TestLiveCluster(t *testing.T) {
 		}
 	}, "203.0.113.30")
 	t.Logf("kill: the next attack announced %s after SIGKILL of the active member", took)
+	// After two handovers every cluster panel of the health dashboard has
+	// something to show: the single instance's live test cannot check them.
+	t.Run("cluster panels", s.checkPanels)
 	for _, ip := range []string{"192.0.2.10", "198.51.100.20", "203.0.113.30"} {
 		if n := pages(ms, ip); n != 1 {
 			t.Errorf("the attack from %s was announced %d times in all, want once", ip, n)
