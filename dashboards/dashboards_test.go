@@ -103,7 +103,7 @@ func TestDashboardStructure(t *testing.T) {
 				t.Errorf("no Prometheus datasource variable: %+v", vars["datasource"])
 			}
 			ids := map[int]bool{}
-			for _, p := range d.Panels {
+			for _, p := range d.allPanels() {
 				checkPanel(t, p, vars, ids)
 			}
 		})

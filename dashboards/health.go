@@ -22,10 +22,11 @@ func sumRate(by, metric string) string {
 // with its input, delivering notifications, and within its memory budget.
 func health() (dashboard.Dashboard, error) {
 	b := newDashboard("vigil-health", "Vigil / Health",
-		"Vigil's own health: ingest, backlog, detection state, notifications, admin API and Go runtime.").
+		"Vigil's own health: ingest, backlog, cluster members, detection state, notifications, admin API and Go runtime.").
 		WithVariable(labelVariable("job", "Job", `label_values(vigil_build_info, job)`)).
 		WithVariable(labelVariable("instance", "Instance", `label_values(vigil_build_info{job=~"$job"}, instance)`))
 	b = healthStatus(b)
+	b = healthCluster(b)
 	b = healthIngest(b)
 	b = healthDetectNotify(b)
 	b = healthRuntime(b)
@@ -100,7 +101,8 @@ func healthDetectNotify(b *dashboard.DashboardBuilder) *dashboard.DashboardBuild
 		WithPanel(stacked("Alert transitions by outcome", "Alert transitions reaching the notifier: notified, duplicate (already announced), silenced, unrouted.", "ops",
 			q(sumRate("outcome", "vigil_alert_transitions_total"), "{{outcome}}"))).
 		WithPanel(graph("Admin API requests", "Admin API requests per second, by route and status code.", "reqps",
-			q(sumRate("route, code", "vigil_admin_requests_total"), "{{route}} {{code}}")))
+			q(sumRate("route, code", "vigil_admin_requests_total"), "{{route}} {{code}}"))).
+		WithPanel(rebuildTable())
 }
 
 func healthRuntime(b *dashboard.DashboardBuilder) *dashboard.DashboardBuilder {

@@ -20,16 +20,27 @@ type dashboardJSON struct {
 }
 
 type panelJSON struct {
-	ID         int     `json:"id"`
-	Type       string  `json:"type"`
-	Title      string  `json:"title"`
-	Datasource dsJSON  `json:"datasource"`
-	GridPos    gridPos `json:"gridPos"`
-	Targets    []struct {
-		RefID      string `json:"refId"`
-		Expr       string `json:"expr"`
-		Datasource dsJSON `json:"datasource"`
-	} `json:"targets"`
+	ID          int          `json:"id"`
+	Type        string       `json:"type"`
+	Title       string       `json:"title"`
+	Datasource  dsJSON       `json:"datasource"`
+	GridPos     gridPos      `json:"gridPos"`
+	Targets     []targetJSON `json:"targets"`
+	FieldConfig struct {
+		Defaults struct {
+			NoValue string `json:"noValue"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+	// A collapsed row holds its panels; Grafana runs their queries only
+	// when it is opened.
+	Collapsed bool        `json:"collapsed"`
+	Panels    []panelJSON `json:"panels"`
+}
+
+type targetJSON struct {
+	RefID      string `json:"refId"`
+	Expr       string `json:"expr"`
+	Datasource dsJSON `json:"datasource"`
 }
 
 type dsJSON struct {
@@ -72,9 +83,20 @@ func (d dashboardJSON) variables() map[string]variableJSON {
 
 type panelExpr struct{ panel, expr string }
 
+// allPanels returns the panels of d in reading order, with those inside
+// collapsed rows after their row.
+func (d dashboardJSON) allPanels() []panelJSON {
+	var out []panelJSON
+	for _, p := range d.Panels {
+		out = append(out, p)
+		out = append(out, p.Panels...)
+	}
+	return out
+}
+
 func (d dashboardJSON) exprs() []panelExpr {
 	var out []panelExpr
-	for _, p := range d.Panels {
+	for _, p := range d.allPanels() {
 		for _, tg := range p.Targets {
 			out = append(out, panelExpr{p.Title, tg.Expr})
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 	"github.com/grafana/grafana-foundation-sdk/go/stat"
+	"github.com/grafana/grafana-foundation-sdk/go/statetimeline"
 	"github.com/grafana/grafana-foundation-sdk/go/table"
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 )
@@ -128,9 +129,8 @@ func single(title, description, unit string, queries ...query) *stat.PanelBuilde
 		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}))
 }
 
-// topTable is a table of an instant query, sorted by its value, with the
-// time column hidden.
-func topTable(title, description, unit string, queries ...query) *table.PanelBuilder {
+// tablePanel is a table of instant queries, one row per series.
+func tablePanel(title, description, unit string, queries []query) *table.PanelBuilder {
 	return table.NewPanelBuilder().
 		Title(title).
 		Description(description).
@@ -138,17 +138,82 @@ func topTable(title, description, unit string, queries ...query) *table.PanelBui
 		Targets(promTargets(instantTable, queries)).
 		Unit(unit).
 		Height(8).
+		Span(12)
+}
+
+// hideTimeRename is the transformation that hides a table's time column
+// and renames its columns by rename.
+func hideTimeRename(rename map[string]string) dashboard.DataTransformerConfig {
+	return dashboard.DataTransformerConfig{
+		Id: "organize",
+		Options: map[string]any{
+			"excludeByName": map[string]bool{"Time": true},
+			"renameByName":  rename,
+		},
+	}
+}
+
+// sortBy sorts a table by a column.
+func sortBy(column string, desc bool) []cog.Builder[common.TableSortByFieldState] {
+	return []cog.Builder[common.TableSortByFieldState]{
+		common.NewTableSortByFieldStateBuilder().DisplayName(column).Desc(desc),
+	}
+}
+
+// topTable is a table of an instant query, sorted by its value, with the
+// time column hidden.
+func topTable(title, description, unit string, queries ...query) *table.PanelBuilder {
+	return tablePanel(title, description, unit, queries).
+		WithTransformation(hideTimeRename(map[string]string{"Value": "value"})).
+		SortBy(sortBy("value", true))
+}
+
+// instanceTable is a table of instant queries aggregated by instance: one
+// row per instance, one column per query, named by the query's legend. It
+// takes two queries or more (Grafana names the value column of a lone
+// query differently).
+func instanceTable(title, description, unit string, queries ...query) *table.PanelBuilder {
+	columns := map[string]string{}
+	for i, qu := range queries {
+		columns["Value #"+string(rune('A'+i))] = qu.legend
+	}
+	return tablePanel(title, description, unit, queries).
+		WithTransformation(dashboard.DataTransformerConfig{Id: "merge", Options: map[string]any{}}).
+		WithTransformation(hideTimeRename(columns)).
+		SortBy(sortBy("instance", false))
+}
+
+// state is a value of a gauge shown as a word in a color.
+type state struct{ value, text, color string }
+
+// timeline is a state timeline with one lane per series, drawing each
+// value as the text and color of its state.
+func timeline(title, description string, states []state, queries ...query) *statetimeline.PanelBuilder {
+	options := map[string]dashboard.ValueMappingResult{}
+	for i, s := range states {
+		options[s.value] = dashboard.ValueMappingResult{
+			Text: cog.ToPtr(s.text), Color: cog.ToPtr(s.color), Index: cog.ToPtr(int32(i)),
+		}
+	}
+	return statetimeline.NewPanelBuilder().
+		Title(title).
+		Description(description).
+		Datasource(datasourceRef()).
+		Targets(promTargets(rangeQuery, queries)).
+		Mappings([]dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{
+			Type: dashboard.MappingTypeValueToText, Options: options,
+		}}}).
+		Height(8).
 		Span(12).
-		WithTransformation(dashboard.DataTransformerConfig{
-			Id: "organize",
-			Options: map[string]any{
-				"excludeByName": map[string]bool{"Time": true},
-				"renameByName":  map[string]string{"Value": "value"},
-			},
-		}).
-		SortBy([]cog.Builder[common.TableSortByFieldState]{
-			common.NewTableSortByFieldStateBuilder().DisplayName("value").Desc(true),
-		})
+		ShowValue(common.VisibilityModeAuto).
+		MergeValues(true).
+		Legend(common.NewVizLegendOptionsBuilder().
+			DisplayMode(common.LegendDisplayModeList).
+			Placement(common.LegendPlacementBottom).
+			ShowLegend(false)).
+		Tooltip(common.NewVizTooltipOptionsBuilder().
+			Mode(common.TooltipDisplayModeMulti).
+			Sort(common.SortOrderNone))
 }
 
 // row starts a titled section of a dashboard.

@@ -88,7 +88,8 @@ func pages(ms []member, ip string) int {
 // Kubernetes runs them (compose runs two of the same). Every member must be
 // ready (a rolling update waits for that), exactly one active; an attack is
 // announced once; every rule evaluates, with every metric it uses exported.
-// Then the active member is stopped (docker compose stop, a rollout, an
+// Every dashboard panel on the cluster's metrics returns data. Then the
+// active member is stopped (docker compose stop, a rollout, an
 // eviction): a standby takes over at once; and the next active member is
 // killed: the last takes over within cluster.failover_after. Each attack is
 // announced once in all.
@@ -123,6 +124,10 @@ func TestLiveCluster(t *testing.T) {
 		}
 	}
 	t.Run("alerting rules", s.checkRules)
+	// With a member active (its promotion counted a handover and timed a
+	// takeover), every cluster panel of the health dashboard has something
+	// to show; the single instance's live test cannot check them.
+	t.Run("cluster panels", s.checkPanels)
 
 	next, took := handover(t, s, js, ms, active, func(p *process) { p.stop(t) }, "198.51.100.20")
 	t.Logf("stop: the next attack announced %s after SIGTERM to the active member", took)
