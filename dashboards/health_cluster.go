@@ -30,7 +30,7 @@ func healthCluster(b *dashboard.DashboardBuilder) *dashboard.DashboardBuilder {
 			q(`max(`+m("vigil_cluster_members")+`)`, "members")).
 			Thresholds(thresholds("blue")).
 			NoValue(clusterOff).Height(6).Span(4)).
-		WithPanel(single("Members differing", "Other members whose config file or rule set differs, the most any member counts (VigilClusterConfigDiffers). Compare the member table in /api/v1/status and reload each member with the same files.", "short",
+		WithPanel(single("Members differing", "Other members whose rule set or notification settings differ, the most any member counts (VigilClusterConfigDiffers). Compare the rules and notify columns of the member table in /api/v1/status, give every member the same files and reload them all with POST /api/v1/cluster/reload.", "short",
 			q(`max(`+m("vigil_cluster_members_differing")+`)`, "differing")).
 			Thresholds(thresholds("green", step(1, "orange"))).
 			NoValue(clusterOff).Height(6).Span(4)).
