@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,11 +46,18 @@ type ClusterReload struct {
 }
 
 // serveReloads answers every member's cluster-wide reload request by
-// reloading this member, until ctx is done. Requests are handled one at a
-// time, as reloads are.
+// reloading this member, until stop is called; stop waits for a reload
+// under way. Requests are handled one at a time, as reloads are.
 func (d *Daemon) serveReloads(ctx context.Context) (stop func(), err error) {
 	name := d.failover.cfg.MemberName()
+	var mu sync.Mutex // held while a request is handled
+	stopped := false
 	sub, err := d.nc.Subscribe(reloadSubject, func(m *nats.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
 		ans := MemberReload{Member: name, Status: "reloaded"}
 		if err := d.Reload(ctx); err != nil {
 			ans.Status, ans.Error = "failed", err.Error()
@@ -64,7 +72,12 @@ func (d *Daemon) serveReloads(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	return func() { _ = sub.Unsubscribe() }, nil
+	return func() {
+		_ = sub.Unsubscribe()
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+	}, nil
 }
 
 // ReloadMembers implements admin.ClusterBackend: it asks every member in

@@ -236,13 +236,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	wg.Go(func() { _ = d.consumer.Run(intakeCtx) })
 	wg.Go(func() { d.detector.tick(intakeCtx) })
+	var stopReloads func()
 	if d.failover != nil {
 		wg.Go(func() { d.failover.run(intakeCtx) })
-		stopServing, err := d.serveReloads(intakeCtx)
-		if err != nil {
+		var err error
+		if stopReloads, err = d.serveReloads(intakeCtx); err != nil {
 			d.log.Warn("this member will not answer cluster-wide reloads; reload it on its own (SIGHUP)", "err", err)
-		} else {
-			defer stopServing()
 		}
 	}
 	notifyCtx, stopNotify := context.WithCancel(context.Background())
@@ -256,6 +255,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = fmt.Errorf("admin http server: %w", err)
 	}
 	d.log.Info("vigil stopping")
+	if stopReloads != nil {
+		stopReloads() // a member stopping reloads nothing more
+	}
 	stopIntake() // the consumer finishes and acknowledges what it received
 	wg.Wait()
 	stopNotify() // attempts in flight finish; the rest stays queued in JetStream
