@@ -121,15 +121,17 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 	}
 	rp := NewReplayer(c.cfg.Limits(), sink)
 	defer rp.Close()
+	want := c.cfg.FetchBatch
 	for {
 		// Stored messages are there to take: do not wait for more.
-		batch, err := oc.FetchNoWait(c.cfg.FetchBatch)
+		batch, err := oc.FetchNoWait(want)
 		if err != nil {
 			return n, first, last, fmt.Errorf("replay the events stream: %w", err)
 		}
-		got, done := 0, false
+		got, bytes, done := 0, 0, false
 		for msg := range batch.Messages() {
 			got++
+			bytes += len(msg.Data())
 			seq, at := stored(msg)
 			if seq == 0 || seq > upTo {
 				done = true
@@ -149,7 +151,25 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 		if done || got == 0 || ctx.Err() != nil {
 			return n, first, last, ctx.Err()
 		}
+		want = replayFetch(c.cfg.FetchBatch, got, bytes)
 	}
+}
+
+// replayFetchBytes is about how much one fetch of a replay asks the server
+// for. A member taking over replays while its live consumer's messages come
+// on the same connection; together they must stay well under the server's
+// buffer for a connection (64 MiB by default), or the server closes it as a
+// slow consumer: fetch_batch messages of 100 events of 400 bytes are 40 MB.
+const replayFetchBytes = 8 << 20
+
+// replayFetch is how many messages the next fetch asks for: as many as
+// make about replayFetchBytes at the size of the last got messages
+// (bytes in all), at least one and at most fetchBatch.
+func replayFetch(fetchBatch, got, bytes int) int {
+	if bytes <= 0 || got <= 0 {
+		return fetchBatch
+	}
+	return max(1, min(fetchBatch, replayFetchBytes*got/bytes))
 }
 
 // delivered returns the stream sequence of the last message the durable
