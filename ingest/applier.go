@@ -147,6 +147,7 @@ func (c *Consumer) settle(ch *chunk) error {
 	for _, seq := range ch.seqs {
 		c.settled.add(seq)
 	}
+	c.pipelined.remove(ch.seqs)
 	c.count(ch)
 	return nil
 }
@@ -159,6 +160,7 @@ func (c *Consumer) handBack(ch *chunk, applied bool) {
 			c.applied.add(seq)
 		}
 	}
+	c.pipelined.remove(ch.seqs)
 	for _, msg := range ch.msgs {
 		_ = msg.Nak()
 	}

@@ -89,9 +89,11 @@ type Consumer struct {
 	progress      progress              // see CaughtUp
 	settled       seqSet                // messages applied, acknowledged and counted; see handle
 	applied       seqSet                // messages applied but not acknowledged (by Rebuild, or before settling failed); see decodeMessage
+	pipelined     seqMap                // messages received and not yet settled or handed back; see handle
 	dedup         atomic.Pointer[dedup] // message ids of the duplicate window; see handle
 	streamMade    atomic.Int64          // when the events stream was created, Unix ns; see bind
 	warnedWindow  bool                  // bind warned that the server keeps a duplicate window
+	toldAckWait   bool                  // bind said that ack_wait is capped at failover_after
 	polls         atomic.Int64          // poll rounds done; see pollInfo
 	pending       prometheus.Gauge
 	ackPending    prometheus.Gauge
@@ -375,6 +377,15 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		c.progress.apply(1)
 		return
 	}
+	if seq > 0 && c.pipelined.has(seq) {
+		// Delivered again while its first delivery is still on its way
+		// through the pipeline: ack_wait passed during a long pause (a
+		// takeover's catch-up, a reload's swap, a GC pause). The first
+		// is acknowledged when settled; this copy is neither applied nor
+		// counted.
+		c.progress.apply(1)
+		return
+	}
 	if seq > 0 && c.dedup.Load().duplicate(msg.Subject(), msgID(msg), seq, at) {
 		// A retry of a message this service published before.
 		c.duplicates.Inc()
@@ -386,6 +397,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		c.flush.Reset(flushDelay)
 	}
 	c.decodeMessage(msg, seq, at)
+	c.pipelined.add(seq)
 	c.cur.msgs = append(c.cur.msgs, msg)
 	c.cur.seqs = append(c.cur.seqs, seq)
 	c.cur.bytes += len(msg.Data())

@@ -2,6 +2,8 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,4 +67,36 @@ func TestCrashCountsEachEventOnce(t *testing.T) {
 			t.Errorf("%s%v: %v before the crash + %v after = %v, want %d", m.name, m.labels, before, after, before+after, m.want)
 		}
 	}
+}
+
+// A message whose settling takes longer than ack_wait (a long pause: a
+// takeover's catch-up, a reload, a GC pause; on a cluster ack_wait is
+// failover_after, a few seconds) is delivered again while its first
+// delivery is still in the pipeline. The copy must be neither applied nor
+// counted: window counts would double.
+func TestRedeliveredWhileInThePipelineIsAppliedOnce(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig() // ack_wait 1s
+	ensureStreams(t, js, cfg)
+	sink := &recorder{}
+	c, _, reg := newConsumer(t, s, cfg, sink)
+	var once sync.Once
+	c.BeforeSettle(func([]uint64) {
+		once.Do(func() {
+			testkit.WaitFor(t, 10*time.Second, "the message delivered again", func() error {
+				_, ci, err := c.Info(context.Background())
+				if err == nil && ci.NumRedelivered == 0 {
+					err = errors.New("not redelivered yet")
+				}
+				return err
+			})
+		})
+	})
+	msgs := messages("slow", 3)
+	publish(t, js, msgs)
+	run(t, c)
+	testkit.WaitFor(t, waitTime, "the message acknowledged", settled(c))
+	counted(t, reg, 3, "vigil_events_received_total")
+	sameLines(t, "sink", sink.Lines(), lines(msgs))
 }

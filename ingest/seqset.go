@@ -99,3 +99,38 @@ func covers(lo, hi uint64, sets ...*seqSet) bool {
 	}
 	return true
 }
+
+// seqMap is a set of stream sequences that come and go (the messages in the
+// pipeline): at most max_ack_pending of them at once.
+type seqMap struct {
+	mu sync.Mutex
+	m  map[uint64]struct{}
+}
+
+// add records seq; 0 (no sequence known) is ignored.
+func (s *seqMap) add(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[uint64]struct{}{}
+	}
+	s.m[seq] = struct{}{}
+}
+
+func (s *seqMap) has(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[seq]
+	return ok
+}
+
+func (s *seqMap) remove(seqs []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, seq := range seqs {
+		delete(s.m, seq)
+	}
+}
