@@ -65,7 +65,7 @@ type Table struct {
 
 	mu     sync.Mutex
 	self   Member
-	differ []string // members whose config or rules differ, at the last heartbeat
+	differ []string // members whose rules or notification settings differ, at the last heartbeat
 
 	metrics *Metrics
 }

@@ -23,14 +23,19 @@ import (
 const reloadSubject = "vigil.cluster.reload"
 
 // reloadMembersWait is how long a cluster-wide reload waits for the
-// members' answers: less than the admin API's default write timeout.
-const reloadMembersWait = 25 * time.Second
+// members' answers: its answer must leave before the admin API's write
+// timeout (admin.timeouts.write, 30 s by default) cuts it off.
+func reloadMembersWait(write time.Duration) time.Duration {
+	return max(5*time.Second, write-2*time.Second)
+}
 
 // MemberReload is one member's answer to a cluster-wide reload.
 type MemberReload struct {
 	Member string `json:"member"`
-	// Status is "reloaded", "failed" or "no answer" (the member did not
-	// answer within reloadMembersWait: it may still be reloading).
+	// Status is "reloaded", "unchanged" (it re-read its config and found
+	// nothing new: its files may not have been updated yet), "failed", or
+	// "no answer" (none within reloadMembersWait: it may still be
+	// reloading, as a rebuild over a long lookback can take minutes).
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
 	Config string `json:"config,omitempty"` // hash of the config now in force
@@ -40,29 +45,35 @@ type MemberReload struct {
 
 // ClusterReload is the report of POST /api/v1/cluster/reload.
 type ClusterReload struct {
-	// Status is "reloaded" when every member reloaded, else "incomplete".
+	// Status is "reloaded" when every member reloaded (or found nothing
+	// new), else "incomplete".
 	Status  string         `json:"status"`
 	Members []MemberReload `json:"members"`
 }
 
 // serveReloads answers every member's cluster-wide reload request by
-// reloading this member, until stop is called; stop waits for a reload
-// under way. Requests are handled one at a time, as reloads are.
-func (d *Daemon) serveReloads(ctx context.Context) (stop func(), err error) {
+// reloading this member, until stop is called; stop cancels a reload under
+// way and waits for it. Requests are handled one at a time, as reloads
+// are.
+func (d *Daemon) serveReloads() (stop func(), err error) {
 	name := d.failover.cfg.MemberName()
+	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex // held while a request is handled
-	stopped := false
 	sub, err := d.nc.Subscribe(reloadSubject, func(m *nats.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
-		if stopped {
+		if ctx.Err() != nil {
 			return
 		}
+		before := d.failover.table.Self()
 		ans := MemberReload{Member: name, Status: "reloaded"}
 		if err := d.Reload(ctx); err != nil {
 			ans.Status, ans.Error = "failed", err.Error()
 		}
 		self := d.failover.table.Self()
+		if ans.Status == "reloaded" && self.Config == before.Config && self.Rules == before.Rules && self.Notify == before.Notify {
+			ans.Status = "unchanged"
+		}
 		ans.Config, ans.Rules, ans.Notify = self.Config, self.Rules, self.Notify
 		data, _ := json.Marshal(ans) // strings only: cannot fail
 		if err := m.Respond(data); err != nil {
@@ -70,13 +81,14 @@ func (d *Daemon) serveReloads(ctx context.Context) (stop func(), err error) {
 		}
 	})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	return func() {
 		_ = sub.Unsubscribe()
+		cancel() // a reload under way stops at its next step
 		mu.Lock()
 		defer mu.Unlock()
-		stopped = true
 	}, nil
 }
 
@@ -89,7 +101,10 @@ func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
 		return nil, false, &admin.ClientError{Status: http.StatusBadRequest, Code: "bad_request",
 			Message: "this instance runs alone (cluster.enabled is false): reload it with POST /api/v1/reload"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, reloadMembersWait)
+	d.mu.Lock()
+	wait := reloadMembersWait(d.cfg.Admin.Timeouts.Write)
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	members, err := d.failover.table.Members(ctx)
 	if err != nil {
@@ -127,12 +142,12 @@ func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
 	for _, m := range members {
 		if _, ok := answers[m.Name]; !ok {
 			answers[m.Name] = MemberReload{Member: m.Name, Status: "no answer",
-				Error: "no answer within " + reloadMembersWait.String() + "; it may still be reloading: see its log and vigil_config_last_reload_successful"}
+				Error: "no answer within " + wait.String() + "; it may still be reloading (a rebuild over a long lookback takes a while): see its log, vigil_config_last_reload_successful and the member table's rules digest"}
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(answers)) {
 		ans := answers[name]
-		if ans.Status != "reloaded" {
+		if ans.Status != "reloaded" && ans.Status != "unchanged" {
 			report.Status = "incomplete"
 		}
 		report.Members = append(report.Members, ans)

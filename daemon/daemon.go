@@ -240,7 +240,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.failover != nil {
 		wg.Go(func() { d.failover.run(intakeCtx) })
 		var err error
-		if stopReloads, err = d.serveReloads(intakeCtx); err != nil {
+		if stopReloads, err = d.serveReloads(); err != nil {
 			d.log.Warn("this member will not answer cluster-wide reloads; reload it on its own (SIGHUP)", "err", err)
 		}
 	}

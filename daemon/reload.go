@@ -86,14 +86,43 @@ func (d *Daemon) showConfig(hash string) {
 }
 
 // notifyDigest identifies notification settings: receivers (secrets as
-// <secret>), routes and delivery settings.
+// <secret>), routes and delivery settings. The paths of the files secrets
+// are read from (secret_file, token_file, webhook_url_file) are left out:
+// they may differ from host to host for the same settings.
 func notifyDigest(n notify.Config) string {
 	b, err := json.Marshal(n)
+	var v any
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
+	if err == nil {
+		b, err = json.Marshal(withoutFilePaths(v)) // maps marshal in key order
+	}
 	if err != nil {
 		return "unknown"
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// withoutFilePaths drops, at every depth of a decoded JSON value, the
+// object members whose name ends in "File".
+func withoutFilePaths(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if strings.HasSuffix(k, "File") {
+				delete(x, k)
+				continue
+			}
+			x[k] = withoutFilePaths(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = withoutFilePaths(e)
+		}
+	}
+	return v
 }
 
 func (d *Daemon) reload(ctx context.Context) error {

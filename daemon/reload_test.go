@@ -419,3 +419,32 @@ func notifyResources(t *testing.T, r *running) string {
 	}
 	return fmt.Sprintf("outbox max age %s, ack wait %s, consumers %q", stream.CachedInfo().Config.MaxAge, cons.CachedInfo().Config.AckWait, names)
 }
+
+// Members compare notification settings by digest: the same receivers
+// with their secrets read from files at different paths (one host mounts
+// them elsewhere) are the same settings; another receiver URL is not.
+// (Secret values are never part of the digest: they show as <secret>.)
+func TestNotifyDigestIgnoresSecretFilePaths(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, value string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, value)
+		return p
+	}
+	hook := func(secretFile string) notify.Config {
+		return notify.Config{
+			Receivers: []notify.ReceiverConfig{{Name: "hook", Webhook: &webhook.Config{URL: "https://hooks.example/v1", SecretFile: secretFile}}},
+			Routes:    []notify.RouteConfig{{Receivers: []string{"hook"}}},
+			Notify:    notify.DefaultSettings(),
+		}
+	}
+	a, b := hook(write("a", "s3cret")), hook(write("b", "s3cret"))
+	if notifyDigest(a) != notifyDigest(b) {
+		t.Errorf("the same settings with the secret at another path differ: %s, %s", notifyDigest(a), notifyDigest(b))
+	}
+	c := hook(write("c", "s3cret"))
+	c.Receivers[0].Webhook.URL = "https://hooks.example/v2"
+	if notifyDigest(a) == notifyDigest(c) {
+		t.Error("a receiver with another URL has the same digest")
+	}
+}
