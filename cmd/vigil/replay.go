@@ -265,6 +265,7 @@ func (r *replayer) readFile(name string) error {
 		line, err := in.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			r.flush()
+			r.read++ // a line read, and rejected
 			r.reject(name, lineNo, &event.RejectError{Reason: event.ReasonTooLarge, Detail: "line longer than the read buffer"})
 			r.first = lineNo + 1
 			if err = skipLine(in); err != nil && !errors.Is(err, io.EOF) {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,8 @@ func TestReplay(t *testing.T) {
 	plain := writeFile(t, "events.jsonl", data)
 	gz := writeFile(t, "events.jsonl.gz", gzipped(t, data))
 	bad := writeFile(t, "bad.jsonl", append([]byte("{\"ts\": 1}\nnot json\n\n"), data...))
+	// A line longer than the read buffer (256 KiB) between valid events.
+	long := writeFile(t, "long.jsonl", slices.Concat(data[:bytes.IndexByte(data, '\n')+1], bytes.Repeat([]byte("x"), 300<<10), []byte("\n"), data))
 	tests := []struct {
 		name     string
 		stdin    []byte
@@ -89,6 +92,7 @@ func TestReplay(t *testing.T) {
 		{"gzip", nil, []string{gz}, 0, 0, "5000 valid"},
 		{"stdin", data, []string{"-"}, 0, 0, "5000 valid"},
 		{"rejects are counted", nil, []string{bad}, 0, 2, "bad.jsonl:2: rejected: malformed_json"},
+		{"a too long line is read and rejected", nil, []string{long}, 0, 1, "5002 events read from 1 input(s): 5001 valid, 1 rejected"},
 		{"missing file", nil, []string{filepath.Join(t.TempDir(), "nope")}, 1, 0, "open input"},
 		{"no files", nil, nil, 2, 0, "at least one input file"},
 		{"bad rules dir", nil, []string{"--rules", t.TempDir(), plain}, 1, 0, "no rules"},
