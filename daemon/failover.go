@@ -52,8 +52,9 @@ const followEvery = time.Second
 const fenceFor = time.Second
 
 // newFailover prepares this instance's cluster membership. Its consumer
-// side (ingest) and its fence (mayAnnounce) are ready at once, for the
-// events consumer and the notifier to be built with; join completes it.
+// side (ingest) and its delivery fence (mayDeliver) are ready at once, for
+// the events consumer and the notifier to be built with; join completes
+// it.
 func newFailover(cfg cluster.Config, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer) *failover {
 	return &failover{cfg: cfg, clock: clk, log: log, metrics: cluster.NewMetrics(reg)}
 }

@@ -16,8 +16,8 @@ type Replayed struct {
 	Since       time.Time
 	Events      int
 	First, Last uint64
-	// made is when the events stream First and Last number messages of
-	// was created: a stream deleted and created again numbers from 1.
+	// made is when the events stream that First and Last refer to was
+	// created: a stream deleted and created again numbers from 1.
 	made time.Time
 	// ids are the message ids of the replayed messages' duplicate
 	// window, so that the replay drops the duplicates Run dropped.
