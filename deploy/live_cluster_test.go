@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
@@ -27,12 +28,13 @@ type member struct {
 // startMember runs `vigil run` as compose runs vigil-1 and vigil-2: with
 // compose/vigil.yaml, only nats.url pointed at the test's NATS cluster and
 // cluster.member set to name (compose sets the host name instead).
-func startMember(t *testing.T, bin, name string, c natsCluster) member {
+func startMember(t *testing.T, bin, name string, c natsCluster, tokenHash string) member {
 	t.Helper()
 	var cfg map[string]any
 	readYAML(t, "compose/vigil.yaml", &cfg)
 	cfg["nats"].(map[string]any)["url"] = c.url
 	cfg["cluster"].(map[string]any)["member"] = name
+	cfg["admin"] = map[string]any{"tokens": []any{map[string]any{"name": "ops", "sha256": tokenHash, "scopes": []any{"write"}}}}
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +104,9 @@ func TestLiveCluster(t *testing.T) {
 	// on a NATS cluster can time out (see compose.yaml's vigil-2).
 	var ms []member
 	var addrs []string
+	token, tokenHash := admin.NewToken()
 	for _, name := range []string{"vigil-1", "vigil-2", "vigil-3"} {
-		m := startMember(t, bin, name, c)
+		m := startMember(t, bin, name, c, tokenHash)
 		waitHTTP(t, m.proc, "http://"+m.addr+"/readyz", time.Minute)
 		ms, addrs = append(ms, m), append(addrs, m.addr)
 	}
@@ -124,6 +127,18 @@ func TestLiveCluster(t *testing.T) {
 		}
 	}
 	t.Run("alerting rules", s.checkRules)
+	t.Run("cluster reload", func(t *testing.T) {
+		// Through the shipped NATS permissions: every member answers.
+		status, body, err := httpDo(http.MethodPost, "http://"+ms[0].addr+"/api/v1/cluster/reload", token, 30*time.Second)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("POST /api/v1/cluster/reload = %d %v: %s", status, err, body)
+		}
+		for _, name := range []string{"vigil-1", "vigil-2", "vigil-3"} {
+			if !strings.Contains(string(body), `{"member":"`+name+`","status":"unchanged"`) {
+				t.Errorf("the cluster reload's report does not say %s found nothing new: %s", name, body)
+			}
+		}
+	})
 	// With a member active (its promotion counted a handover and timed a
 	// takeover), every cluster panel of the health dashboard has something
 	// to show; the single instance's live test cannot check them.

@@ -105,9 +105,15 @@ func waitHTTP(t *testing.T, p *process, url string, timeout time.Duration) {
 
 // httpGet GETs url with an optional bearer token and returns status and body.
 func httpGet(url, token string) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return httpDo(http.MethodGet, url, token, 5*time.Second)
+}
+
+// httpDo sends a request without a body to url with an optional bearer
+// token and returns status and body; it waits at most timeout.
+func httpDo(method, url, token string, timeout time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return 0, nil, err
 	}
