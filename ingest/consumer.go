@@ -284,7 +284,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 			c.lostPin(pin)
 		}()
 	}
-	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessagesWithBytesLimit(c.cfg.FetchBatch, consumeBytes(c.nc)),
+	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessages(c.cfg.FetchBatch),
 		jetstream.PullExpiry(expiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -325,16 +325,6 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.out = nil
 	c.batchMu.Unlock()
 	return errors.Join(err, ap.close())
-}
-
-// consumeBytes bounds the bytes of the messages the client keeps requested
-// ahead, besides fetch_batch: with large messages (100 events of 400 bytes
-// are 40 KB, so fetch_batch 1,000 of them 40 MB) and a replay on the same
-// connection, the server's buffer for it (64 MiB by default) would
-// overflow and the server would close it as a slow consumer. It is at
-// least two of the largest messages the server takes, so one always fits.
-func consumeBytes(nc *nats.Conn) int {
-	return max(32<<20, 2*int(nc.MaxPayload()))
 }
 
 // stopConsuming ends cc. While NATS is connected, the messages the client

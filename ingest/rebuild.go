@@ -160,6 +160,8 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 // on the same connection; together they must stay well under the server's
 // buffer for a connection (64 MiB by default), or the server closes it as a
 // slow consumer: fetch_batch messages of 100 events of 400 bytes are 40 MB.
+// (The live consumer's pull is not bounded in bytes: nats.go's byte-limited
+// pull stalled after the consumer's leader moved to another NATS node.)
 const replayFetchBytes = 8 << 20
 
 // replayFetch is how many messages the next fetch asks for: as many as
