@@ -104,7 +104,7 @@ scrape_configs:
 func (s *stack) simulate(t *testing.T) {
 	t.Helper()
 	out, err := run(t, time.Minute, ".", nil, s.bin, "simulate", "--nats-url", s.natsURL,
-		"--rate", "300", "--duration", "6s", "--attack-rate", "20",
+		"--rate", "300", "--duration", "6s", "--attack-rate", "20", "--warmup", "1s", "--seed", "7",
 		"--attack", "brute-force,credential-stuffing,distributed,error-spike")
 	if err != nil {
 		t.Fatalf("vigil simulate: %v\n%s", err, out)
