@@ -107,6 +107,9 @@ func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	members, err := d.failover.table.Members(ctx)
+	if err == nil && len(members) == 0 {
+		err = errors.New("the member table is empty, not even this member's row is in it: check the connection to NATS (the status's nats section) and retry")
+	}
 	if err != nil {
 		return nil, false, err
 	}
