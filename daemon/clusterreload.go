@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vigil-sec/vigil/admin"
-	"github.com/vigil-sec/vigil/cluster"
 )
 
 // reloadSubject is where a cluster member asks every member to reload.
@@ -123,8 +122,11 @@ func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
 		return nil, false, err
 	}
 	answers := map[string]MemberReload{}
-	waiting := len(members)
-	for waiting > 0 {
+	waiting := map[string]bool{}
+	for _, m := range members {
+		waiting[m.Name] = true
+	}
+	for len(waiting) > 0 {
 		m, err := sub.NextMsgWithContext(ctx)
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			break
@@ -136,17 +138,13 @@ func (b backend) ReloadMembers(ctx context.Context) (any, bool, error) {
 		if json.Unmarshal(m.Data, &ans) != nil || ans.Member == "" {
 			continue
 		}
-		if _, seen := answers[ans.Member]; !seen && slices.ContainsFunc(members, func(x cluster.Member) bool { return x.Name == ans.Member }) {
-			waiting--
-		}
+		delete(waiting, ans.Member)
 		answers[ans.Member] = ans
 	}
 	report := ClusterReload{Status: "reloaded"}
-	for _, m := range members {
-		if _, ok := answers[m.Name]; !ok {
-			answers[m.Name] = MemberReload{Member: m.Name, Status: "no answer",
-				Error: "no answer within " + wait.String() + "; it may still be reloading (a rebuild over a long lookback takes a while): see its log, vigil_config_last_reload_successful and the member table's rules digest"}
-		}
+	for name := range waiting {
+		answers[name] = MemberReload{Member: name, Status: "no answer",
+			Error: "no answer within " + wait.String() + "; it may still be reloading (a rebuild over a long lookback takes a while): see its log, vigil_config_last_reload_successful and the member table's rules digest"}
 	}
 	for _, name := range slices.Sorted(maps.Keys(answers)) {
 		ans := answers[name]
