@@ -223,6 +223,7 @@ type Metrics struct {
 	Demotions prometheus.Counter
 	Takeover  prometheus.Histogram
 	Fenced    prometheus.Counter
+	Wakes     prometheus.Counter
 	differ    prometheus.Gauge
 }
 
@@ -244,11 +245,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
 		Fenced: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_fenced_transitions_total",
 			Help: "Alert transitions not announced because this member had lost its pin (the active member announces them)."}),
+		Wakes: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_cluster_wakes_total",
+			Help: "Wake-up messages this member published because no member held the pin (a quiet stream at the start, or after the active member stopped)."}),
 		differ: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_cluster_members_differing",
 			Help: "Other members whose rule set or notification settings differ from this member's, at the last heartbeat."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced, m.differ)
+		reg.MustRegister(m.Active, m.members, m.lag, m.Handovers, m.Demotions, m.Takeover, m.Fenced, m.Wakes, m.differ)
 	}
 	return m
 }

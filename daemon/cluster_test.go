@@ -320,6 +320,59 @@ func TestClusterGracefulHandover(t *testing.T) {
 	}
 }
 
+// TestClusterQuietStream: JetStream pins a member only when it delivers an
+// event, so on a quiet stream nobody was active before the first event,
+// nor after the active member crashed; and a page that member was sending
+// waited for notify.ack_wait (30 s). Now a standby wakes the consumer up
+// when nobody holds the pin, and a cluster's delivery consumers give back
+// what a crashed member had taken after failover_after.
+func TestClusterQuietStream(t *testing.T) {
+	s := testkit.RunNATS(t)
+	rec := &pages{n: map[string]int{}}
+	var arrived atomic.Int32
+	release := make(chan struct{})
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == 1 {
+			// The first page is under way when its sender crashes: it
+			// never comes back from the receiver.
+			<-release
+			http.Error(w, "the sender crashed", http.StatusServiceUnavailable)
+			return
+		}
+		rec.ServeHTTP(w, r)
+	}))
+	defer hook.Close()
+	defer close(release)
+	members := []*running{
+		clusterMember(t, s.ClientURL(), hook.URL, "a", 1, 2*time.Second),
+		clusterMember(t, s.ClientURL(), hook.URL, "b", 1, 2*time.Second),
+	}
+	// No event yet: one member is active all the same.
+	first := activeMember(t, members)
+	_, js := testkit.Connect(t, s)
+	bruteForce(t, js, "192.0.2.10")
+	testkit.WaitUntil(t, 20*time.Second, "the page under way", func() bool { return arrived.Load() == 1 })
+	// The active member crashes while sending it, and no event follows.
+	members[first].d.nc.Close()
+	crashed := time.Now()
+	testkit.WaitFor(t, 15*time.Second, "the page sent again by the member that took over", func() error {
+		if n := rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring); n != 1 {
+			return fmt.Errorf("%d pages; receiver requests %d", n, arrived.Load())
+		}
+		return nil
+	})
+	t.Logf("the page was sent again %s after the crash (failover_after 2s)", time.Since(crashed).Round(time.Millisecond))
+	second := activeMember(t, members, first)
+	if n := metric(t, members[second].d.Registry(), "vigil_cluster_wakes_total"); n < 1 {
+		t.Errorf("vigil_cluster_wakes_total = %v on the member that took over, want at least 1", n)
+	}
+	// Each member wakes the consumer up once at most for each time nobody
+	// holds the pin (the start, the crash), not on every check.
+	if n := metric(t, members[0].d.Registry(), "vigil_cluster_wakes_total") + metric(t, members[1].d.Registry(), "vigil_cluster_wakes_total"); n > 3 {
+		t.Errorf("%v wake-up messages in all, want at most 3: the members woke the consumer up while a member held the pin", n)
+	}
+}
+
 // TestClusterStandbyReload: a standby reloads new rules into its muted
 // engine without announcing anything, keeps following, and detects with
 // them once it takes over.

@@ -117,6 +117,13 @@ func (d *Daemon) start(ctx context.Context) error {
 		member = newFailover(cfg.Cluster, d.clock, d.log, d.reg)
 		iopts.Failover = member.ingest()
 		nopts.MayDeliver = member.mayDeliver // a member that lost its pin delivers nothing
+		// A delivery a crashed member had taken comes back to the next
+		// one once it takes over, not after the 30 s default.
+		nopts.AckWaitAtMost = cfg.Cluster.FailoverAfter
+		if cfg.Notify.Notify.AckWait > cfg.Cluster.FailoverAfter {
+			d.log.Info("notify.ack_wait is capped at cluster.failover_after on a cluster, so that a delivery a crashed active member had taken comes to the next one as soon as it takes over",
+				"ack_wait", cfg.Notify.Notify.AckWait, "failover_after", cfg.Cluster.FailoverAfter)
+		}
 	}
 	if d.notifier, err = newNotifierRunner(sctx, d.js, cfg.Notify, nopts); err != nil {
 		return err

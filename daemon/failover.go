@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vigil-sec/vigil/admin"
 	"github.com/vigil-sec/vigil/cluster"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/clock"
@@ -40,6 +41,7 @@ type failover struct {
 	// from just before the pin moved must not let an engine that wakes
 	// from a freeze announce on it.
 	announceFence, deliverFence fence
+	wakeFailed                  bool // the last wake check failed (run's goroutine only)
 }
 
 // followEvery is how often a standby catches up with the active member:
@@ -78,6 +80,9 @@ func (f *failover) ingest() *ingest.Failover {
 	return &ingest.Failover{
 		After: f.cfg.FailoverAfter, PullExpiry: f.cfg.PullExpiry(),
 		Promote: f.promote, Demote: f.demote,
+		// Vigil publishes its admin API's failed logins there already, so
+		// the shipped NATS permissions allow it.
+		WakeSubject: ingest.SubjectPrefix + admin.AuthFailureService,
 	}
 }
 
@@ -99,6 +104,8 @@ func (f *failover) run(ctx context.Context) {
 	wg.Go(func() { f.table.Run(ctx, f.progress) })
 	ticker, tick := f.clock.NewTicker(followEvery)
 	defer ticker.Stop()
+	waker, wake := f.clock.NewTicker(f.wakeEvery())
+	defer waker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,7 +113,36 @@ func (f *failover) run(ctx context.Context) {
 			return
 		case <-tick:
 			f.follow(ctx)
+		case <-wake:
+			f.wake(ctx)
 		}
+	}
+}
+
+// wakeEvery is how often a standby checks that some member holds the pin:
+// a quarter of failover_after, so that on a quiet stream a crash costs
+// about 1.25 failover_after rather than waiting for the next event.
+func (f *failover) wakeEvery() time.Duration { return max(followEvery, f.cfg.FailoverAfter/4) }
+
+// wake gets a member pinned when none is (see ingest.Consumer.Wake). A
+// failure is logged once until a check succeeds again: while NATS is away
+// every check fails, and the connection's own log says so.
+func (f *failover) wake(ctx context.Context) {
+	if f.isActive() {
+		return
+	}
+	woke, err := f.stream.Wake(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil && !f.wakeFailed:
+		f.wakeFailed = true
+		f.log.Warn("could not check that a cluster member is active, or wake one up; if none is, one becomes active with the next event. Check that Vigil's NATS user may publish on vigil.events.vigil-admin", "err", err)
+	case err != nil:
+	case woke:
+		f.wakeFailed = false
+		f.metrics.Wakes.Inc()
+		f.log.Info("no cluster member was active (no events since the last one stopped, or since the start): published a wake-up message so that one takes over", "member", f.cfg.MemberName())
+	default:
+		f.wakeFailed = false
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -37,6 +38,10 @@ type Failover struct {
 	// goes back to following the stream (from Position) without
 	// announcing.
 	Demote func()
+	// WakeSubject is where Wake publishes: a subject of the events stream
+	// this instance may publish on (the daemon uses its own service's,
+	// vigil.events.vigil-admin, which the shipped NATS permissions allow).
+	WakeSubject string
 }
 
 // PriorityGroup is the events consumer's priority group in failover mode.
@@ -160,23 +165,66 @@ func (c *Consumer) HoldsPin(ctx context.Context) (bool, error) {
 	if pin == "" {
 		return false, nil
 	}
+	pinned, err := c.pinned(ctx)
+	if errors.Is(err, errNotBound) {
+		return false, nil
+	}
+	return err == nil && pinned == pin, err
+}
+
+// errNotBound means the consumer has not bound to the events consumer yet.
+var errNotBound = errors.New("not bound to the events consumer yet")
+
+// pinned asks the server which client it has pinned in the events
+// consumer's priority group: "" when none.
+func (c *Consumer) pinned(ctx context.Context) (string, error) {
 	c.consMu.Lock()
 	cons := c.cons
 	c.consMu.Unlock()
 	if cons == nil {
-		return false, nil
+		return "", errNotBound
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read the events consumer: %w", err)
+		return "", fmt.Errorf("read the events consumer: %w", err)
 	}
 	for _, g := range info.PriorityGroups {
 		if g.Group == PriorityGroup {
-			return g.PinnedClientID == pin, nil
+			return g.PinnedClientID, nil
 		}
 	}
-	return false, nil
+	return "", nil
 }
+
+// Wake gets a member pinned when none is. JetStream pins a client of the
+// priority group only when it delivers it a message, so on a quiet stream
+// no member is active before the first event, nor after the active one
+// crashed (once its pin ran out after After): no alert resolves and no
+// delivery goes out until an event comes. When the server has pinned
+// nobody, Wake publishes an empty message (no events) on WakeSubject; its
+// delivery pins one of the members waiting, which takes over as for any
+// message. It reports whether it published.
+func (c *Consumer) Wake(ctx context.Context) (bool, error) {
+	if c.failover == nil || c.fo.held() != "" {
+		return false, nil
+	}
+	pinned, err := c.pinned(ctx)
+	if errors.Is(err, errNotBound) || pinned != "" {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	m := &nats.Msg{Subject: c.failover.WakeSubject, Header: nats.Header{}}
+	m.Header.Set(WakeHeader, "1")
+	if _, err := c.js.PublishMsg(ctx, m); err != nil {
+		return false, fmt.Errorf("publish the wake-up message on %s: %w", c.failover.WakeSubject, err)
+	}
+	return true, nil
+}
+
+// WakeHeader marks the empty message Wake publishes.
+const WakeHeader = "Vigil-Wake"
 
 // Position extends r, how far a replay into the consumer's sink went, with
 // what the consumer applied live since: the last message applied and the

@@ -179,7 +179,7 @@ func TestValidate(t *testing.T) {
 		{name: "webhook url missing", edit: func(c *Config) { c.Receivers[1].Webhook.URL = "" }, wantErr: "url is required"},
 		{name: "alertmanager without urls", edit: func(c *Config) { c.Receivers[1] = ReceiverConfig{Name: "siem", Alertmanager: &alertmanager.Config{}} }, wantErr: "list at least one Alertmanager"},
 		{name: "bad rate limit", edit: func(c *Config) { c.Receivers[1].RateLimit = &RateLimit{PerSecond: 0, Burst: 1} }, wantErr: "rate_limit"},
-		{name: "ack_wait too short", edit: func(c *Config) { c.Notify.AckWait = c.Notify.AttemptTimeout }, wantErr: "ack_wait must exceed attempt_timeout"},
+		{name: "ack_wait too short", edit: func(c *Config) { c.Notify.AckWait = 500 * time.Millisecond }, wantErr: "ack_wait is 500ms; set it to at least 1s"},
 		{name: "resolved state forgotten within the duplicate window", edit: func(c *Config) { c.Notify.ResolvedRetention = c.Notify.DuplicateWindow }, wantErr: "resolved_retention must exceed duplicate_window"},
 		{name: "zero settings", edit: func(c *Config) { c.Notify = Settings{} }, wantErr: "max_elapsed must be a positive duration"},
 	}

@@ -444,3 +444,48 @@ func TestFencedMemberLeavesDeliveryToTheActive(t *testing.T) {
 	may.Store(true)
 	testkit.WaitFor(t, 5*time.Second, "delivered once pinned again", all(count("requests", 2, ep.count), queued(h, 0)))
 }
+
+// TestAttemptLongerThanAckWaitIsNotHandedOutAgain: a receiver that takes
+// longer to answer than ack_wait must not get the delivery a second time
+// from another instance (a cluster member) while the first attempt is
+// still waiting for it: the worker marks the delivery in progress during
+// the attempt. On a cluster ack_wait is failover_after, and an attempt may
+// take up to attempt_timeout.
+func TestAttemptLongerThanAckWaitIsNotHandedOutAgain(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, jsA := testkit.Connect(t, srv)
+	_, jsB := testkit.Connect(t, srv)
+	var answered atomic.Bool
+	slow := newEndpoint(t, func(n int, _ http.ResponseWriter) int {
+		if n == 0 {
+			<-time.After(3 * time.Second) // the receiver is slow: three times ack_wait
+			answered.Store(true)
+		}
+		return http.StatusOK
+	})
+	s := testSettings()
+	s.AttemptTimeout, s.AckWait = 6*time.Second, time.Second
+	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("slow", slow.URL, "")}, Routes: oneRoute("slow"), Notify: s}
+	a := start(t, cfg, jsA)
+	b := start(t, cfg, jsB) // a second instance, pulling the same receiver's queue
+	if err := a.n.Notify(t.Context(), testAlert("fp", detect.TransitionFiring)); err != nil {
+		t.Fatal(err)
+	}
+	delivered := func() float64 {
+		var sum float64
+		for _, h := range []*harness{a, b} {
+			v, _ := seriesValue(h.reg, "vigil_notifications_total", map[string]string{"receiver": "slow", "outcome": deliveryDelivered})
+			sum += v
+		}
+		return sum
+	}
+	testkit.WaitFor(t, 10*time.Second, "the slow attempt answered and acknowledged", func() error {
+		if !answered.Load() || delivered() == 0 {
+			return fmt.Errorf("answered %v, delivered %v", answered.Load(), delivered())
+		}
+		return queued(a, 0)()
+	})
+	if n := slow.count(); n != 1 {
+		t.Errorf("the receiver got the delivery %d times, want once: it was handed out again while the first attempt was under way", n)
+	}
+}

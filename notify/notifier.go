@@ -43,6 +43,12 @@ type Options struct {
 	// its pin: the active member delivers), and the delivery goes back to
 	// the outbox untried. Default: always deliver.
 	MayDeliver func() bool
+	// AckWaitAtMost, when set, caps ack_wait: on a cluster the daemon
+	// passes cluster.failover_after, so that a delivery a crashed member
+	// had taken comes back as soon as another member takes over, rather
+	// than after the 30 s default. Workers mark what they hold in
+	// progress every third of it, during an attempt too.
+	AckWaitAtMost time.Duration
 }
 
 // Notifier routes, records and delivers alerts. Notify, the silence methods,
@@ -98,6 +104,9 @@ func Prepare(ctx context.Context, cfg Config, js jetstream.JetStream, opts Optio
 		return nil, fmt.Errorf("notify config: %w", err)
 	}
 	opts = opts.withDefaults()
+	if opts.AckWaitAtMost > 0 && cfg.Notify.AckWait > opts.AckWaitAtMost {
+		cfg.Notify.AckWait = opts.AckWaitAtMost
+	}
 	rt, err := newRouter(cfg.Routes)
 	if err != nil {
 		return nil, err

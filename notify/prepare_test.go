@@ -137,3 +137,25 @@ func TestCommitUndoesItsChangesWhenOneFails(t *testing.T) {
 		t.Errorf("a failed Commit left JetStream changed:\nbefore %s\nafter  %s", before, got)
 	}
 }
+
+// TestAckWaitAtMostCapsTheDeliveryConsumers: on a cluster the daemon
+// passes failover_after, and the receivers' consumers wait no longer than
+// that before handing out what a crashed member had taken; a shorter
+// ack_wait stays as configured.
+func TestAckWaitAtMostCapsTheDeliveryConsumers(t *testing.T) {
+	srv := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, srv)
+	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:9/", "")}, Routes: oneRoute("siem"), Notify: testSettings()}
+	cfg.Notify.AckWait = 30 * time.Second
+	for _, tc := range []struct{ atMost, want time.Duration }{
+		{10 * time.Second, 10 * time.Second},
+		{time.Minute, 30 * time.Second},
+		{0, 30 * time.Second},
+	} {
+		start(t, cfg, js, func(o *Options) { o.AckWaitAtMost = tc.atMost }).stop()
+		want := fmt.Sprintf("outbox max age %s; vigil-notify-siem ack wait %s;", cfg.Notify.QueueMaxAge, tc.want)
+		if got := jsState(t, js); got != want {
+			t.Errorf("AckWaitAtMost %s: %s, want %s", tc.atMost, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -90,6 +91,33 @@ func (h *heartbeat) beat() {
 		_ = in.msg.InProgress() // a failed heartbeat only risks a redelivery, which is deduplicated
 	}
 	h.last = time.Now()
+}
+
+// during beats every h.every on a goroutine of its own until stop is
+// called: an attempt (up to attempt_timeout) may last longer than ack_wait,
+// and the worker, waiting for it, cannot beat meanwhile. h.msgs must not
+// change until then.
+func (h *heartbeat) during() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(h.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, in := range h.msgs {
+					_ = in.msg.InProgress()
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 func (h *heartbeat) maybe() {

@@ -57,7 +57,7 @@ func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []in
 			return receiver.Result{}, attempts, fmt.Errorf("%w: another member is active", errStopping)
 		}
 		note.Attempt = attempts + 1
-		res, called, err := w.attempt(ctx, note)
+		res, called, err := w.attempt(ctx, note, hb)
 		if called {
 			attempts++
 		}
@@ -92,12 +92,14 @@ func (w *worker) send(ctx context.Context, note *receiver.Notification, ins []in
 }
 
 // attempt makes one attempt through the circuit breaker, bounded by
-// attempt_timeout. It is not canceled with ctx: an attempt under way when
-// the notifier stops is allowed to finish, so its outcome is known. called
-// is false when the open breaker rejected the attempt without trying.
-func (w *worker) attempt(ctx context.Context, note *receiver.Notification) (receiver.Result, bool, error) {
+// attempt_timeout, beating hb meanwhile. It is not canceled with ctx: an
+// attempt under way when the notifier stops is allowed to finish, so its
+// outcome is known. called is false when the open breaker rejected the
+// attempt without trying.
+func (w *worker) attempt(ctx context.Context, note *receiver.Notification, hb *heartbeat) (receiver.Result, bool, error) {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.AttemptTimeout)
 	defer cancel()
+	defer hb.during()()
 	called := false
 	start := time.Now()
 	res, err := w.breaker.Execute(func() (receiver.Result, error) {

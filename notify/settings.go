@@ -29,8 +29,8 @@ type Settings struct {
 	BreakerFailures uint32        `yaml:"breaker_failures"`
 	BreakerOpenFor  time.Duration `yaml:"breaker_open_for"`
 	// AckWait is how long a delivery may stay unacknowledged before JetStream
-	// hands it out again (after a crash). Workers extend it while they hold a
-	// delivery, so it only needs to exceed AttemptTimeout.
+	// hands it out again (after a crash). Workers extend it every third of
+	// it while they hold a delivery, an attempt under way included.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxResponseBytes caps how much of a receiver's response is read.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
@@ -111,8 +111,8 @@ func (s *Settings) Validate() error {
 	if s.MaxBackoff < s.InitialBackoff {
 		errs = append(errs, errors.New("max_backoff must not be below initial_backoff"))
 	}
-	if s.AckWait <= s.AttemptTimeout {
-		errs = append(errs, errors.New("ack_wait must exceed attempt_timeout, or JetStream hands out a delivery again while it is being attempted"))
+	if s.AckWait > 0 && s.AckWait < minAckWait {
+		errs = append(errs, fmt.Errorf("ack_wait is %s; set it to at least %s (default 30s): workers mark what they hold in progress every third of it", s.AckWait, minAckWait))
 	}
 	if s.DuplicateWindow > s.QueueMaxAge {
 		errs = append(errs, errors.New("duplicate_window must not exceed queue_max_age"))
@@ -145,6 +145,10 @@ func (s *Settings) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// minAckWait is the shortest ack_wait: held deliveries are marked in
+// progress every third of it.
+const minAckWait = time.Second
 
 // heartbeatEvery is how often held deliveries are marked in progress, well
 // within ack_wait.
