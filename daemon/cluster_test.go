@@ -366,6 +366,12 @@ func TestClusterQuietStream(t *testing.T) {
 	if n := metric(t, members[second].d.Registry(), "vigil_cluster_wakes_total"); n < 1 {
 		t.Errorf("vigil_cluster_wakes_total = %v on the member that took over, want at least 1", n)
 	}
+	// A wake-up message holds no events, and is no malformed message either.
+	for i, m := range members {
+		if n := metric(t, m.d.Registry(), "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON)) + metric(t, m.d.Registry(), "vigil_events_deadlettered_total"); n != 0 {
+			t.Errorf("member %d rejected or dead-lettered %v messages: the wake-up messages were taken for malformed events", i, n)
+		}
+	}
 	// Each member wakes the consumer up once at most for each time nobody
 	// holds the pin (the start, the crash), not on every check.
 	if n := metric(t, members[0].d.Registry(), "vigil_cluster_wakes_total") + metric(t, members[1].d.Registry(), "vigil_cluster_wakes_total"); n > 3 {

@@ -459,6 +459,9 @@ func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	if c.applied.has(seq) {
 		to = &c.cur.tally
 	}
+	if c.isWake(msg) {
+		return // no events, and no malformed message either
+	}
 	c.curRejected = 0
 	c.rd.read(msg.Data(), subject, at, to, c.rejectFn)
 	if c.curRejected > MaxDeadLetters {

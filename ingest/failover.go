@@ -226,6 +226,17 @@ func (c *Consumer) Wake(ctx context.Context) (bool, error) {
 // WakeHeader marks the empty message Wake publishes.
 const WakeHeader = "Vigil-Wake"
 
+// isWake reports whether msg is a wake-up message: empty, marked, and on
+// WakeSubject, which only Vigil may publish on (a service that marks its
+// own messages does not get its events skipped).
+func (c *Consumer) isWake(msg jetstream.Msg) bool {
+	if c.failover == nil || len(msg.Data()) != 0 || msg.Subject() != c.failover.WakeSubject {
+		return false
+	}
+	h := msg.Headers()
+	return h != nil && h.Get(WakeHeader) != ""
+}
+
 // Position extends r, how far a replay into the consumer's sink went, with
 // what the consumer applied live since: the last message applied and the
 // duplicate window's ids, for an instance that goes on from there with
