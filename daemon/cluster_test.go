@@ -215,6 +215,16 @@ func TestClusterFailover(t *testing.T) {
 	if n := metric(t, members[second].d.Registry(), "vigil_cluster_handovers_total"); n != 1 {
 		t.Errorf("vigil_cluster_handovers_total = %v on the member that took over, want 1", n)
 	}
+	// The window count is exact across the handover: the eight failed
+	// logins, four applied by each member, each once.
+	testkit.WaitFor(t, 10*time.Second, "the attack's window count 8 on the member that took over", func() error {
+		for _, a := range members[second].d.detector.engine().Firing() {
+			if a.Rule == "brute_force_source_ip" && a.Labels["source_ip"] == "198.51.100.20" {
+				return equalf(a.Value, 8, "failed logins in the window")
+			}
+		}
+		return errors.New("the alert is not firing on the member that took over")
+	})
 
 	// The next one freezes (intake blocked) past failover_after, with
 	// the next attack's events in its client's buffer. When it wakes up it
