@@ -18,7 +18,7 @@ const clusterOff = "cluster mode off"
 func healthCluster(b *dashboard.DashboardBuilder) *dashboard.DashboardBuilder {
 	return b.WithRow(row("Cluster").
 		WithPanel(timeline("Active member", "Which member is active (pinned on the events consumer) and which are warm standbys, over time. "+
-			"No member is active while the event stream is idle: JetStream pins one on the first delivery.",
+			"JetStream pins a member when it delivers it a message; on an idle stream a standby wakes the consumer up with an empty message so that one is active all the same.",
 			[]state{{"0", "standby", "blue"}, {"1", "active", "green"}},
 			q(`max by (instance) (`+m("vigil_cluster_active")+`)`, "{{instance}}")).
 			NoValue(clusterOff).Height(6).Span(8)).
@@ -44,9 +44,10 @@ func healthCluster(b *dashboard.DashboardBuilder) *dashboard.DashboardBuilder {
 			Thresholds(thresholds("green", step(100000, "orange"))).
 			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeDashed)).
 			NoValue(clusterOff).Span(6)).
-		WithPanel(bars("Handovers and demotions", "Times a member became the active one, and times one stopped being it (another was pinned, it stopped, or it bound to the consumer again).", "short",
+		WithPanel(bars("Handovers and demotions", "Times a member became the active one, times one stopped being it (another was pinned, it stopped, or it bound to the consumer again), and wake-up messages a standby published because no member held the pin (at the start, or after the active member died with no event since).", "short",
 			q(`sum by (instance) (increase(`+m("vigil_cluster_handovers_total")+rateIv+`))`, "became active {{instance}}"),
-			q(`sum by (instance) (increase(`+m("vigil_cluster_demotions_total")+rateIv+`))`, "stepped down {{instance}}")).
+			q(`sum by (instance) (increase(`+m("vigil_cluster_demotions_total")+rateIv+`))`, "stepped down {{instance}}"),
+			q(`sum by (instance) (increase(`+m("vigil_cluster_wakes_total")+rateIv+`))`, "woke the stream {{instance}}")).
 			NoValue(clusterOff).Span(6)).
 		WithPanel(bars("Fenced transitions", "Alert transitions a member did not announce because it had lost its pin (frozen past cluster.failover_after); the active member announces them. Any means a member paused: look at its CPU limits and GC.", "short",
 			q(`sum by (instance) (increase(`+m("vigil_cluster_fenced_transitions_total")+rateIv+`))`, "{{instance}}")).
