@@ -216,15 +216,21 @@ func TestClusterFailover(t *testing.T) {
 		t.Errorf("vigil_cluster_handovers_total = %v on the member that took over, want 1", n)
 	}
 	// The window count is exact across the handover: the eight failed
-	// logins, four applied by each member, each once.
-	testkit.WaitFor(t, 10*time.Second, "the attack's window count 8 on the member that took over", func() error {
-		for _, a := range members[second].d.detector.engine().Firing() {
-			if a.Rule == "brute_force_source_ip" && a.Labels["source_ip"] == "198.51.100.20" {
-				return equalf(a.Value, 8, "failed logins in the window")
-			}
-		}
-		return errors.New("the alert is not firing on the member that took over")
+	// logins, four applied by each member, each once. Read once the member
+	// that took over has applied the second four: the window slides, so a
+	// count of 12 would come down to 8 on its own.
+	testkit.WaitFor(t, 10*time.Second, "the attack's second half applied by the member that took over", func() error {
+		return equalf(metric(t, members[second].d.Registry(), "vigil_events_received_total"), 4, "events received")
 	})
+	var count float64
+	for _, a := range members[second].d.detector.engine().Firing() {
+		if a.Rule == "brute_force_source_ip" && a.Labels["source_ip"] == "198.51.100.20" {
+			count = a.Value
+		}
+	}
+	if count != 8 {
+		t.Errorf("the attack's window count on the member that took over is %v, want 8: events were lost or applied twice across the handover", count)
+	}
 
 	// The next one freezes (intake blocked) past failover_after, with
 	// the next attack's events in its client's buffer. When it wakes up it
@@ -327,65 +333,6 @@ func TestClusterGracefulHandover(t *testing.T) {
 	})
 	if other := activeMember(t, members, first); other == first {
 		t.Fatal("the stopped member is still active")
-	}
-}
-
-// TestClusterQuietStream: JetStream pins a member only when it delivers an
-// event, so on a quiet stream nobody was active before the first event,
-// nor after the active member crashed; and a page that member was sending
-// waited for notify.ack_wait (30 s). Now a standby wakes the consumer up
-// when nobody holds the pin, and a cluster's delivery consumers give back
-// what a crashed member had taken after failover_after.
-func TestClusterQuietStream(t *testing.T) {
-	s := testkit.RunNATS(t)
-	rec := &pages{n: map[string]int{}}
-	var arrived atomic.Int32
-	release := make(chan struct{})
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if arrived.Add(1) == 1 {
-			// The first page is under way when its sender crashes: it
-			// never comes back from the receiver.
-			<-release
-			http.Error(w, "the sender crashed", http.StatusServiceUnavailable)
-			return
-		}
-		rec.ServeHTTP(w, r)
-	}))
-	defer hook.Close()
-	defer close(release)
-	members := []*running{
-		clusterMember(t, s.ClientURL(), hook.URL, "a", 1, 2*time.Second),
-		clusterMember(t, s.ClientURL(), hook.URL, "b", 1, 2*time.Second),
-	}
-	// No event yet: one member is active all the same.
-	first := activeMember(t, members)
-	_, js := testkit.Connect(t, s)
-	bruteForce(t, js, "192.0.2.10")
-	testkit.WaitUntil(t, 20*time.Second, "the page under way", func() bool { return arrived.Load() == 1 })
-	// The active member crashes while sending it, and no event follows.
-	members[first].d.nc.Close()
-	crashed := time.Now()
-	testkit.WaitFor(t, 15*time.Second, "the page sent again by the member that took over", func() error {
-		if n := rec.count("brute_force_source_ip", "192.0.2.10", detect.TransitionFiring); n != 1 {
-			return fmt.Errorf("%d pages; receiver requests %d", n, arrived.Load())
-		}
-		return nil
-	})
-	t.Logf("the page was sent again %s after the crash (failover_after 2s)", time.Since(crashed).Round(time.Millisecond))
-	second := activeMember(t, members, first)
-	if n := metric(t, members[second].d.Registry(), "vigil_cluster_wakes_total"); n < 1 {
-		t.Errorf("vigil_cluster_wakes_total = %v on the member that took over, want at least 1", n)
-	}
-	// A wake-up message holds no events, and is no malformed message either.
-	for i, m := range members {
-		if n := metric(t, m.d.Registry(), "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON)) + metric(t, m.d.Registry(), "vigil_events_deadlettered_total"); n != 0 {
-			t.Errorf("member %d rejected or dead-lettered %v messages: the wake-up messages were taken for malformed events", i, n)
-		}
-	}
-	// Each member wakes the consumer up once at most for each time nobody
-	// holds the pin (the start, the crash), not on every check.
-	if n := metric(t, members[0].d.Registry(), "vigil_cluster_wakes_total") + metric(t, members[1].d.Registry(), "vigil_cluster_wakes_total"); n > 3 {
-		t.Errorf("%v wake-up messages in all, want at most 3: the members woke the consumer up while a member held the pin", n)
 	}
 }
 

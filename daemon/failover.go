@@ -119,7 +119,7 @@ func (f *failover) run(ctx context.Context) {
 	}
 }
 
-// wakeEvery is how often a standby checks that some member holds the pin:
+// wakeEvery is how often a member checks that some member holds the pin:
 // a quarter of failover_after, so that on a quiet stream a crash costs
 // about 1.25 failover_after rather than waiting for the next event.
 func (f *failover) wakeEvery() time.Duration { return max(followEvery, f.cfg.FailoverAfter/4) }
@@ -128,9 +128,6 @@ func (f *failover) wakeEvery() time.Duration { return max(followEvery, f.cfg.Fai
 // failure is logged once until a check succeeds again: while NATS is away
 // every check fails, and the connection's own log says so.
 func (f *failover) wake(ctx context.Context) {
-	if f.isActive() {
-		return
-	}
 	woke, err := f.stream.Wake(ctx)
 	switch {
 	case err != nil && ctx.Err() == nil && !f.wakeFailed:

@@ -165,7 +165,7 @@ func (c *Consumer) HoldsPin(ctx context.Context) (bool, error) {
 	if pin == "" {
 		return false, nil
 	}
-	pinned, err := c.pinned(ctx)
+	pinned, _, err := c.pinned(ctx)
 	if errors.Is(err, errNotBound) {
 		return false, nil
 	}
@@ -176,40 +176,44 @@ func (c *Consumer) HoldsPin(ctx context.Context) (bool, error) {
 var errNotBound = errors.New("not bound to the events consumer yet")
 
 // pinned asks the server which client it has pinned in the events
-// consumer's priority group: "" when none.
-func (c *Consumer) pinned(ctx context.Context) (string, error) {
+// consumer's priority group ("" when none), and how many messages it has
+// not delivered yet.
+func (c *Consumer) pinned(ctx context.Context) (string, uint64, error) {
 	c.consMu.Lock()
 	cons := c.cons
 	c.consMu.Unlock()
 	if cons == nil {
-		return "", errNotBound
+		return "", 0, errNotBound
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return "", fmt.Errorf("read the events consumer: %w", err)
+		return "", 0, fmt.Errorf("read the events consumer: %w", err)
 	}
 	for _, g := range info.PriorityGroups {
 		if g.Group == PriorityGroup {
-			return g.PinnedClientID, nil
+			return g.PinnedClientID, info.NumPending, nil
 		}
 	}
-	return "", nil
+	return "", info.NumPending, nil
 }
 
 // Wake gets a member pinned when none is. JetStream pins a client of the
 // priority group only when it delivers it a message, so on a quiet stream
 // no member is active before the first event, nor after the active one
-// crashed (once its pin ran out after After): no alert resolves and no
-// delivery goes out until an event comes. When the server has pinned
-// nobody, Wake publishes an empty message (no events) on WakeSubject; its
-// delivery pins one of the members waiting, which takes over as for any
-// message. It reports whether it published.
+// crashed or froze (once its pin ran out after After): no alert resolves
+// and no delivery goes out until an event comes. When the server has
+// pinned nobody and holds nothing undelivered (which it would deliver,
+// and so pin someone, on its own), Wake publishes an empty message (no
+// events) on WakeSubject; its delivery pins one of the members waiting,
+// which takes over as for any message. Only the server's answer counts: a
+// member that resumes from a freeze still believes it holds the pin it
+// lost. It reports whether it published.
 func (c *Consumer) Wake(ctx context.Context) (bool, error) {
-	if c.failover == nil || c.fo.held() != "" {
+	if c.failover == nil {
 		return false, nil
 	}
-	pinned, err := c.pinned(ctx)
-	if errors.Is(err, errNotBound) || pinned != "" {
+	pinned, pending, err := c.pinned(ctx)
+	if errors.Is(err, errNotBound) || (err == nil && (pinned != "" || pending > 0)) {
 		return false, nil
 	}
 	if err != nil {

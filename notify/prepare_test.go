@@ -147,15 +147,18 @@ func TestAckWaitAtMostCapsTheDeliveryConsumers(t *testing.T) {
 	_, js := testkit.Connect(t, srv)
 	cfg := Config{Receivers: []ReceiverConfig{webhookConfig("siem", "http://127.0.0.1:9/", "")}, Routes: oneRoute("siem"), Notify: testSettings()}
 	cfg.Notify.AckWait = 30 * time.Second
-	for _, tc := range []struct{ atMost, want time.Duration }{
-		{10 * time.Second, 10 * time.Second},
-		{time.Minute, 30 * time.Second},
-		{0, 30 * time.Second},
+	for _, tc := range []struct {
+		name         string
+		atMost, want time.Duration
+	}{
+		{"failover_after below ack_wait caps it", 10 * time.Second, 10 * time.Second},
+		{"failover_after above ack_wait leaves it", time.Minute, 30 * time.Second},
+		{"a single instance leaves it", 0, 30 * time.Second},
 	} {
 		start(t, cfg, js, func(o *Options) { o.AckWaitAtMost = tc.atMost }).stop()
 		want := fmt.Sprintf("outbox max age %s; vigil-notify-siem ack wait %s;", cfg.Notify.QueueMaxAge, tc.want)
 		if got := jsState(t, js); got != want {
-			t.Errorf("AckWaitAtMost %s: %s, want %s", tc.atMost, got, want)
+			t.Errorf("%s: %s, want %s", tc.name, got, want)
 		}
 	}
 }
