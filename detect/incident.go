@@ -34,7 +34,8 @@ import (
 //
 // Incident ids are derived from the first alert's fingerprint and start, so
 // a replay of the same events gives the same ids. Correlation runs on event
-// time under the engine's lock, as the rest of the engine.
+// time under the engine's lock, as the rest of the engine; a Correlator
+// (correlate.go) runs the same code over alerts outside an engine.
 
 // IncidentOptions configure correlation.
 type IncidentOptions struct {
