@@ -65,6 +65,9 @@ type Alert struct {
 	// raised one level once three rules have joined.
 	IncidentID       string `json:"incident_id,omitempty"`
 	IncidentSeverity string `json:"incident_severity,omitempty"`
+	// Entities are the raw values of the event that made the alert fire,
+	// for a Correlator outside the engine; they stay in the process.
+	Entities Entities `json:"-"`
 }
 
 // Units of Alert.Value.

@@ -33,6 +33,7 @@ type firingAlert struct {
 	track            int
 	vals             [maxChecks]float64
 	sample           []string
+	entities         Entities // of the event that fired it
 	incident         *incident
 }
 
@@ -109,7 +110,9 @@ func (e *Engine) holds(i int, key []byte, res result, t int64, sample [][]byte) 
 	e.firing[string(a.key)] = a
 	e.order = append(e.order, a)
 	e.counts.rules[i].firing++
-	e.incidents.open(a, e, t)
+	a.entities = e.entities()
+	a.incident = e.incidents.open(member{rule: e.rules[i].Name, fingerprint: a.fingerprint, severity: a.severity,
+		groupBy: e.rules[i].GroupBy, labels: a.labels, entities: &a.entities}, t)
 	e.emit(a, TransitionFiring, 0)
 	e.nextDue = min(e.nextDue, e.due(a))
 }
@@ -256,7 +259,7 @@ func (e *Engine) check() {
 		}
 		e.emit(p.a, p.tr, p.at)
 		if p.tr == TransitionResolved {
-			e.incidents.resolved(p.a, p.at)
+			e.incidents.resolved(p.a.incident, p.at)
 		}
 	}
 }
@@ -340,6 +343,7 @@ func (e *Engine) alertOf(a *firingAlert) Alert {
 		Fingerprint: a.fingerprint, Sample: slices.Clone(a.sample),
 		Values:    make(map[string]float64, len(tr.checks)),
 		AppSensor: slices.Clone(r.AppSensor), Attack: slices.Clone(r.Attack),
+		Entities: a.entities,
 	}
 	for i, ch := range tr.checks {
 		al.Values[ch.name] = a.vals[i]

@@ -34,7 +34,8 @@ import (
 //
 // Incident ids are derived from the first alert's fingerprint and start, so
 // a replay of the same events gives the same ids. Correlation runs on event
-// time under the engine's lock, as the rest of the engine.
+// time under the engine's lock, as the rest of the engine; a Correlator
+// (correlate.go) runs the same code over alerts outside an engine.
 
 // IncidentOptions configure correlation.
 type IncidentOptions struct {
@@ -61,7 +62,7 @@ type incident struct {
 	opened   int64
 	last     int64 // an alert fired or resolved
 	firing   int
-	rules    []int
+	rules    []string // names
 	severity string
 	keys     []string
 	into     *incident // merged into another
@@ -93,12 +94,21 @@ func (inc *incident) open(t, window int64) bool {
 	return inc.firing > 0 || t-inc.last <= window
 }
 
-// open puts a new alert, fired at t by the current event, in an incident.
-func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
+// member is what correlation needs of a new alert.
+type member struct {
+	rule, fingerprint, severity string
+	groupBy                     []string
+	labels                      map[string]string
+	entities                    *Entities
+}
+
+// open puts a new alert, fired at t, in an incident and returns it (nil
+// when correlation is off).
+func (co *correlator) open(m member, t int64) *incident {
 	if co == nil || co.opts.Disabled {
-		return
+		return nil
 	}
-	keys := e.incidentKeys(a)
+	keys := incidentKeys(m.groupBy, m.labels, m.entities)
 	var inc *incident
 	for _, k := range keys {
 		if strings.HasPrefix(k, registerOnly) {
@@ -120,14 +130,14 @@ func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
 		}
 	}
 	if inc == nil {
-		sum := sha256.Sum256([]byte(a.fingerprint + "\x00" + strconv.FormatInt(t, 10)))
+		sum := sha256.Sum256([]byte(m.fingerprint + "\x00" + strconv.FormatInt(t, 10)))
 		inc = &incident{id: hex.EncodeToString(sum[:8]), opened: t}
 		co.active = append(co.active, inc)
 	}
 	inc.firing++
 	inc.last = max(inc.last, t)
-	if !slices.Contains(inc.rules, a.rule) {
-		inc.rules = append(inc.rules, a.rule)
+	if !slices.Contains(inc.rules, m.rule) {
+		inc.rules = append(inc.rules, m.rule)
 	}
 	for _, k := range keys {
 		if len(inc.keys) >= maxIncidentKeys {
@@ -142,11 +152,11 @@ func (co *correlator) open(a *firingAlert, e *Engine, t int64) {
 			inc.keys = append(inc.keys, k)
 		}
 	}
-	inc.severity = e.incidentSeverity(inc, a)
-	a.incident = inc
+	inc.severity = incidentSeverity(inc, m.severity)
 	if co.opens++; co.opens%sweepEvery == 0 {
 		co.sweep(t)
 	}
+	return inc
 }
 
 // merge folds the younger of x and y into the older and returns the older.
@@ -166,12 +176,12 @@ func (co *correlator) merge(x, y *incident) *incident {
 	return x
 }
 
-// resolved records that an alert of inc resolved at t.
-func (co *correlator) resolved(a *firingAlert, t int64) {
-	if co == nil || a.incident == nil {
+// resolved records that an alert of incident in resolved at t.
+func (co *correlator) resolved(in *incident, t int64) {
+	if co == nil || in == nil {
 		return
 	}
-	inc := a.incident.root()
+	inc := in.root()
 	inc.firing--
 	inc.last = max(inc.last, t)
 }
@@ -199,31 +209,29 @@ func (co *correlator) sweep(t int64) {
 }
 
 // incidentSeverity is the highest severity among inc's alerts so far (the
-// new alert a included), one level more once enough rules joined.
-func (e *Engine) incidentSeverity(inc *incident, a *firingAlert) string {
+// new alert's, sev, included), one level more once enough rules joined.
+func incidentSeverity(inc *incident, sev string) string {
 	best := slices.Index(Severities, inc.severity)
-	if i := slices.Index(Severities, a.severity); i > best {
+	if i := slices.Index(Severities, sev); i > best {
 		best = i
 	}
 	if best < 0 {
-		return a.severity
+		return sev
 	}
-	sev := Severities[best]
 	if len(inc.rules) >= escalateAfterRules {
-		sev = raiseSeverity(sev, 1)
+		return raiseSeverity(Severities[best], 1)
 	}
-	return sev
+	return Severities[best]
 }
 
-// incidentKeys are the entities of a new alert, from the current event
-// (whose values are raw, before any label rewriting).
-func (e *Engine) incidentKeys(a *firingAlert) []string {
-	c := e.rules[a.rule].c
+// incidentKeys are the entities of a new alert of a rule grouped by
+// groupBy, with labels, fired by an event with entities en (raw values,
+// before any label rewriting).
+func incidentKeys(groupBy []string, labels map[string]string, en *Entities) []string {
 	var keys []string
 	entity, byClient, byEndpoint := false, false, false
-	ev := e.ctx.ev
-	for _, f := range c.groupBy {
-		switch f.name {
+	for _, f := range groupBy {
+		switch f {
 		case "source_ip", "source_prefix", "user":
 			entity = true
 		case "client_id":
@@ -236,32 +244,32 @@ func (e *Engine) incidentKeys(a *firingAlert) []string {
 		// An alert about one endpoint (a botnet on the login route) is not
 		// the service's availability incident (an outage, a latency rise).
 		if byEndpoint {
-			return []string{"endpoint:" + ev.Service + " " + ev.Endpoint}
+			return []string{"endpoint:" + en.Service + " " + en.Endpoint}
 		}
-		return []string{"service:" + ev.Service}
+		return []string{"service:" + en.Service}
 	}
-	if ev.SourceIP.IsValid() {
+	if en.SourceIP != "" {
 		// An address meets the alerts about its network, whichever fires
 		// first, but two addresses of one network meet only through such
 		// an alert: an address registers as a member of its network and
 		// looks for the network; a network registers as itself and looks
 		// for its members.
-		p := e.ctx.sourcePrefix()
-		if _, byNet := a.labels["source_prefix"]; byNet {
+		p := en.SourcePrefix
+		if _, byNet := labels["source_prefix"]; byNet {
 			keys = append(keys, "net:"+p, lookupOnly+"member:"+p)
 		} else {
-			keys = append(keys, "ip:"+e.ctx.sourceIP(), registerOnly+"member:"+p, lookupOnly+"net:"+p)
+			keys = append(keys, "ip:"+en.SourceIP, registerOnly+"member:"+p, lookupOnly+"net:"+p)
 		}
 	}
-	if ev.User != "" {
-		keys = append(keys, "user:"+ev.User)
+	if en.User != "" {
+		keys = append(keys, "user:"+en.User)
 	}
 	// A client is an entity only of alerts about it: one client id is
 	// shared by every user of a public client (a web app, a mobile build),
 	// attackers included, so taking it from the firing request would chain
 	// unrelated attacks into one incident.
-	if byClient && ev.ClientID != "" {
-		keys = append(keys, "client:"+ev.ClientID)
+	if byClient && en.ClientID != "" {
+		keys = append(keys, "client:"+en.ClientID)
 	}
 	return keys
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/detect/backtest"
 )
 
 // studyRow is one variant's figures on one simulated hour.
@@ -20,13 +21,16 @@ type studyRow struct {
 	alerts, incidents, maxPerIncident int
 	// multiPaged counts attacks whose alerts fall in more than one
 	// incident; pages sums the incidents over attacks.
-	multiPaged, pages   int
-	attacks, detected   int
-	medianDelay         time.Duration
-	later               int // attacks first alerted later than by whole
-	maxLater            time.Duration
-	benign, unattributd int
-	extra, missing      int // firing alerts (fingerprint, start) not in whole / only in whole
+	multiPaged, pages int
+	attacks, detected int
+	// delays are from each attack found to its first page, in order;
+	// medianDelay and p95Delay summarise them.
+	delays                []time.Duration
+	medianDelay, p95Delay time.Duration
+	later                 int // attacks first paged later than by whole
+	maxLater              time.Duration
+	benign, unattributd   int
+	extra, missing        int // firing alerts (fingerprint, start) not in whole / only in whole
 }
 
 func (o *studyOutcome) row(v *variant) studyRow {
@@ -43,7 +47,7 @@ func (o *studyOutcome) row(v *variant) studyRow {
 	for _, n := range per {
 		r.maxPerIncident = max(r.maxPerIncident, n)
 	}
-	var delays []time.Duration
+	delays, wholeDelays := firstPages(o.truth, v), firstPages(o.truth, o.whole)
 	for i, res := range v.report.Results {
 		r.pages += res.Incidents
 		if res.Incidents > 1 {
@@ -53,21 +57,55 @@ func (o *studyOutcome) row(v *variant) studyRow {
 			continue
 		}
 		r.detected++
-		delays = append(delays, res.Delay)
-		if w := o.whole.report.Results[i]; w.Detected && res.Delay > w.Delay {
+		d := *delays[i]
+		r.delays = append(r.delays, d)
+		if w := wholeDelays[i]; w != nil && d > *w {
 			r.later++
-			r.maxLater = max(r.maxLater, res.Delay-w.Delay)
+			r.maxLater = max(r.maxLater, d-*w)
 		}
 	}
-	if n := len(delays); n > 0 {
-		slices.Sort(delays)
-		r.medianDelay = (delays[(n-1)/2] + delays[n/2]) / 2
-	}
+	r.medianDelay, r.p95Delay = delayStats(r.delays)
 	for _, d := range diffAlerts(o.whole.alerts, v.alerts) {
 		r.extra += d.extra
 		r.missing += d.missing
 	}
 	return r
+}
+
+// firstPages is, for each attack of truth, how long after its start the
+// first page about it went out (nil if none did): when the stage passed
+// the alert on, or when it started where v has no stage. Alerts count for
+// an attack as backtest.Score counts them, by key and start.
+func firstPages(truth backtest.Truth, v *variant) []*time.Duration {
+	out := make([]*time.Duration, len(truth.Incidents))
+	for i, inc := range truth.Incidents {
+		start := truth.T0.Add(time.Duration(inc.Start * float64(time.Second)))
+		end := truth.T0.Add(time.Duration(inc.End * float64(time.Second)))
+		for _, a := range v.alerts {
+			if a.Transition != detect.TransitionFiring || a.StartsAt.Before(start.Add(-time.Minute)) ||
+				a.StartsAt.After(end.Add(5*time.Minute)) || !backtest.Matches(inc.Key, a.Labels) {
+				continue
+			}
+			at := a.StartsAt
+			if v.pagedAt != nil {
+				at = v.pagedAt[alertKey(a)]
+			}
+			if d := at.Sub(start); out[i] == nil || d < *out[i] {
+				out[i] = &d
+			}
+		}
+	}
+	return out
+}
+
+// delayStats is the median and the 95th percentile (nearest rank) of ds.
+func delayStats(ds []time.Duration) (median, p95 time.Duration) {
+	n := len(ds)
+	if n == 0 {
+		return 0, 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	return (s[(n-1)/2] + s[n/2]) / 2, s[(95*n+99)/100-1]
 }
 
 // ruleDiff counts one rule's firing alerts that one variant raised and the
@@ -136,12 +174,13 @@ func diffAlerts(base, other []detect.Alert) map[string]ruleDiff {
 // formatRows is the per-hour table, in Markdown.
 func formatRows(rows []studyRow) string {
 	var b strings.Builder
-	b.WriteString("| seed | variant | alerts | not in whole | only in whole | incidents (pages) | max alerts/incident | attacks paged >1 | pages on attacks | recall | median first alert | attacks alerted later (max) | benign | unattributed |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| seed | variant | alerts | not in whole | only in whole | incidents (pages) | max alerts/incident | attacks paged >1 | pages on attacks | recall | first page median | p95 | attacks paged later (max) | benign | unattributed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d/%d | %s | %d (%s) | %d | %d |\n",
+		fmt.Fprintf(&b, "| %d | %s | %d | %d | %d | %d | %d | %d | %d | %d/%d | %s | %s | %d (%s) | %d | %d |\n",
 			r.seed, r.variant, r.alerts, r.extra, r.missing, r.incidents, r.maxPerIncident, r.multiPaged, r.pages,
-			r.detected, r.attacks, r.medianDelay.Round(100*time.Millisecond), r.later, r.maxLater.Round(100*time.Millisecond), r.benign, r.unattributd)
+			r.detected, r.attacks, r.medianDelay.Round(100*time.Millisecond), r.p95Delay.Round(100*time.Millisecond),
+			r.later, r.maxLater.Round(100*time.Millisecond), r.benign, r.unattributd)
 	}
 	return b.String()
 }
@@ -149,8 +188,8 @@ func formatRows(rows []studyRow) string {
 // formatTotals sums the rows of each variant over every hour run.
 func formatTotals(rows []studyRow) string {
 	var b strings.Builder
-	b.WriteString("| variant | hours | alerts | not in whole | only in whole | incidents (pages) | attacks paged >1 | pages on attacks | recall | attacks alerted later | benign | unattributed |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| variant | hours | alerts | not in whole | only in whole | incidents (pages) | attacks paged >1 | pages on attacks | recall | first page median | p95 | attacks paged later | benign | unattributed |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var order []string
 	sum := map[string]*studyRow{}
 	hours := map[string]int{}
@@ -171,13 +210,16 @@ func formatTotals(rows []studyRow) string {
 		t.detected += r.detected
 		t.attacks += r.attacks
 		t.later += r.later
+		t.delays = append(t.delays, r.delays...)
 		t.benign += r.benign
 		t.unattributd += r.unattributd
 	}
 	for _, v := range order {
 		t := sum[v]
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d/%d | %d | %d | %d |\n", v, hours[v], t.alerts, t.extra, t.missing,
-			t.incidents, t.multiPaged, t.pages, t.detected, t.attacks, t.later, t.benign, t.unattributd)
+		median, p95 := delayStats(t.delays)
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d/%d | %s | %s | %d | %d | %d |\n", v, hours[v], t.alerts, t.extra, t.missing,
+			t.incidents, t.multiPaged, t.pages, t.detected, t.attacks, median.Round(100*time.Millisecond), p95.Round(100*time.Millisecond),
+			t.later, t.benign, t.unattributd)
 	}
 	return b.String()
 }

@@ -34,7 +34,12 @@ import (
 //     restored from a replicated view of the other families' firing alerts
 //     that lags by L. The view is whole's firing timeline, shifted by L and
 //     replayed into each family engine as "remote" rules of the same names
-//     (see shadowRules); correlation stays per family.
+//     (see shadowRules); correlation stays per family;
+//   - stage L, stage L hold H: the partitions only detect, and one stage
+//     downstream, reading every partition's alerts, judges cross-family
+//     inhibited_by and correlates incidents (partition_stage_test.go);
+//     unless_firing stays in the partitions, fed by the view of lag L.
+//     The holds tried are 2 s and L.
 //
 // VIGIL_PARTITION_STUDY=1 runs it on the two hours TestBacktest uses;
 // VIGIL_PARTITION_SEEDS=N adds N more (seeds 1000.., as
@@ -46,9 +51,10 @@ func TestPartitionStudy(t *testing.T) {
 	}
 	runs := backtestHours("VIGIL_PARTITION_SEEDS")
 	lags := []time.Duration{0, time.Second, 5 * time.Second, 30 * time.Second}
+	holds := []time.Duration{0, 2 * time.Second}
 	crossFamily := map[string]bool{} // rules naming another family's rules
 	for _, f := range families(t) {
-		for _, r := range familyRules(t, f.name, false) {
+		for _, r := range familyRules(t, f.name, true, true) {
 			crossFamily[r.Name] = slices.ContainsFunc(slices.Concat(r.InhibitedBy, r.UnlessFiring), func(n string) bool { return f.remote[n] != nil })
 		}
 	}
@@ -56,7 +62,7 @@ func TestPartitionStudy(t *testing.T) {
 	diffs := map[string]map[string]*ruleDiff{} // variant → rule → diff
 	for _, o := range runs {
 		t.Run(fmt.Sprintf("seed %d rate %g", o.Seed, o.Rate), func(t *testing.T) {
-			out := runStudy(t, o, lags)
+			out := runStudy(t, o, lags, holds)
 			for _, v := range out.variants {
 				row := out.row(v)
 				rows = append(rows, row)
@@ -85,11 +91,15 @@ func TestPartitionStudy(t *testing.T) {
 	t.Log("\n" + formatRows(rows) + "\n" + formatTotals(rows) + "\n" + formatDiffs(diffs))
 }
 
-// variant is one way of running the rules and the alerts it raised.
+// variant is one way of running the rules and the alerts it raised;
+// pagedAt holds when the downstream stage passed each firing alert on (by
+// alertKey), for the variants that have one: the others page when an
+// alert starts.
 type variant struct {
-	name   string
-	alerts []detect.Alert
-	report backtest.Report
+	name    string
+	alerts  []detect.Alert
+	report  backtest.Report
+	pagedAt map[string]time.Time
 }
 
 // studyOutcome is one simulated hour under every variant.
@@ -102,8 +112,9 @@ type studyOutcome struct {
 
 // runStudy streams one scenario through today's engine and the family
 // engines, then again through the family engines with the lagged remote
-// view of today's alerts, and scores each.
-func runStudy(t *testing.T, o simulate.Options, lags []time.Duration) *studyOutcome {
+// view of today's alerts, passes the partitions' alerts through the
+// downstream stage at each lag and hold, and scores each.
+func runStudy(t *testing.T, o simulate.Options, lags, holds []time.Duration) *studyOutcome {
 	sc, err := simulate.Plan(o)
 	if err != nil {
 		t.Fatal(err)
@@ -124,9 +135,18 @@ func runStudy(t *testing.T, o simulate.Options, lags []time.Duration) *studyOutc
 		part.alerts = append(part.alerts, f.local.alerts...)
 	}
 	out.variants = []*variant{out.whole, part}
+	checkCorrelator(t, whole.alerts)
+	var staged []*variant
 	for _, lag := range lags {
-		out.variants = append(out.variants, runLagged(t, sc, fams, whole.alerts, lag, end))
+		v, parts := runLagged(t, sc, fams, whole.alerts, lag, end)
+		out.variants = append(out.variants, v)
+		// A hold as long as the lag, too: the stage then judges every
+		// alert it holds after all alerts fired before it have arrived.
+		for _, h := range slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(holds), lag)))) {
+			staged = append(staged, runStage(t, parts, lag, h))
+		}
 	}
+	out.variants = append(out.variants, staged...)
 	for _, v := range out.variants {
 		v.report = backtest.Score(truth, v.alerts, backtest.Options{})
 	}
@@ -135,37 +155,53 @@ func runStudy(t *testing.T, o simulate.Options, lags []time.Duration) *studyOutc
 
 // runLagged runs every family with remote relations again, with the remote
 // rules' alerts replayed from timeline delayed by lag; families without
-// them raise what they raised in part.
-func runLagged(t *testing.T, sc *simulate.Scenario, fams []*family, timeline []detect.Alert, lag time.Duration, end time.Time) *variant {
+// them raise what they raised in part. It also returns each family's
+// partition alerts for the downstream stage: part's, but for the families
+// with remote unless_firing, which run again with those relations kept (in
+// the same pass) and their remote inhibited_by left to the stage.
+func runLagged(t *testing.T, sc *simulate.Scenario, fams []*family, timeline []detect.Alert, lag time.Duration, end time.Time) (*variant, map[string][]detect.Alert) {
 	v := &variant{name: "lag " + lag.String()}
+	parts := map[string][]detect.Alert{}
 	var runners []*runner
 	var synth []synthetic
 	for _, f := range fams {
+		parts[f.name] = f.local.alerts
 		if len(f.remote) == 0 {
 			v.alerts = append(v.alerts, f.local.alerts...)
 			continue
 		}
-		rs := append(familyRules(t, f.name, false), shadowRules(t, f.remote)...)
+		rs := append(familyRules(t, f.name, true, true), shadowRules(t, f.remote)...)
 		r := newRunner(t, rs)
 		r.skip = f.remote
 		runners = append(runners, r)
 		synth = append(synth, remoteEvents(timeline, f.remote, lag, end)...)
+		if unless := f.only(f.unless); len(unless) > 0 {
+			st := newRunner(t, append(familyRules(t, f.name, false, true), shadowRules(t, unless)...))
+			st.skip, st.stage = unless, f.name
+			runners = append(runners, st)
+		}
 	}
 	slices.SortStableFunc(synth, func(a, b synthetic) int { return a.ev.Time.Compare(b.ev.Time) })
 	stream(sc, runners, synth)
 	for _, r := range runners {
-		v.alerts = append(v.alerts, r.alerts...)
+		if r.stage == "" {
+			v.alerts = append(v.alerts, r.alerts...)
+		} else {
+			parts[r.stage] = r.alerts
+		}
 	}
-	return v
+	return v, parts
 }
 
 // runner is one engine and the alerts it emitted, less those of the rules
-// in skip (the remote view's stand-ins).
+// in skip (the remote view's stand-ins); stage names the family whose
+// partition it plays for the downstream stage, if it does.
 type runner struct {
 	rules  []*detect.Rule
 	engine *detect.Engine
 	alerts []detect.Alert
 	skip   map[string][]string
+	stage  string
 }
 
 func newRunner(t *testing.T, rs []*detect.Rule) *runner {
@@ -222,11 +258,21 @@ func mustLoad(t *testing.T) []*detect.Rule {
 
 // family is the rules sharing one group_by, and the rules of other
 // families they name in inhibited_by or unless_firing, with those rules'
-// group_by.
+// group_by; inhibitors and unless say which relation names each.
 type family struct {
-	name   string
-	local  *runner
-	remote map[string][]string
+	name               string
+	local              *runner
+	remote             map[string][]string
+	inhibitors, unless map[string]bool
+}
+
+// only is the part of f.remote named in set.
+func (f *family) only(set map[string]bool) map[string][]string {
+	out := map[string][]string{}
+	for n := range set {
+		out[n] = f.remote[n]
+	}
+	return out
 }
 
 // familyOf names a rule's key family: its group_by fields, sorted.
@@ -243,11 +289,11 @@ func families(t *testing.T) []*family {
 	for _, r := range mustLoad(t) {
 		groupBy[r.Name] = r.GroupBy
 		if !slices.ContainsFunc(out, func(f *family) bool { return f.name == familyOf(r) }) {
-			out = append(out, &family{name: familyOf(r), remote: map[string][]string{}})
+			out = append(out, &family{name: familyOf(r), remote: map[string][]string{}, inhibitors: map[string]bool{}, unless: map[string]bool{}})
 		}
 	}
 	for _, f := range out {
-		for _, r := range familyRules(t, f.name, false) {
+		for _, r := range familyRules(t, f.name, true, true) {
 			for _, n := range slices.Concat(r.InhibitedBy, r.UnlessFiring) {
 				if familyOf(&detect.Rule{GroupBy: groupBy[n]}) == f.name {
 					continue
@@ -256,16 +302,21 @@ func families(t *testing.T) []*family {
 					t.Fatalf("the remote view cannot stand in for rule %q grouped by %v: remoteEvent carries only %v", n, groupBy[n], remoteFields)
 				}
 				f.remote[n] = groupBy[n]
+				f.inhibitors[n] = f.inhibitors[n] || slices.Contains(r.InhibitedBy, n)
+				f.unless[n] = f.unless[n] || slices.Contains(r.UnlessFiring, n)
 			}
 		}
-		f.local = &runner{rules: familyRules(t, f.name, true)}
+		maps.DeleteFunc(f.inhibitors, func(_ string, v bool) bool { return !v })
+		maps.DeleteFunc(f.unless, func(_ string, v bool) bool { return !v })
+		f.local = &runner{rules: familyRules(t, f.name, false, false)}
 	}
 	return out
 }
 
-// familyRules loads the rules of family fam, freshly compiled; with strip,
-// relations to rules outside it are removed.
-func familyRules(t *testing.T, fam string, strip bool) []*detect.Rule {
+// familyRules loads the rules of family fam, freshly compiled, keeping
+// their inhibited_by and unless_firing entries naming rules outside it only
+// as inhibit and unless say.
+func familyRules(t *testing.T, fam string, inhibit, unless bool) []*detect.Rule {
 	all := mustLoad(t)
 	in := map[string]bool{}
 	var rs []*detect.Rule
@@ -275,11 +326,13 @@ func familyRules(t *testing.T, fam string, strip bool) []*detect.Rule {
 			rs = append(rs, r)
 		}
 	}
-	if strip {
-		local := func(n string) bool { return !in[n] }
-		for _, r := range rs {
-			r.InhibitedBy = slices.DeleteFunc(r.InhibitedBy, local)
-			r.UnlessFiring = slices.DeleteFunc(r.UnlessFiring, local)
+	remote := func(n string) bool { return !in[n] }
+	for _, r := range rs {
+		if !inhibit {
+			r.InhibitedBy = slices.DeleteFunc(r.InhibitedBy, remote)
+		}
+		if !unless {
+			r.UnlessFiring = slices.DeleteFunc(r.UnlessFiring, remote)
 		}
 	}
 	return rs
