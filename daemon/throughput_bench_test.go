@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -76,7 +77,7 @@ func benchSingle(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tputMeasure(b, d.NATSURL(), 1, n, []*Daemon{d})
+	tputMeasure(b, d.NATSURL(), 1, n, []*Daemon{d}, []*server.Server{d.ns})
 }
 
 func benchCluster(b *testing.B, n, members int) {
@@ -103,7 +104,7 @@ func benchCluster(b *testing.B, n, members int) {
 			b.Fatal(err)
 		}
 	}
-	tputMeasure(b, cl.URLs(), 3, n, ds)
+	tputMeasure(b, cl.URLs(), 3, n, ds, cl.Nodes)
 }
 
 // tputLogger discards the daemons' log, or with VIGIL_BENCH_LOG=1 writes
@@ -127,11 +128,11 @@ func tputConfig(b *testing.B) config.Config {
 }
 
 // tputMeasure declares the streams on the NATS at url (the daemons ds
-// were made by New and not run yet), fills the events stream with n events,
-// drains it with the ceiling, then runs ds until the active one has
-// acknowledged every message and every member has applied every event,
-// stops them and reports.
-func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon) {
+// were made by New and not run yet; nodes are the NATS servers), fills the
+// events stream with n events, drains it with the ceiling, then runs ds
+// until the active one has acknowledged every message and every member has
+// applied every event, stops them and reports.
+func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes []*server.Server) {
 	for _, d := range ds {
 		defer d.Close() // when a failure stops the benchmark before Run
 	}
@@ -175,7 +176,18 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon) {
 	}
 	stop()
 
+	// A connection the server closed as a slow consumer, or any other
+	// reconnect of a member, explains a slow run.
+	slow, reconnects := int64(0), uint64(0)
+	for _, s := range nodes {
+		slow += tputSlowConsumers(b, s)
+	}
+	for _, d := range ds {
+		reconnects += d.nc.Stats().Reconnects
+	}
 	b.ReportMetric(float64(n)-received, "events-missing")
+	b.ReportMetric(float64(slow), "slow-consumers")
+	b.ReportMetric(float64(reconnects), "reconnects")
 	b.ReportMetric(float64(len(msgs))/ceil.Seconds(), "ceiling-msgs/s")
 	b.ReportMetric(float64(n)/ceil.Seconds(), "ceiling-events/s")
 	b.ReportMetric(float64(n)/vigil.Seconds(), "vigil-events/s")
@@ -307,6 +319,19 @@ func tputDrained(ctx context.Context, b *testing.B, js jetstream.JetStream, name
 		return nil
 	})
 	return ci.AckFloor.Last.Sub(ci.Created)
+}
+
+// tputSlowConsumers is how many client connections s closed as slow
+// consumers.
+func tputSlowConsumers(b *testing.B, s *server.Server) int64 {
+	v, err := s.Varz(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r := v.SlowConsumersStats.Routes; r > 0 {
+		b.Logf("nats node %s closed %d routes as slow consumers", v.Name, r)
+	}
+	return int64(v.SlowConsumersStats.Clients)
 }
 
 // tputRun runs ds and returns the function that stops them (once).
