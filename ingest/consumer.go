@@ -7,7 +7,8 @@
 //
 // Consumption is a pipeline of three goroutines, so that decoding and
 // detection use two cores and neither waits for JetStream: the first
-// receives messages (the client keeps fetch_batch of them requested ahead)
+// receives messages (the client keeps fetch_batch of them, and at most 32
+// MiB, requested ahead)
 // and decodes each as it arrives, handing the events on in chunks; the
 // second applies them to the Sink, in order; the third settles the applied
 // chunks' messages (waits until their dead letters are stored, then
@@ -82,6 +83,7 @@ type Consumer struct {
 	metrics *Metrics
 	rd      *reader // under batchMu
 	repl    int
+	bytes   struct{ pull, replay int } // livePullBytes and replayFetchBytes, but in tests
 
 	batchMu       sync.Mutex     // held while a message is decoded; see Paused
 	inflight      sync.WaitGroup // chunks decoded and not yet applied
@@ -158,6 +160,7 @@ func New(cfg Config, nc *nats.Conn, opts Options) (*Consumer, error) {
 		stall:    make(chan struct{}, 1),
 	}
 	c.progress.grace = reconnectGrace
+	c.bytes.pull, c.bytes.replay = livePullBytes, replayFetchBytes
 	c.dedup.Store(newDedup(cfg.DuplicateWindow, MaxDedupIDs))
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -245,11 +248,12 @@ func (c *Consumer) Paused(fn func()) {
 }
 
 // consume receives messages until ctx is done or the consumer fails. The
-// client keeps up to fetch_batch messages requested ahead (one pull request
-// refilled as they are used, so their order is the stream's); the handler
-// decodes each as it arrives and hands the events on in chunks to the
-// applier, which applies them, then settles their messages. When ctx is
-// done, messages already received are processed and settled.
+// client keeps up to fetch_batch messages requested ahead, in pull requests
+// of at most pullBytes refilled as they are used (so their order is the
+// stream's); the handler decodes each as it arrives and hands the events on
+// in chunks to the applier, which applies them, then settles their
+// messages. When ctx is done, messages already received are processed and
+// settled.
 func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	ap := newApplier(c)
 	c.batchMu.Lock()
@@ -284,7 +288,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 			c.lostPin(pin)
 		}()
 	}
-	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessages(c.cfg.FetchBatch),
+	cc, err := cons.Consume(c.handle, append(group, jetstream.PullMaxMessagesWithBytesLimit(c.cfg.FetchBatch, c.pullBytes()),
 		jetstream.PullExpiry(expiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -326,6 +330,31 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer) error {
 	c.batchMu.Unlock()
 	return errors.Join(err, ap.close())
 }
+
+// nats-server closes a client's connection as a slow consumer when more
+// than its max_pending (64 MiB by default) waits to be written to it. A
+// member that stops reading for a moment (two busy cores, a GC pause)
+// leaves waiting everything it has asked for and not yet received, so what
+// it asks for is bounded in bytes, by the server: the live pull asks for at
+// most livePullBytes per request, and at most two requests are unanswered
+// at once (the client asks again when half of fetch_batch is handled), so
+// 32 MiB; a replay (a takeover's catch-up, a standby's following, a
+// rebuild) asks for at most replayFetchBytes per fetch, one fetch at a
+// time. A member taking over a backlog, whose catch-up fetches while its
+// first live messages arrive, has at most 40 MiB on their way to it.
+// docs/performance.md ("Cluster throughput") has the measurements.
+const (
+	livePullBytes    = 16 << 20
+	replayFetchBytes = 8 << 20
+)
+
+// pullBytes is what one live pull request asks for at most: livePullBytes,
+// or two of the largest messages the server takes, so that one always fits
+// (the byte bound of a request stops before a message that does not fit).
+func (c *Consumer) pullBytes() int { return max(c.bytes.pull, 2*int(c.nc.MaxPayload())) }
+
+// replayBytes is pullBytes for one fetch of a replay.
+func (c *Consumer) replayBytes() int { return max(c.bytes.replay, 2*int(c.nc.MaxPayload())) }
 
 // stopConsuming ends cc. While NATS is connected, the messages the client
 // holds are still decoded and applied (Drain); while it is not, draining

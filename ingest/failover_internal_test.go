@@ -105,20 +105,3 @@ func TestClusterAckWaitIsAtMostFailoverAfter(t *testing.T) {
 		}
 	}
 }
-
-// A replay asks for about replayFetchBytes at a time, so that with the
-// live consumer's messages on the same connection the server's buffer for
-// it does not overflow.
-func TestReplayFetchBoundsBytes(t *testing.T) {
-	cases := []struct{ got, bytes, want int }{
-		{0, 0, 1000},               // nothing known yet: fetch_batch
-		{1000, 1000 * 200, 1000},   // small messages: fetch_batch
-		{1000, 1000 * 40_000, 209}, // 40 KB messages: about 8 MiB
-		{10, 10 * (16 << 20), 1},   // messages over 8 MiB: one at a time
-	}
-	for _, c := range cases {
-		if got := replayFetch(1000, c.got, c.bytes); got != c.want {
-			t.Errorf("replayFetch(1000, %d, %d) = %d, want %d", c.got, c.bytes, got, c.want)
-		}
-	}
-}

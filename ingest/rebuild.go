@@ -114,6 +114,13 @@ func (r Replayed) of(made time.Time) Replayed {
 // sequence upTo, but those stored before r.Since and the duplicates. It
 // returns the number of events applied and the stream sequences of the
 // first message applied and the last one read.
+//
+// Each fetch asks for at most replayBytes (see livePullBytes): the first
+// takes only as many messages as that many bytes hold at the largest size
+// the server takes, and returns at once if there are none; the next ones
+// bound their bytes on the server and ask for no more messages than the
+// last one said were stored after it, so that none waits for messages to
+// come.
 func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jetstream.OrderedConsumerConfig, upTo uint64, r Replayed, sink Sink) (n int, first, last uint64, err error) {
 	oc, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -121,23 +128,22 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 	}
 	rp := NewReplayer(c.cfg.Limits(), sink)
 	defer rp.Close()
-	want := c.cfg.FetchBatch
+	limit := c.replayBytes()
+	batch, err := oc.FetchNoWait(max(1, limit/int(c.nc.MaxPayload())))
 	for {
-		// Stored messages are there to take: do not wait for more.
-		batch, err := oc.FetchNoWait(want)
 		if err != nil {
 			return n, first, last, fmt.Errorf("replay the events stream: %w", err)
 		}
-		got, bytes, done := 0, 0, false
+		got, after, done := 0, uint64(0), false
 		for msg := range batch.Messages() {
 			got++
-			bytes += len(msg.Data())
-			seq, at := stored(msg)
-			if seq == 0 || seq > upTo {
+			meta, merr := msg.Metadata()
+			if merr != nil || meta.Sequence.Stream > upTo {
 				done = true
 				continue
 			}
-			last = seq
+			seq, at := meta.Sequence.Stream, meta.Timestamp
+			last, after = seq, meta.NumPending
 			done = done || last == upTo
 			if r.ids.duplicate(msg.Subject(), msgID(msg), seq, at) || at.Before(r.Since) {
 				continue
@@ -148,31 +154,17 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 				first = last
 			}
 		}
-		if done || got == 0 || ctx.Err() != nil {
+		if done || got == 0 || after == 0 || ctx.Err() != nil {
 			return n, first, last, ctx.Err()
 		}
-		want = replayFetch(c.cfg.FetchBatch, got, bytes)
+		want := min(uint64(c.cfg.FetchBatch), after, upTo-last)
+		batch, err = oc.Fetch(int(want), jetstream.FetchMaxBytes(limit), jetstream.FetchMaxWait(replayWait))
 	}
 }
 
-// replayFetchBytes is about how much one fetch of a replay asks the server
-// for. A member taking over replays while its live consumer's messages come
-// on the same connection; together they must stay well under the server's
-// buffer for a connection (64 MiB by default), or the server closes it as a
-// slow consumer: fetch_batch messages of 100 events of 400 bytes are 40 MB.
-// (The live consumer's pull is not bounded in bytes: nats.go's byte-limited
-// pull stalled after the consumer's leader moved to another NATS node.)
-const replayFetchBytes = 8 << 20
-
-// replayFetch is how many messages the next fetch asks for: as many as
-// make about replayFetchBytes at the size of the last got messages
-// (bytes in all), at least one and at most fetchBatch.
-func replayFetch(fetchBatch, got, bytes int) int {
-	if bytes <= 0 || got <= 0 {
-		return fetchBatch
-	}
-	return max(1, min(fetchBatch, replayFetchBytes*got/bytes))
-}
+// replayWait is how long a fetch of a replay waits for the messages it
+// asks for: they are stored, so only one deleted meanwhile makes it wait.
+const replayWait = 2 * time.Second
 
 // delivered returns the stream sequence of the last message the durable
 // consumer delivered, or 0 when it does not exist yet.

@@ -20,13 +20,17 @@ import (
 
 // RunNATS starts an embedded nats-server with JetStream on a random
 // loopback port, storing in a temporary directory; it is shut down when the
-// test ends.
-func RunNATS(t testing.TB) *server.Server {
+// test ends. Each of set may change its options first.
+func RunNATS(t testing.TB, set ...func(*server.Options)) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(),
 		NoLog: true, NoSigs: true,
-	})
+	}
+	for _, f := range set {
+		f(opts)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
