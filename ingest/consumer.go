@@ -8,11 +8,10 @@
 // Consumption is a pipeline of three goroutines, so that decoding and
 // detection use two cores and neither waits for JetStream: the first
 // receives messages (the client keeps fetch_batch of them, and at most 32
-// MiB, requested ahead)
-// and decodes each as it arrives, handing the events on in chunks; the
-// second applies them to the Sink, in order; the third settles the applied
-// chunks' messages (waits until their dead letters are stored, then
-// acknowledges them). docs/performance.md has the measurements behind it.
+// MiB, requested ahead) and decodes each as it arrives, handing the events
+// on in chunks; the second applies them to the Sink, in order; the third
+// settles the applied chunks' messages (waits until their dead letters are
+// stored, then acknowledges them). docs/performance.md has the measurements behind it.
 package ingest
 
 import (
