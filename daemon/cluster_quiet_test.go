@@ -1,14 +1,18 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/event"
 	"github.com/vigil-sec/vigil/ingest"
@@ -121,4 +125,58 @@ func TestClusterFreezeOnAQuietStream(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterReloadsComeTogether: cluster-wide reload requests that reach
+// a member while it reloads are answered together by its next reload,
+// which starts after all of them came, rather than by one reload each.
+func TestClusterReloadsComeTogether(t *testing.T) {
+	s := testkit.RunNATS(t)
+	cfg := clusterConfig(t, s.ClientURL(), "http://127.0.0.1:9/", "a", 1, time.Minute)
+	var loads atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	load := func() (config.Config, []byte, error) {
+		if loads.Add(1) == 1 {
+			close(entered)
+			<-release // the first reload is slow
+		}
+		return cfg, nil, cfg.Validate()
+	}
+	m := startDaemonWith(t, cfg, Options{Stdout: io.Discard, Logger: testLogger(t), Load: load})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // before the member stops, should the test fail first
+	nc, _ := testkit.Connect(t, s)
+	inbox := nc.NewRespInbox()
+	answers, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() {
+		if err := nc.PublishRequest(reloadSubject, inbox, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask()
+	<-entered
+	for range 5 {
+		ask()
+	}
+	testkit.WaitUntil(t, 10*time.Second, "five requests queued behind the reload under way", func() bool {
+		return len(m.d.reloadRequests) == 5
+	})
+	free()
+	for i := range 6 {
+		msg, err := answers.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("answer %d of 6: %v", i+1, err)
+		}
+		var ans MemberReload
+		if err := json.Unmarshal(msg.Data, &ans); err != nil || ans.Member != "a" || ans.Status != "unchanged" {
+			t.Fatalf("answer %d: %s (%v), want a unchanged", i+1, msg.Data, err)
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Errorf("the member reloaded %d times for 6 requests, want 2: the five that came during the first share the next", n)
+	}
 }

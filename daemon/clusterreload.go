@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -50,45 +49,72 @@ type ClusterReload struct {
 	Members []MemberReload `json:"members"`
 }
 
+// reloadQueue is how many cluster-wide reload requests wait for this
+// member at most; past it the NATS client drops them (the asker reports
+// "no answer").
+const reloadQueue = 64
+
 // serveReloads answers every member's cluster-wide reload request by
 // reloading this member, until stop is called; stop cancels a reload under
-// way and waits for it. Requests are handled one at a time, as reloads
-// are.
+// way and waits for it. Reloads run one at a time; the requests that came
+// while one ran are answered together by the next, which starts after all
+// of them came: a burst of requests (an impatient operator, a deploy
+// script retrying) costs each member two reloads, not one per request.
 func (d *Daemon) serveReloads() (stop func(), err error) {
 	name := d.failover.cfg.MemberName()
-	ctx, cancel := context.WithCancel(context.Background())
-	var mu sync.Mutex // held while a request is handled
-	sub, err := d.nc.Subscribe(reloadSubject, func(m *nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		if ctx.Err() != nil {
-			return
-		}
-		before := d.failover.table.Self()
-		ans := MemberReload{Member: name, Status: "reloaded"}
-		if err := d.Reload(ctx); err != nil {
-			ans.Status, ans.Error = "failed", err.Error()
-		}
-		self := d.failover.table.Self()
-		if ans.Status == "reloaded" && self.Config == before.Config && self.Rules == before.Rules && self.Notify == before.Notify {
-			ans.Status = "unchanged"
-		}
-		ans.Config, ans.Rules, ans.Notify = self.Config, self.Rules, self.Notify
-		data, _ := json.Marshal(ans) // strings only: cannot fail
-		if err := m.Respond(data); err != nil {
-			d.log.Warn("could not answer a cluster-wide reload", "err", err)
-		}
-	})
+	d.reloadRequests = make(chan *nats.Msg, reloadQueue)
+	sub, err := d.nc.ChanSubscribe(reloadSubject, d.reloadRequests)
 	if err != nil {
-		cancel()
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var batch []*nats.Msg
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-d.reloadRequests:
+				batch = append(batch, m)
+			}
+			for len(d.reloadRequests) > 0 {
+				batch = append(batch, <-d.reloadRequests)
+			}
+			ans := d.reloadMember(ctx, name)
+			if ctx.Err() != nil {
+				return
+			}
+			data, _ := json.Marshal(ans) // strings only: cannot fail
+			for _, m := range batch {
+				if err := m.Respond(data); err != nil {
+					d.log.Warn("could not answer a cluster-wide reload", "err", err)
+				}
+			}
+		}
+	}()
 	return func() {
 		_ = sub.Unsubscribe()
 		cancel() // a reload under way stops at its next step
-		mu.Lock()
-		defer mu.Unlock()
+		<-done
 	}, nil
+}
+
+// reloadMember reloads this member for a cluster-wide reload and says how
+// it went.
+func (d *Daemon) reloadMember(ctx context.Context, name string) MemberReload {
+	before := d.failover.table.Self()
+	ans := MemberReload{Member: name, Status: "reloaded"}
+	if err := d.Reload(ctx); err != nil {
+		ans.Status, ans.Error = "failed", err.Error()
+	}
+	self := d.failover.table.Self()
+	if ans.Status == "reloaded" && self.Config == before.Config && self.Rules == before.Rules && self.Notify == before.Notify {
+		ans.Status = "unchanged"
+	}
+	ans.Config, ans.Rules, ans.Notify = self.Config, self.Rules, self.Notify
+	return ans
 }
 
 // ReloadMembers implements admin.ClusterBackend: it asks every member in

@@ -57,10 +57,13 @@ type Daemon struct {
 	consumer *ingest.Consumer
 	detector *detector
 	notifier *notifierRunner
-	failover *failover              // nil unless cluster.enabled
-	privacy  *privacy.Pseudonymizer // for log lines; alerts are pseudonymised by the engine
-	admin    *admin.Server
-	ln       net.Listener
+	failover *failover // nil unless cluster.enabled
+	// reloadRequests queues other members' cluster-wide reload requests
+	// (serveReloads).
+	reloadRequests chan *nats.Msg
+	privacy        *privacy.Pseudonymizer // for log lines; alerts are pseudonymised by the engine
+	admin          *admin.Server
+	ln             net.Listener
 
 	reloadMu sync.Mutex // serialises Reload
 	mu       sync.Mutex // guards cfg, hash, closed
