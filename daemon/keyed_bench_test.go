@@ -182,23 +182,15 @@ func benchKeyed(b *testing.B, n, chunk int, fams []keyedFamily) {
 	nc, js := testkit.ConnectURL(b, d.NATSURL())
 	defer nc.Close()
 	ctx := b.Context()
-	icfg := ingest.DefaultConfig()
-	if err := ingest.EnsureStreams(ctx, js, icfg, 1); err != nil {
-		b.Fatal(err)
-	}
+	_, last, ceil, ceilCPU := tputBacklog(ctx, b, js, 1, n)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: keyedStream, Subjects: []string{keyedPrefix + ">"}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, MaxAge: 25 * time.Hour, Duplicates: 2 * time.Minute,
 	}); err != nil {
 		b.Fatal(err)
 	}
-	msgs := tputMessages(n)
-	last := tputPrefill(b, js, msgs)
 
-	cpu0 := cpuTime()
-	ceil := tputCeiling(ctx, b, js, last)
-	ceilCPU := cpuTime() - cpu0
-
+	icfg := ingest.DefaultConfig()
 	var decoded atomic.Int64
 	dec := event.NewDecoder(icfg.Limits())
 	dec.SetAliasing(true)
@@ -214,11 +206,11 @@ func benchKeyed(b *testing.B, n, chunk int, fams []keyedFamily) {
 		_ = m.Ack()
 	}
 	pull := jetstream.PullMaxMessagesWithBytesLimit(icfg.FetchBatch, keyedPullBytes)
-	cpu0 = cpuTime()
+	cpu0 := cpuTime()
 	today := tputConsume(ctx, b, js, ingest.EventsStream, "today", last, decodeAndAck, pull)
 	todayCPU := cpuTime() - cpu0
-	if decoded.Swap(0) != int64(n) {
-		b.Logf("today's consumer decoded %d events, want %d", decoded.Load(), n)
+	if v := decoded.Swap(0); v != int64(n) {
+		b.Logf("today's consumer decoded %d events, want %d", v, n)
 	}
 
 	cpu0 = cpuTime()

@@ -144,17 +144,9 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	nc, js := testkit.ConnectURL(b, url)
 	defer nc.Close()
 	ctx := b.Context()
-	if err := ingest.EnsureStreams(ctx, js, ingest.DefaultConfig(), replicas); err != nil {
-		b.Fatal(err)
-	}
-	msgs := tputMessages(n)
-	last := tputPrefill(b, js, msgs)
+	msgs, last, ceil, ceilCPU := tputBacklog(ctx, b, js, replicas, n)
 
 	cpu0 := cpuTime()
-	ceil := tputCeiling(ctx, b, js, last)
-	ceilCPU := cpuTime() - cpu0
-
-	cpu0 = cpuTime()
 	stop := tputRun(b, ds)
 	defer stop()
 	vigil := tputDrained(ctx, b, js, ingest.DefaultConfig().Consumer, last)
@@ -193,7 +185,7 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	b.ReportMetric(float64(n)-received, "events-missing")
 	b.ReportMetric(float64(slow), "slow-consumers")
 	b.ReportMetric(float64(reconnects), "reconnects")
-	b.ReportMetric(float64(len(msgs))/ceil.Seconds(), "ceiling-msgs/s")
+	b.ReportMetric(float64(msgs)/ceil.Seconds(), "ceiling-msgs/s")
 	b.ReportMetric(float64(n)/ceil.Seconds(), "ceiling-events/s")
 	b.ReportMetric(float64(n)/vigil.Seconds(), "vigil-events/s")
 	b.ReportMetric(100*ceil.Seconds()/vigil.Seconds(), "%-of-ceiling")
@@ -203,6 +195,20 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	if len(ds) > 1 {
 		b.ReportMetric(followed.Seconds(), "standbys-behind-s")
 	}
+}
+
+// tputBacklog declares the streams (on replicas), fills the events stream
+// with n events and drains it with the ceiling. It returns the number of
+// messages, the sequence of the last, and the ceiling's time and CPU.
+func tputBacklog(ctx context.Context, b *testing.B, js jetstream.JetStream, replicas, n int) (msgs int, last uint64, ceil, cpu time.Duration) {
+	if err := ingest.EnsureStreams(ctx, js, ingest.DefaultConfig(), replicas); err != nil {
+		b.Fatal(err)
+	}
+	ms := tputMessages(n)
+	last = tputPrefill(b, js, ms)
+	cpu0 := cpuTime()
+	ceil = tputCeiling(ctx, b, js, last)
+	return len(ms), last, ceil, cpuTime() - cpu0
 }
 
 // tputMessages builds n events of ordinary simulated traffic, stamped at
