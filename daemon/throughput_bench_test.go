@@ -49,10 +49,7 @@ import (
 //
 //	go test ./daemon -run '^$' -bench ClusterThroughput -benchtime 1x -count 5
 func BenchmarkClusterThroughput(b *testing.B) {
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_EVENTS")); err == nil && v > 0 {
-		n = v
-	}
+	n := tputEvents()
 	b.Run("single", func(b *testing.B) {
 		for range b.N {
 			benchSingle(b, n)
@@ -65,6 +62,14 @@ func BenchmarkClusterThroughput(b *testing.B) {
 			}
 		})
 	}
+}
+
+// tputEvents is the events per iteration: VIGIL_BENCH_EVENTS, or 1,000,000.
+func tputEvents() int {
+	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_EVENTS")); err == nil && v > 0 {
+		return v
+	}
+	return 1_000_000
 }
 
 // tputLateness is detect.lateness for a drain: the backlog's events are
@@ -139,17 +144,9 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	nc, js := testkit.ConnectURL(b, url)
 	defer nc.Close()
 	ctx := b.Context()
-	if err := ingest.EnsureStreams(ctx, js, ingest.DefaultConfig(), replicas); err != nil {
-		b.Fatal(err)
-	}
-	msgs := tputMessages(n)
-	last := tputPrefill(b, js, msgs)
+	msgs, last, ceil, ceilCPU := tputBacklog(ctx, b, js, replicas, n)
 
 	cpu0 := cpuTime()
-	ceil := tputCeiling(ctx, b, js, last)
-	ceilCPU := cpuTime() - cpu0
-
-	cpu0 = cpuTime()
 	stop := tputRun(b, ds)
 	defer stop()
 	vigil := tputDrained(ctx, b, js, ingest.DefaultConfig().Consumer, last)
@@ -188,7 +185,7 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	b.ReportMetric(float64(n)-received, "events-missing")
 	b.ReportMetric(float64(slow), "slow-consumers")
 	b.ReportMetric(float64(reconnects), "reconnects")
-	b.ReportMetric(float64(len(msgs))/ceil.Seconds(), "ceiling-msgs/s")
+	b.ReportMetric(float64(msgs)/ceil.Seconds(), "ceiling-msgs/s")
 	b.ReportMetric(float64(n)/ceil.Seconds(), "ceiling-events/s")
 	b.ReportMetric(float64(n)/vigil.Seconds(), "vigil-events/s")
 	b.ReportMetric(100*ceil.Seconds()/vigil.Seconds(), "%-of-ceiling")
@@ -198,6 +195,20 @@ func tputMeasure(b *testing.B, url string, replicas, n int, ds []*Daemon, nodes 
 	if len(ds) > 1 {
 		b.ReportMetric(followed.Seconds(), "standbys-behind-s")
 	}
+}
+
+// tputBacklog declares the streams (on replicas), fills the events stream
+// with n events and drains it with the ceiling. It returns the number of
+// messages, the sequence of the last, and the ceiling's time and CPU.
+func tputBacklog(ctx context.Context, b *testing.B, js jetstream.JetStream, replicas, n int) (msgs int, last uint64, ceil, cpu time.Duration) {
+	if err := ingest.EnsureStreams(ctx, js, ingest.DefaultConfig(), replicas); err != nil {
+		b.Fatal(err)
+	}
+	ms := tputMessages(n)
+	last = tputPrefill(b, js, ms)
+	cpu0 := cpuTime()
+	ceil = tputCeiling(ctx, b, js, last)
+	return len(ms), last, ceil, cpuTime() - cpu0
 }
 
 // tputMessages builds n events of ordinary simulated traffic, stamped at
@@ -276,21 +287,31 @@ func tputPrefill(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg) uint64 
 // Vigil's that acknowledges each message without reading it, deletes it,
 // and returns the server's time from its creation to its last ack.
 func tputCeiling(ctx context.Context, b *testing.B, js jetstream.JetStream, last uint64) time.Duration {
+	return tputConsume(ctx, b, js, ingest.EventsStream, "ceiling", last, func(m jetstream.Msg) { _ = m.Ack() },
+		jetstream.PullMaxMessages(ingest.DefaultConfig().FetchBatch))
+}
+
+// tputConsume drains stream up to sequence last with a durable consumer
+// name configured as Vigil's that passes each message to handle (which
+// acknowledges it), with opts, deletes it, and returns the server's time
+// from its creation to its last ack.
+func tputConsume(ctx context.Context, b *testing.B, js jetstream.JetStream, stream, name string, last uint64,
+	handle jetstream.MessageHandler, opts ...jetstream.PullConsumeOpt) time.Duration {
 	cfg := ingest.DefaultConfig()
-	cons, err := js.CreateOrUpdateConsumer(ctx, ingest.EventsStream, jetstream.ConsumerConfig{
-		Durable: "ceiling", DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: name, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: cfg.AckWait, MaxAckPending: cfg.MaxAckPending, MaxDeliver: -1,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { _ = m.Ack() }, jetstream.PullMaxMessages(cfg.FetchBatch))
+	cc, err := cons.Consume(handle, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := tputDrained(ctx, b, js, "ceiling", last)
+	d := tputDrainedOn(ctx, b, js, stream, name, last)
 	cc.Stop()
-	if err := js.DeleteConsumer(ctx, ingest.EventsStream, "ceiling"); err != nil {
+	if err := js.DeleteConsumer(ctx, stream, name); err != nil {
 		b.Fatal(err)
 	}
 	return d
@@ -300,11 +321,16 @@ func tputCeiling(ctx context.Context, b *testing.B, js jetstream.JetStream, last
 // message up to last and returns the server's time from its creation to
 // its last acknowledgement.
 func tputDrained(ctx context.Context, b *testing.B, js jetstream.JetStream, name string, last uint64) time.Duration {
+	return tputDrainedOn(ctx, b, js, ingest.EventsStream, name, last)
+}
+
+// tputDrainedOn is tputDrained on stream.
+func tputDrainedOn(ctx context.Context, b *testing.B, js jetstream.JetStream, stream, name string, last uint64) time.Duration {
 	var ci *jetstream.ConsumerInfo
-	testkit.WaitFor(b, 3*time.Minute, "consumer "+name+" drained the stream", func() error {
+	testkit.WaitFor(b, 3*time.Minute, "consumer "+name+" drained stream "+stream, func() error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		cons, err := js.Consumer(ctx, ingest.EventsStream, name)
+		cons, err := js.Consumer(ctx, stream, name)
 		if err != nil {
 			return err
 		}
