@@ -61,20 +61,20 @@ func TestClusterQuietStream(t *testing.T) {
 		return nil
 	})
 	t.Logf("the page was sent again %s after the crash (failover_after 2s)", time.Since(crashed).Round(time.Millisecond))
-	second := activeMember(t, members, first)
-	if n := metric(t, members[second].d.Registry(), "vigil_cluster_wakes_total"); n < 1 {
-		t.Errorf("vigil_cluster_wakes_total = %v on the member that took over, want at least 1", n)
-	}
+	// The member that took over was pinned by a wake-up message, or by
+	// the redelivery of one the crashed member had not acknowledged.
+	activeMember(t, members, first)
 	// A wake-up message holds no events, and is no malformed message either.
 	for i, m := range members {
 		if n := metric(t, m.d.Registry(), "vigil_events_rejected_total", "reason", string(event.ReasonMalformedJSON)) + metric(t, m.d.Registry(), "vigil_events_deadlettered_total"); n != 0 {
 			t.Errorf("member %d rejected or dead-lettered %v messages: the wake-up messages were taken for malformed events", i, n)
 		}
 	}
-	// Each member wakes the consumer up once at most for each time nobody
-	// holds the pin (the start, the crash), not on every check.
-	if n := metric(t, members[0].d.Registry(), "vigil_cluster_wakes_total") + metric(t, members[1].d.Registry(), "vigil_cluster_wakes_total"); n > 3 {
-		t.Errorf("%v wake-up messages in all, want at most 3: the members woke the consumer up while a member held the pin", n)
+	// A member woke the consumer up before the first event (no member was
+	// active otherwise), and each wakes it up once at most for each time
+	// nobody holds the pin (the start, the crash), not on every check.
+	if n := metric(t, members[0].d.Registry(), "vigil_cluster_wakes_total") + metric(t, members[1].d.Registry(), "vigil_cluster_wakes_total"); n < 1 || n > 3 {
+		t.Errorf("%v wake-up messages in all, want 1 to 3: at least one at the start, and none while a member held the pin", n)
 	}
 }
 
