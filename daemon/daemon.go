@@ -120,12 +120,18 @@ func (d *Daemon) start(ctx context.Context) error {
 		member = newFailover(cfg.Cluster, d.clock, d.log, d.reg)
 		iopts.Failover = member.ingest()
 		nopts.MayDeliver = member.mayDeliver // a member that lost its pin delivers nothing
-		// A delivery a crashed member had taken comes back to the next
-		// one once it takes over, not after the 30 s default.
+		// What a crashed member had taken (events, deliveries) comes back
+		// to the next one once it takes over, not after the 30 s default:
+		// ingest caps its consumer's ack_wait itself (Failover.After).
 		nopts.AckWaitAtMost = cfg.Cluster.FailoverAfter
-		if cfg.Notify.Notify.AckWait > cfg.Cluster.FailoverAfter {
-			d.log.Info("notify.ack_wait is capped at cluster.failover_after on a cluster, so that a delivery a crashed active member had taken comes to the next one as soon as it takes over",
-				"ack_wait", cfg.Notify.Notify.AckWait, "failover_after", cfg.Cluster.FailoverAfter)
+		for _, c := range []struct {
+			key  string
+			wait time.Duration
+		}{{"ingest.ack_wait", cfg.Ingest.AckWait}, {"notify.ack_wait", cfg.Notify.Notify.AckWait}} {
+			if c.wait > cfg.Cluster.FailoverAfter {
+				d.log.Info(c.key+" is capped at cluster.failover_after on a cluster, so that what a crashed active member had taken comes to the next one as soon as it takes over",
+					"ack_wait", c.wait, "failover_after", cfg.Cluster.FailoverAfter)
+			}
 		}
 	}
 	if d.notifier, err = newNotifierRunner(sctx, d.js, cfg.Notify, nopts); err != nil {

@@ -11,7 +11,8 @@
 // MiB, requested ahead) and decodes each as it arrives, handing the events
 // on in chunks; the second applies them to the Sink, in order; the third
 // settles the applied chunks' messages (waits until their dead letters are
-// stored, then acknowledges them). docs/performance.md has the measurements behind it.
+// stored, then acknowledges them). docs/performance.md has the measurements
+// behind it.
 package ingest
 
 import (
@@ -94,7 +95,6 @@ type Consumer struct {
 	dedup         atomic.Pointer[dedup] // message ids of the duplicate window; see handle
 	streamMade    atomic.Int64          // when the events stream was created, Unix ns; see bind
 	warnedWindow  bool                  // bind warned that the server keeps a duplicate window
-	toldAckWait   bool                  // bind said that ack_wait is capped at failover_after
 	polls         atomic.Int64          // poll rounds done; see pollInfo
 	pending       prometheus.Gauge
 	ackPending    prometheus.Gauge

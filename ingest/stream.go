@@ -196,11 +196,6 @@ func (c *Consumer) bind(ctx context.Context) (jetstream.Consumer, error) {
 		c.log.Warn("this NATS server keeps a duplicate window on the events stream: an event can be dropped because another service's message carried the same Nats-Msg-Id within it; upgrade nats-server to let Vigil de-duplicate per service",
 			"stream", EventsStream, "window", w)
 	}
-	if c.failover != nil && c.cfg.AckWait > c.failover.After && !c.toldAckWait {
-		c.toldAckWait = true
-		c.log.Info("ingest.ack_wait is capped at cluster.failover_after on a cluster, so that what a crashed active member was delivered comes to the next one as soon as it takes over",
-			"ack_wait", c.cfg.AckWait, "failover_after", c.failover.After)
-	}
 	c.log.Info("event consumer bound", "stream", EventsStream, "consumer", c.cfg.Consumer)
 	return cons, nil
 }
