@@ -87,10 +87,15 @@ type heartbeat struct {
 }
 
 func (h *heartbeat) beat() {
+	h.mark()
+	h.last = time.Now()
+}
+
+// mark restarts the ack timer of every held delivery.
+func (h *heartbeat) mark() {
 	for _, in := range h.msgs {
 		_ = in.msg.InProgress() // a failed heartbeat only risks a redelivery, which is deduplicated
 	}
-	h.last = time.Now()
 }
 
 // during beats every h.every on a goroutine of its own until stop is
@@ -108,9 +113,7 @@ func (h *heartbeat) during() (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				for _, in := range h.msgs {
-					_ = in.msg.InProgress()
-				}
+				h.mark() // not beat: h.last is the worker's
 			}
 		}
 	})
