@@ -213,11 +213,13 @@ func (c *Consumer) Wake(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	pinned, pending, err := c.pinned(ctx)
-	if errors.Is(err, errNotBound) || (err == nil && (pinned != "" || pending > 0)) {
+	switch {
+	case errors.Is(err, errNotBound):
 		return false, nil
-	}
-	if err != nil {
+	case err != nil:
 		return false, err
+	case pinned != "" || pending > 0:
+		return false, nil
 	}
 	m := &nats.Msg{Subject: c.failover.WakeSubject, Header: nats.Header{}}
 	m.Header.Set(WakeHeader, "1")
