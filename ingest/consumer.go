@@ -480,12 +480,12 @@ func (c *Consumer) decodeMessage(msg jetstream.Msg, seq uint64, at time.Time) {
 	if at.IsZero() {
 		at = c.curNow
 	}
-	// Applied already but not acknowledged, by Rebuild or before its
-	// settling failed: count it, but do not apply it twice. Its rejected
-	// lines are dead-lettered again; their Nats-Msg-Id stores each once.
 	if c.isWake(msg) {
 		return // no events, and no malformed message either
 	}
+	// Applied already but not acknowledged, by Rebuild or before its
+	// settling failed: count it, but do not apply it twice. Its rejected
+	// lines are dead-lettered again; their Nats-Msg-Id stores each once.
 	to := &c.cur.events
 	if c.applied.has(seq) {
 		to = &c.cur.tally
