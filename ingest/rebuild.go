@@ -22,6 +22,10 @@ type Replayed struct {
 	// ids are the message ids of the replayed messages' duplicate
 	// window, so that the replay drops the duplicates Run dropped.
 	ids *dedup
+	// resumed is set by Resume: the messages up to resumed.Seq were
+	// applied before a checkpoint of the sink, and are read only for their
+	// ids of the duplicate window.
+	resumed Mark
 }
 
 // Rebuild replays events stored since `since` into sink, up to the last
@@ -81,9 +85,15 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	// A short inactive threshold: a cluster standby replays every second,
 	// and each replay leaves its last ephemeral consumer to the server.
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{EventsSubjects}, InactiveThreshold: 10 * time.Second}
-	if r.Last > 0 {
+	switch {
+	case r.Last > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.Last+1
-	} else {
+	case r.resumed.Seq > 0:
+		// The ids of the duplicate window before the checkpoint: its last
+		// message was stored before the checkpoint was taken.
+		from := r.resumed.Taken.Add(-c.cfg.DuplicateWindow)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+	default:
 		from := r.Since.Add(-c.cfg.DuplicateWindow)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
 	}
@@ -145,7 +155,7 @@ func (c *Consumer) replay(ctx context.Context, stream jetstream.Stream, cfg jets
 			seq, at := meta.Sequence.Stream, meta.Timestamp
 			last, after = seq, meta.NumPending
 			done = done || last == upTo
-			if r.ids.duplicate(msg.Subject(), msgID(msg), seq, at) || at.Before(r.Since) {
+			if r.ids.duplicate(msg.Subject(), msgID(msg), seq, at) || at.Before(r.Since) || seq <= r.resumed.Seq {
 				continue
 			}
 			valid, _ := rp.Message(msg.Data(), msg.Subject(), at, nil)

@@ -1,0 +1,58 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Mark is where a checkpoint of a sink stands in the events stream: the
+// sink holds the events of every message up to Seq of the stream created
+// at Stream, and of no later one. Taken is when the checkpoint was taken,
+// after the message Seq was stored.
+type Mark struct {
+	Seq    uint64    `json:"seq"`
+	Stream time.Time `json:"stream_created"`
+	Taken  time.Time `json:"taken"`
+}
+
+// Mark returns where r stands, for a checkpoint of its sink taken at
+// taken. Take it and the checkpoint while Paused, from Position.
+func (r Replayed) Mark(taken time.Time) Mark {
+	return Mark{Seq: r.Last, Stream: r.made, Taken: taken}
+}
+
+// ErrOtherStream says that a checkpoint's stream sequences number the
+// messages of an events stream that has since been deleted (and maybe
+// created again): they say nothing of the stream's messages now.
+var ErrOtherStream = errors.New("the checkpoint was taken on an events stream that no longer exists")
+
+// Resume is Rebuild for a sink restored from a checkpoint taken at m: it
+// applies the messages after m.Seq stored since `since`, up to the last
+// message the durable consumer delivered, and reads the messages of the
+// duplicate window before them only for their ids. The Replayed it
+// returns covers every message up to its Last, those before the
+// checkpoint included, so that SkipReplayed skips any of them JetStream
+// delivers again (applied before the checkpoint, then not acknowledged
+// before a crash).
+//
+// Resume applies nothing and returns ErrOtherStream when the events
+// stream is not the one m numbers.
+func (c *Consumer) Resume(ctx context.Context, since time.Time, m Mark, sink Sink) (Replayed, error) {
+	stream, err := c.js.Stream(ctx, EventsStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return Replayed{}, ErrOtherStream
+	}
+	if err != nil {
+		return Replayed{}, fmt.Errorf("read the events stream: %w", err)
+	}
+	if !stream.CachedInfo().Created.Equal(m.Stream) {
+		return Replayed{}, ErrOtherStream
+	}
+	r, err := c.replayUpToDelivered(ctx, Replayed{Since: since, made: m.Stream, resumed: m}, sink)
+	r.First, r.Last = 1, max(r.Last, m.Seq)
+	return r, err
+}
