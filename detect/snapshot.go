@@ -57,9 +57,12 @@ import (
 // snapshots where only Vigil writes, as its stream.
 //
 // Snapshot holds the engine's lock while it copies the state: fastcache's
-// buckets into files in a temporary directory (about 2 ms per MiB of
-// cache written, see BenchmarkSnapshot) and the rest encoded into memory.
-// It writes to w after unlocking, so intake pauses only for the copy.
+// buckets into files in a temporary directory ($TMPDIR) and the rest
+// encoded into memory. It writes to w after unlocking, so intake pauses
+// only for the copy: with the shipped rules and the default 256 MiB on two
+// cores, about 55 ms after a simulated hour at 300 events/s (a 16 MiB
+// snapshot) and 70 ms with the cache full (21 MiB); Restore takes about
+// as long (BenchmarkSnapshot).
 
 const (
 	snapshotMagic   = "VIGILSNP"

@@ -28,11 +28,16 @@ type ruleDigest struct {
 	sum  []byte
 }
 
+// metaOf reads only what New fixed, so it needs no lock.
 func (e *Engine) metaOf() snapshotMeta {
+	window := e.opts.Incidents.Window
+	if window <= 0 {
+		window = defaultIncidentWindow // as newCorrelator takes it
+	}
 	m := snapshotMeta{
 		stateMemory: uint64(e.opts.StateMemory), prefixV4: uint64(e.opts.PrefixV4), prefixV6: uint64(e.opts.PrefixV6),
 		maxFiring: uint64(e.opts.MaxFiring), lateness: int64(e.opts.Lateness),
-		incidentWindow: int64(e.incidents.opts.Window), incidentsOff: e.incidents.opts.Disabled,
+		incidentWindow: int64(window), incidentsOff: e.opts.Incidents.Disabled,
 		lists: e.cfg.lists.digest(),
 	}
 	for _, r := range e.rules {
