@@ -29,7 +29,8 @@ import (
 // with the same StartsAt, labels, values and incident ids, that the
 // snapshotted engine emits for the same later events. Counters (the _total
 // metrics) start again from zero, as after any restart; gauges (firing
-// alerts, state size) follow the restored state. Options.Label must be
+// alerts, state size) follow the restored state. Live, Now, Emit, Logger
+// and Registerer may differ between the two engines; Options.Label must be
 // the same function (the same pseudonymisation key): restored alerts keep
 // the labels it gave them.
 //
@@ -52,9 +53,11 @@ import (
 // the state by replaying events instead. A snapshot larger than its
 // options allow, a length beyond what is left, a count beyond what its
 // bytes can hold, an index out of range: each is an error, and no length
-// read from the snapshot allocates more than the bytes actually read. The
-// trailer detects corruption and truncation, not tampering: keep
-// snapshots where only Vigil writes, as its stream.
+// read from the snapshot allocates more than the bytes actually read
+// (fastcache's own loader, reached only behind the checksum and its files'
+// snappy checksums, trusts their lengths). The trailer detects corruption
+// and truncation, not tampering: keep snapshots where only Vigil writes, as
+// its stream.
 //
 // Snapshot holds the engine's lock while it copies the state: fastcache's
 // buckets into files in a temporary directory ($TMPDIR) and the rest

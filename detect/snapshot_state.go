@@ -212,7 +212,14 @@ func (e *Engine) install(st *restored) {
 	old.Reset()
 	e.newest, e.wm, e.hasTime, e.nextDue = st.newest, st.wm, st.hasTime, st.nextDue
 	e.incidents, e.firing, e.order = st.incidents, st.firing, st.order
-	e.hot, e.seen, e.present = st.hot, st.seen, st.present
+	e.hot, e.seen = st.hot, st.seen
+	// Filters are filled in place: their periods, which decodeState reads
+	// without the lock, never change.
+	for i, p := range st.present {
+		if p != nil {
+			e.present[i].epoch, e.present[i].cur, e.present[i].prev = p.epoch, p.cur, p.prev
+		}
+	}
 	for i := range e.counts.rules {
 		e.counts.rules[i].firing = 0
 	}
