@@ -218,8 +218,9 @@ func checkEquivalence(t *testing.T, rs []*detect.Rule, tc snapshotCase) {
 	opts := detect.Options{Lateness: 5 * time.Second, Live: tc.live, Now: f.clock, Label: tc.label, StateMemory: tc.memory}
 	a := newSnapEngine(t, rs, opts, &got)
 	type point struct {
-		at, emitted, firing int
-		snap                []byte
+		at, emitted, firing    int
+		incidents, readyGroups int // incidents among the firing alerts, baselines ready
+		snap                   []byte
 	}
 	var points []point
 	for _, c := range tc.cuts {
@@ -232,18 +233,23 @@ func checkEquivalence(t *testing.T, rs []*detect.Rule, tc snapshotCase) {
 			if _, err := a.Snapshot(&buf); err != nil {
 				t.Fatal(err)
 			}
-			points[p].emitted, points[p].firing, points[p].snap = len(got), len(a.Firing()), buf.Bytes()
+			pt := &points[p]
+			pt.emitted, pt.snap = len(got), buf.Bytes()
 			restoredNow(t, rs, opts, a, buf.Bytes(), f, i, p == 0)
+			// After the comparison: Baselines refreshes their caches.
+			pt.firing, pt.incidents, pt.readyGroups = atCut(a)
 			p++
 		}
 		f.step(a, i)
 	}
 	wantFiring, wantWM := a.Firing(), a.Watermark()
 	a.Flush()
-	firingAtCut := false
+	firingAtCut, readyAtCut := false, false
 	for _, pt := range points {
-		t.Logf("snapshot at event %d of %d: %d bytes, %d alerts firing, %d transitions after it", pt.at, len(evs), len(pt.snap), pt.firing, len(got)-pt.emitted)
-		firingAtCut = firingAtCut || pt.firing > 0
+		t.Logf("snapshot at event %d of %d: %d bytes, %d alerts firing in %d incidents, %d baselines ready, %d transitions after it",
+			pt.at, len(evs), len(pt.snap), pt.firing, pt.incidents, pt.readyGroups, len(got)-pt.emitted)
+		firingAtCut = firingAtCut || pt.incidents > 0
+		readyAtCut = readyAtCut || pt.readyGroups > 0
 		var out []detect.Alert
 		b := newSnapEngine(t, rs, opts, &out)
 		if err := b.Restore(bytes.NewReader(pt.snap)); err != nil {
@@ -260,8 +266,29 @@ func checkEquivalence(t *testing.T, rs []*detect.Rule, tc snapshotCase) {
 		sameAlerts(t, fmt.Sprintf("transitions after the snapshot at event %d", pt.at), out, got[pt.emitted:])
 	}
 	if !firingAtCut {
-		t.Error("no snapshot was taken while an alert fired; move the snapshot points into the attacks")
+		t.Error("no snapshot was taken while an alert fired in an incident; move the snapshot points into the attacks")
 	}
+	if tc.rules == nil && !readyAtCut {
+		t.Error("no snapshot was taken with a baseline ready; move the snapshot points later")
+	}
+}
+
+// atCut counts what fires at a snapshot point: alerts, their incidents,
+// and the baselines that have their history.
+func atCut(e *detect.Engine) (firing, incidents, ready int) {
+	ids := map[string]bool{}
+	for _, a := range e.Firing() {
+		if a.IncidentID != "" {
+			ids[a.IncidentID] = true
+		}
+		firing++
+	}
+	for _, b := range e.Baselines() {
+		if b.Ready {
+			ready++
+		}
+	}
+	return firing, len(ids), ready
 }
 
 // restoredNow restores a's snapshot, taken before event at, into a new
