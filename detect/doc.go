@@ -13,4 +13,9 @@
 // and resolves once the watermark shows the condition false for
 // resolve_after. docs/rules.md describes the rule format and semantics for
 // rule authors.
+//
+// Snapshot and Restore carry the engine's state (windows, firing alerts,
+// incidents, clock) to a new engine with the same rules and options, so that
+// a restarted daemon replays only the events after the snapshot;
+// snapshot.go describes the format and its guarantees.
 package detect

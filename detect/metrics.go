@@ -52,8 +52,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	var s fastcache.Stats
-	c.e.cache.UpdateStats(&s)
 	c.e.mu.Lock()
+	c.e.cache.UpdateStats(&s) // under the lock: Restore replaces the cache
 	type state struct{ ready, learning int }
 	base := make(map[string]*state)
 	for _, r := range c.e.rules {
@@ -150,9 +150,9 @@ type Stats struct {
 // Stats returns engine-wide counters.
 func (e *Engine) Stats() Stats {
 	var s fastcache.Stats
-	e.cache.UpdateStats(&s)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.cache.UpdateStats(&s)
 	out := Stats{
 		Late: e.counts.late, Dropped: e.counts.dropped, StateBytes: s.BytesSize + uint64(e.hot.bytes),
 		StateCapacity: e.stateCapacityMax, StateGroups: s.EntriesCount + uint64(len(e.hot.m)),
