@@ -70,6 +70,8 @@ func TestParseMessages(t *testing.T) {
 			"vigil.yaml: line 3: did not find expected key"},
 		{"admin key named once", "admin:\n  tokens:\n    - {name: x, sha256: abc, scopes: [read]}\n",
 			"vigil.yaml: admin.tokens[0]: x: sha256 must be 64 lower-case hex digits (the SHA-256 of the token, not the token itself)"},
+		{"checkpoints too often", "detect:\n  checkpoint_every: 10s\n",
+			"vigil.yaml: detect.checkpoint_every is 10s; set it between 30s and 24h (default 5m), or 0s to turn checkpoints off"},
 		{"privacy key named once", "privacy:\n  pseudonymize: [user]\n",
 			"vigil.yaml: privacy.key_file: required when privacy.pseudonymize is set; point it at a file holding at least 32 random bytes"},
 	}

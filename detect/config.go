@@ -29,10 +29,21 @@ type Config struct {
 	PrefixV6 int `yaml:"prefix_v6"`
 	// Incidents configures the correlation of alerts into incidents.
 	Incidents IncidentOptions `yaml:"incidents"`
+	// CheckpointEvery is how often the instance that applies live events
+	// saves detection state to JetStream (Engine.Snapshot), so that a
+	// restart restores it and replays only the events after it instead of
+	// the rules' whole lookback; 0 turns checkpoints off.
+	CheckpointEvery time.Duration `yaml:"checkpoint_every"`
 }
 
 // Limits on Config values.
 const (
+	// MinCheckpointEvery and MaxCheckpointEvery bound CheckpointEvery
+	// (but 0, off): a checkpoint pauses intake while it is taken.
+	MinCheckpointEvery = 30 * time.Second
+	MaxCheckpointEvery = 24 * time.Hour
+	// DefaultCheckpointEvery is CheckpointEvery's default.
+	DefaultCheckpointEvery = 5 * time.Minute
 	// MinStateMemory is the smallest state budget: fastcache never uses less.
 	MinStateMemory = 32 << 20
 	// MaxLateness bounds Lateness; beyond it alerts would come too late to matter.
@@ -45,7 +56,8 @@ func DefaultConfig() Config {
 	return Config{
 		StateMemory: 256 << 20, Lateness: 5 * time.Second,
 		PrefixV4: defaultPrefixV4, PrefixV6: defaultPrefixV6,
-		Incidents: IncidentOptions{Window: defaultIncidentWindow},
+		Incidents:       IncidentOptions{Window: defaultIncidentWindow},
+		CheckpointEvery: DefaultCheckpointEvery,
 	}
 }
 
@@ -74,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if w := c.Incidents.Window; w < time.Minute || w > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("detect.incidents.window is %s; set it between 1m and 24h (default 30m)", w))
+	}
+	if e := c.CheckpointEvery; e != 0 && (e < MinCheckpointEvery || e > MaxCheckpointEvery) {
+		errs = append(errs, fmt.Errorf("detect.checkpoint_every is %s; set it between 30s and 24h (default 5m), or 0s to turn checkpoints off", e))
 	}
 	if _, err := NewLists(c.Lists); err != nil {
 		errs = append(errs, fmt.Errorf("detect.%w", err))

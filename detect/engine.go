@@ -51,6 +51,9 @@ type Options struct {
 	PrefixV4, PrefixV6 int
 	// Incidents configures the correlation of alerts into incidents.
 	Incidents IncidentOptions
+	// TempDir holds the files Snapshot and Restore go through (about the
+	// size of a snapshot); empty means the system's (TMPDIR).
+	TempDir string
 }
 
 const defaultMaxFiring = 10000

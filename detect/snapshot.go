@@ -60,7 +60,7 @@ import (
 // its stream.
 //
 // Snapshot holds the engine's lock while it copies the state: fastcache's
-// buckets into files in a temporary directory ($TMPDIR) and the rest
+// buckets into files in a temporary directory (Options.TempDir, or $TMPDIR) and the rest
 // encoded into memory. It writes to w after unlocking, so intake pauses
 // only for the copy: with the shipped rules and the default 256 MiB on two
 // cores, about 55 ms after a simulated hour at 300 events/s (a 16 MiB
@@ -91,9 +91,9 @@ var cacheFileRE = regexp.MustCompile(`^(metadata|data\.[0-9]{1,4})\.bin$`)
 // Process; the snapshot holds the state as it was at one instant between
 // two events.
 func (e *Engine) Snapshot(w io.Writer) (int64, error) {
-	dir, err := os.MkdirTemp("", "vigil-snapshot-")
+	dir, err := os.MkdirTemp(e.opts.TempDir, "vigil-snapshot-")
 	if err != nil {
-		return 0, fmt.Errorf("detection snapshot: %w; set TMPDIR to a writable directory with room for the window state", err)
+		return 0, fmt.Errorf("detection snapshot: %w; make data_dir (or TMPDIR) a writable directory with room for the window state", err)
 	}
 	defer os.RemoveAll(dir)
 	cacheDir := filepath.Join(dir, "cache")
@@ -134,7 +134,7 @@ func (e *Engine) copyState(dir string) ([]byte, error) {
 		return nil, errors.New("detection snapshot: the engine is closed; take the snapshot before Close")
 	}
 	if err := e.cache.SaveToFileConcurrent(dir, runtime.GOMAXPROCS(0)); err != nil {
-		return nil, fmt.Errorf("detection snapshot: save window state: %w; check that TMPDIR is writable and has room", err)
+		return nil, fmt.Errorf("detection snapshot: save window state: %w; check that data_dir (or TMPDIR) is writable and has room", err)
 	}
 	return e.encodeState(), nil
 }
@@ -197,9 +197,9 @@ func (e *Engine) Restore(r io.Reader) error {
 	if e.used() {
 		return errRestoreUsed
 	}
-	dir, err := os.MkdirTemp("", "vigil-restore-")
+	dir, err := os.MkdirTemp(e.opts.TempDir, "vigil-restore-")
 	if err != nil {
-		return fmt.Errorf("detection snapshot not restored: %w; set TMPDIR to a writable directory with room for the window state", err)
+		return fmt.Errorf("detection snapshot not restored: %w; make data_dir (or TMPDIR) a writable directory with room for the window state", err)
 	}
 	defer os.RemoveAll(dir)
 	cacheDir := filepath.Join(dir, "cache")
@@ -355,7 +355,7 @@ func (s *snapReader) readCacheFiles(dir string) error {
 		return snapshotCorrupt("it claims %d window state files; a snapshot has 2 to %d", n, maxSnapshotFiles)
 	}
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return fmt.Errorf("detection snapshot not restored: %w; set TMPDIR to a writable directory with room for the window state", err)
+		return fmt.Errorf("detection snapshot not restored: %w; make data_dir (or TMPDIR) a writable directory with room for the window state", err)
 	}
 	var names []string
 	for range n {
@@ -387,14 +387,14 @@ func (s *snapReader) readCacheFile(path string) error {
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("detection snapshot not restored: %w; set TMPDIR to a writable directory with room for the window state", err)
+		return fmt.Errorf("detection snapshot not restored: %w; make data_dir (or TMPDIR) a writable directory with room for the window state", err)
 	}
 	defer f.Close()
 	if _, err := io.CopyN(f, s, int64(size)); err != nil {
 		if errors.Is(err, io.EOF) || s.lr.N <= 0 {
 			return s.fail("window state file", err)
 		}
-		return fmt.Errorf("detection snapshot not restored: save window state file: %w; check that TMPDIR has room", err)
+		return fmt.Errorf("detection snapshot not restored: save window state file: %w; check that data_dir (or TMPDIR) has room", err)
 	}
 	return f.Close()
 }
