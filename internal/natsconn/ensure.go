@@ -30,3 +30,12 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 	}
 	return kv, err
 }
+
+// EnsureObjectStore is EnsureStream for an object store.
+func EnsureObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	s, err := js.CreateObjectStore(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.UpdateObjectStore(ctx, cfg)
+	}
+	return s, err
+}
