@@ -140,7 +140,12 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.consumer, err = ingest.New(cfg.Ingest, d.nc, iopts); err != nil {
 		return err
 	}
-	deps := detectorDeps{clock: d.clock, log: d.log, metrics: newDetectionMetrics(d.reg), notifier: d.notifier, stream: d.consumer, member: member}
+	deps := detectorDeps{clock: d.clock, log: d.log, metrics: newDetectionMetrics(d.reg), notifier: d.notifier, stream: d.consumer, member: member, tempDir: cfg.DataDir}
+	if cfg.Detect.CheckpointEvery != 0 {
+		if deps.checkpoints, err = openCheckpoints(sctx, d.js, cfg.NATS.Replicas, cfg.DataDir, d.opts.Version, d.reg); err != nil {
+			d.log.Warn("detection state will not be checkpointed: a restart replays the rules' whole lookback", "err", err)
+		}
+	}
 	if d.detector, err = newDetector(cfg.Detect, d.privacy, deps); err != nil {
 		return err
 	}
@@ -252,6 +257,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	wg.Go(func() { _ = d.consumer.Run(intakeCtx) })
 	wg.Go(func() { d.detector.tick(intakeCtx) })
+	wg.Go(func() { d.detector.checkpointLoop(intakeCtx) })
 	var stopReloads func()
 	if d.failover != nil {
 		wg.Go(func() { d.failover.run(intakeCtx) })
@@ -276,6 +282,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopIntake() // the consumer finishes and acknowledges what it received
 	wg.Wait()
+	if d.nc.IsConnected() {
+		d.detector.lastCheckpoint() // the next start replays only what comes after
+	}
 	stopNotify() // attempts in flight finish; the rest stays queued in JetStream
 	d.notifier.wait()
 	stopHTTP()
@@ -313,8 +322,7 @@ func (d *Daemon) Close() {
 
 // warmUp rebuilds detection windows and alert state before live intake.
 func (d *Daemon) warmUp(ctx context.Context) error {
-	st := d.detector.state.Load()
-	r, err := d.detector.rebuild(ctx, st)
+	st, r, err := d.detector.warmStart(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild detection state: %w", err)
 	}
@@ -324,6 +332,7 @@ func (d *Daemon) warmUp(ctx context.Context) error {
 		return nil
 	}
 	d.consumer.SkipReplayed(r)
+	d.detector.replayed = r
 	d.detector.announce(ctx, st)
 	return nil
 }

@@ -29,6 +29,14 @@ import (
 type detector struct {
 	detectorDeps
 	state atomic.Pointer[engineState]
+	// replayed is how far the engine in force applied the stream by its
+	// rebuild (not a cluster member's: see failover.replayed); set while
+	// intake is paused.
+	replayed ingest.Replayed
+	// checkpointEvery is detect.checkpoint_every in force, in ns: it does
+	// not change detection, so a reload that changes only it keeps the
+	// engine.
+	checkpointEvery atomic.Int64
 }
 
 // detectorDeps are what detection works with, given when it is built.
@@ -39,6 +47,10 @@ type detectorDeps struct {
 	notifier *notifierRunner  // takes alert transitions
 	stream   *ingest.Consumer // rebuilt from, paused for swaps, feeds the engine
 	member   *failover        // nil unless a cluster member: says whether this instance may announce
+	// checkpoints stores and restores checkpoints of detection state; nil
+	// when they cannot be stored (see openCheckpoints).
+	checkpoints *checkpointStore
+	tempDir     string // data_dir: checkpoints go through files there
 }
 
 type engineState struct {
@@ -57,6 +69,7 @@ type engineState struct {
 
 func newDetector(cfg detect.Config, p *privacy.Pseudonymizer, deps detectorDeps) (*detector, error) {
 	x := &detector{detectorDeps: deps}
+	x.checkpointEvery.Store(int64(cfg.CheckpointEvery))
 	st, err := x.build(cfg, p)
 	if err != nil {
 		return nil, err
@@ -71,6 +84,7 @@ func newDetector(cfg detect.Config, p *privacy.Pseudonymizer, deps detectorDeps)
 type detectionMetrics struct {
 	rebuildSeconds prometheus.Gauge
 	rebuildEvents  prometheus.Gauge
+	fromCheckpoint prometheus.Gauge
 	rules          *prometheus.GaugeVec
 
 	mu          sync.Mutex
@@ -83,10 +97,12 @@ func newDetectionMetrics(reg prometheus.Registerer) *detectionMetrics {
 			Help: "How long the last rebuild of detection windows from the stream took (at start-up, or for a rules reload)."}),
 		rebuildEvents: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_rebuild_events",
 			Help: "Events the last rebuild of detection windows replayed."}),
+		fromCheckpoint: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_rebuild_from_checkpoint",
+			Help: "1 when the last rebuild of detection windows started from a checkpoint and replayed only the events after it, else 0."}),
 		rules: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vigil_detection_rules_info",
 			Help: "Digest of the rule set in force (rules, lists and detect settings); always 1. Cluster members should agree."}, []string{"digest"}),
 	}
-	reg.MustRegister(m.rebuildSeconds, m.rebuildEvents, m.rules)
+	reg.MustRegister(m.rebuildSeconds, m.rebuildEvents, m.fromCheckpoint, m.rules)
 	return m
 }
 
@@ -95,13 +111,24 @@ type RebuildStatus struct {
 	At      time.Time `json:"at"`
 	Events  int       `json:"events"`
 	Seconds float64   `json:"seconds"`
+	// Checkpoint is when the checkpoint the rebuild started from was
+	// taken; absent when it replayed the rules' whole lookback.
+	Checkpoint *time.Time `json:"checkpoint,omitempty"`
 }
 
-func (m *detectionMetrics) rebuilt(at time.Time, events int, took time.Duration) {
+// rebuilt records a rebuild; from is the checkpoint's mark, or the zero
+// Mark when there was none.
+func (m *detectionMetrics) rebuilt(at time.Time, events int, took time.Duration, from ingest.Mark) {
 	m.rebuildSeconds.Set(took.Seconds())
 	m.rebuildEvents.Set(float64(events))
+	st := RebuildStatus{At: at, Events: events, Seconds: took.Seconds()}
+	m.fromCheckpoint.Set(0)
+	if from.Seq > 0 {
+		m.fromCheckpoint.Set(1)
+		st.Checkpoint = &from.Taken
+	}
 	m.mu.Lock()
-	m.lastRebuild = RebuildStatus{At: at, Events: events, Seconds: took.Seconds()}
+	m.lastRebuild = st
 	m.mu.Unlock()
 }
 
@@ -136,7 +163,7 @@ func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineSt
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	// The digest covers the list files too: a reload re-reads them.
-	sum := sha256.Sum256(append(append(raw, fmt.Sprint(cfg)...), listFiles(cfg.Lists)...))
+	sum := sha256.Sum256(append(append(raw, fmt.Sprint(fitsCheckpoint(cfg))...), listFiles(cfg.Lists)...))
 	reg := prometheus.NewRegistry()
 	own := new(privacy.Pseudonymizer)
 	own.Use(p)
@@ -147,6 +174,7 @@ func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineSt
 	opts := cfg.Options()
 	opts.Live, opts.Now, opts.Logger = true, x.clock.Now, x.log
 	opts.Registerer, opts.Emit, opts.Label = reg, x.emit, label
+	opts.TempDir = x.tempDir // a container's /tmp may be small
 	eng, err := detect.New(rs, opts)
 	if err != nil {
 		return nil, err
@@ -209,9 +237,41 @@ func (x *detector) rebuild(ctx context.Context, st *engineState) (ingest.Replaye
 		return r, err
 	}
 	took := x.clock.Now().Sub(start)
-	x.metrics.rebuilt(start, r.Events, took)
+	x.metrics.rebuilt(start, r.Events, took, ingest.Mark{})
 	x.log.Info("detection windows rebuilt", "events", r.Events, "since", since, "took", took)
 	return r, nil
+}
+
+// warmStart rebuilds the windows of the engine in force at start: from
+// the latest checkpoint that fits it, replaying only the events after it,
+// or else from the stream's recent events (rebuild). It returns the engine
+// state in force, which is a new one when restoring failed half-way.
+func (x *detector) warmStart(ctx context.Context) (*engineState, ingest.Replayed, error) {
+	st := x.state.Load()
+	if x.checkpoints != nil && x.checkpointEvery.Load() != 0 {
+		start := x.clock.Now()
+		since := start.Add(-lookback(st))
+		r, info, ok, err := x.restore(ctx, st, since)
+		if ok && err == nil {
+			took := x.clock.Now().Sub(start)
+			x.metrics.rebuilt(start, r.Events, took, info.Mark)
+			x.log.Info("detection windows restored from a checkpoint", "checkpoint", info.Mark.Taken, "events_after_it", r.Events, "took", took)
+			return st, r, nil
+		}
+		if ok { // the engine holds part of the checkpoint's state: start over on a new one
+			x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
+			fresh, berr := x.build(st.cfg, st.privacy)
+			if berr != nil {
+				return st, r, berr
+			}
+			x.state.Store(fresh)
+			x.metrics.inForce(fresh)
+			st.engine.Close()
+			st = fresh
+		}
+	}
+	r, err := x.rebuild(ctx, st)
+	return st, r, err
 }
 
 // muted runs fn with eng's alert transitions muted.
@@ -307,6 +367,7 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 				fo.swapped(r)
 			} else {
 				x.stream.SkipReplayed(r)
+				x.replayed = r
 			}
 			old.engine.Close()
 		})

@@ -104,7 +104,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // metric returns the value of the counter or gauge name with the given
 // label pairs ("k", "v", ...), or 0 when no such series exists.
-func metric(t *testing.T, g prometheus.Gatherer, name string, labels ...string) float64 {
+func metric(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
@@ -143,7 +143,7 @@ func hasLabels(m *dto.Metric, kv []string) bool {
 	return true
 }
 
-func connectJS(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
+func connectJS(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {

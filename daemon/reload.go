@@ -202,6 +202,7 @@ func (d *Daemon) applyReload(ctx context.Context, cfg config.Config) (err error)
 		return err
 	}
 	commitAdmin()
+	d.detector.setCheckpointEvery(cfg.Detect.CheckpointEvery)
 	d.privacy.Use(p)
 	if n != nil {
 		d.notifier.swap(n, cfg.Notify)

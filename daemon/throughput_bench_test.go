@@ -204,18 +204,19 @@ func tputBacklog(ctx context.Context, b *testing.B, js jetstream.JetStream, repl
 	if err := ingest.EnsureStreams(ctx, js, ingest.DefaultConfig(), replicas); err != nil {
 		b.Fatal(err)
 	}
-	ms := tputMessages(n)
-	last = tputPrefill(b, js, ms)
+	ms := tputMessages(1, n)
+	last = tputPrefill(b, js, 0, ms)
 	cpu0 := cpuTime()
 	ceil = tputCeiling(ctx, b, js, last)
 	return len(ms), last, ceil, cpuTime() - cpu0
 }
 
-// tputMessages builds n events of ordinary simulated traffic, stamped at
-// 2,000 events a second of event time up to now, in NDJSON messages of up
-// to emit.DefaultMaxBatch events of one service each (an emitter's batches).
-func tputMessages(n int) []*nats.Msg {
-	gen := simulate.NewGenerator(1, nil)
+// tputMessages builds n events of ordinary simulated traffic (from the
+// simulator's seed), stamped at 2,000 events a second of event time up to
+// now, in NDJSON messages of up to emit.DefaultMaxBatch events of one
+// service each (an emitter's batches).
+func tputMessages(seed uint64, n int) []*nats.Msg {
+	gen := simulate.NewGenerator(seed, nil)
 	type batch struct {
 		data []byte
 		ids  []string
@@ -252,9 +253,10 @@ func tputMessages(n int) []*nats.Msg {
 	return msgs
 }
 
-// tputPrefill publishes msgs, at most 1024 unacknowledged at a time, and
-// returns the stream sequence of the last.
-func tputPrefill(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg) uint64 {
+// tputPrefill publishes msgs to a stream holding base messages, at most
+// 1024 unacknowledged at a time, and returns the stream sequence of the
+// last.
+func tputPrefill(b *testing.B, js jetstream.JetStream, base uint64, msgs []*nats.Msg) uint64 {
 	var last uint64
 	for i, m := range msgs {
 		f, err := js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second))
@@ -277,8 +279,8 @@ func tputPrefill(b *testing.B, js jetstream.JetStream, msgs []*nats.Msg) uint64 
 			}
 		}
 	}
-	if int(last) != len(msgs) {
-		b.Fatalf("the stream holds %d messages, want %d (a publish failed)", last, len(msgs))
+	if last != base+uint64(len(msgs)) {
+		b.Fatalf("the stream holds %d messages, want %d (a publish failed)", last, base+uint64(len(msgs)))
 	}
 	return last
 }

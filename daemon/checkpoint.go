@@ -1,0 +1,355 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/natsconn"
+	"github.com/vigil-sec/vigil/privacy"
+)
+
+// Checkpoints of detection state. Every detect.checkpoint_every, the
+// instance that applies live events (the only one, or a cluster's active
+// member) pauses intake, snapshots its engine (detect.Engine.Snapshot)
+// with the stream sequence it has applied up to (ingest.Mark), and stores
+// both as one object in a JetStream object store. At start, an instance
+// restores the latest checkpoint that fits its rules, its
+// pseudonymisation and the events stream, and replays only the events
+// stored after it (ingest.Consumer.Resume) instead of the rules' whole
+// lookback. A checkpoint that does not fit (other rules, another stream,
+// older than the lookback, unreadable) is skipped, saying why, and the
+// windows are rebuilt from the stream as without checkpoints.
+
+// CheckpointBucket is the object store that holds checkpoints.
+const CheckpointBucket = "VIGIL_CHECKPOINTS"
+
+// checkpointObject is the checkpoint's name in CheckpointBucket: there is
+// one, replaced by each new checkpoint.
+const checkpointObject = "detection"
+
+// checkpointProbe is the object openCheckpoints stores and deletes to
+// find out whether Vigil may write the bucket; probeTimeout bounds it.
+const (
+	checkpointProbe = "probe"
+	probeTimeout    = 5 * time.Second
+)
+
+// checkpointMetaKey is the object's metadata entry that holds its
+// checkpointInfo, as JSON.
+const checkpointMetaKey = "vigil-checkpoint"
+
+// checkpointFormat numbers checkpointInfo's form.
+const checkpointFormat = 1
+
+// checkpointInfo says what a checkpoint holds and when it fits.
+type checkpointInfo struct {
+	Format int `json:"format"`
+	// Rules is the digest of the rule set in force (engineState.digest).
+	Rules string `json:"rules"`
+	// Privacy names the pseudonymisation of the alerts' labels.
+	Privacy string      `json:"privacy"`
+	Mark    ingest.Mark `json:"mark"`
+	Version string      `json:"version"`
+}
+
+// privacyID names what p pseudonymises and under which key, without the
+// key: the key's short fingerprint.
+func privacyID(p *privacy.Pseudonymizer) string {
+	return fmt.Sprintf("%s/%t/%t", p.KeyID(), p.Enabled(privacy.FieldSourceIP), p.Enabled(privacy.FieldUser))
+}
+
+// checkpointStore keeps checkpoints in CheckpointBucket; dir holds the
+// files a checkpoint goes through on its way (data_dir: a container's
+// /tmp may be small).
+type checkpointStore struct {
+	store   jetstream.ObjectStore
+	dir     string
+	version string
+	metrics *checkpointMetrics
+}
+
+type checkpointMetrics struct {
+	written, failed prometheus.Counter
+	bytes, pause    prometheus.Gauge
+	last            prometheus.Gauge
+}
+
+func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
+	m := &checkpointMetrics{
+		written: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detection_checkpoints_total",
+			Help: "Checkpoints of detection state stored in JetStream."}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_detection_checkpoint_failures_total",
+			Help: "Checkpoints of detection state that could not be taken or stored (see the log)."}),
+		bytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoint_bytes",
+			Help: "Size of the last checkpoint of detection state stored."}),
+		pause: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoint_pause_seconds",
+			Help: "How long the last checkpoint paused intake while the engine was snapshotted."}),
+		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoint_timestamp_seconds",
+			Help: "When the last checkpoint of detection state was stored (Unix seconds); 0 before the first."}),
+	}
+	reg.MustRegister(m.written, m.failed, m.bytes, m.pause, m.last)
+	return m
+}
+
+// openCheckpoints creates or binds CheckpointBucket.
+func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, dir, version string, reg prometheus.Registerer) (*checkpointStore, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir %s cannot be created for the files checkpoints go through: %w; choose a directory Vigil may write with --data-dir (config: data_dir), or set detect.checkpoint_every: 0s", dir, err)
+	}
+	store, err := natsconn.EnsureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
+		Bucket:      CheckpointBucket,
+		Description: "Vigil detection state checkpoints (detect.checkpoint_every)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create object store %s for detection checkpoints: %w; allow Vigil's NATS user to publish on $O.> (see deploy/nats), or set detect.checkpoint_every: 0s", CheckpointBucket, err)
+	}
+	// A publish the server refuses is only logged, and an upload waits
+	// for its acknowledgements until its deadline: found out now, not at
+	// every checkpoint and when Vigil stops.
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if _, err := store.PutBytes(pctx, checkpointProbe, nil); err != nil {
+		return nil, fmt.Errorf("store a test object in %s: %w; allow Vigil's NATS user to publish on $O.> (see deploy/nats), or set detect.checkpoint_every: 0s", CheckpointBucket, err)
+	}
+	_ = store.Delete(pctx, checkpointProbe)
+	return &checkpointStore{store: store, dir: dir, version: version, metrics: newCheckpointMetrics(reg)}, nil
+}
+
+// snapshot is what a checkpoint holds: the state of st's engine, which has
+// applied the stream up to mark, written in bytes while intake paused for
+// paused.
+type snapshot struct {
+	st     *engineState
+	mark   ingest.Mark
+	bytes  int64
+	paused time.Duration
+}
+
+// put stores a checkpoint: take writes the engine's state to the file it
+// is given, while intake is paused; the upload comes after.
+func (c *checkpointStore) put(ctx context.Context, take func(io.Writer) (snapshot, error)) (snapshot, error) {
+	f, err := os.CreateTemp(c.dir, "checkpoint-*")
+	if err != nil {
+		return snapshot{}, fmt.Errorf("create a temporary file in data_dir %s: %w", c.dir, err)
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	defer f.Close()
+	snap, err := take(f)
+	if err != nil {
+		return snap, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return snap, err
+	}
+	meta, err := json.Marshal(checkpointInfo{Format: checkpointFormat, Rules: snap.st.digest, Privacy: privacyID(snap.st.privacy), Mark: snap.mark, Version: c.version})
+	if err != nil {
+		return snap, err
+	}
+	if _, err := c.store.Put(ctx, jetstream.ObjectMeta{
+		Name: checkpointObject, Description: "detection state and the events stream sequence it holds",
+		Metadata: map[string]string{checkpointMetaKey: string(meta)},
+	}, f); err != nil {
+		return snap, fmt.Errorf("store the checkpoint in %s: %w", CheckpointBucket, err)
+	}
+	c.metrics.written.Inc()
+	c.metrics.bytes.Set(float64(snap.bytes))
+	c.metrics.pause.Set(snap.paused.Seconds())
+	c.metrics.last.Set(float64(snap.mark.Taken.UnixNano()) / 1e9)
+	return snap, nil
+}
+
+// errNoCheckpoint: nothing to restore, for a reason worth logging.
+type errNoCheckpoint struct{ why string }
+
+func (e errNoCheckpoint) Error() string { return e.why }
+
+// get opens the checkpoint if it fits st and was taken after since: the
+// caller restores the engine from the returned file, then removes it.
+func (c *checkpointStore) get(ctx context.Context, st *engineState, since time.Time) (*os.File, checkpointInfo, error) {
+	var info checkpointInfo
+	obj, err := c.store.Get(ctx, checkpointObject)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, info, errNoCheckpoint{"no checkpoint stored yet"}
+	}
+	if err != nil {
+		return nil, info, fmt.Errorf("read the checkpoint from %s: %w", CheckpointBucket, err)
+	}
+	defer obj.Close()
+	oi, err := obj.Info()
+	if err != nil {
+		return nil, info, fmt.Errorf("read the checkpoint from %s: %w", CheckpointBucket, err)
+	}
+	if err := json.Unmarshal([]byte(oi.Metadata[checkpointMetaKey]), &info); err != nil || info.Format != checkpointFormat {
+		return nil, info, errNoCheckpoint{fmt.Sprintf("the checkpoint is of another format (written by Vigil %s)", info.Version)}
+	}
+	switch {
+	case info.Rules != st.digest:
+		return nil, info, errNoCheckpoint{"the checkpoint was taken with other rules, lists or detect settings"}
+	case info.Privacy != privacyID(st.privacy):
+		return nil, info, errNoCheckpoint{"the checkpoint was taken with another privacy key or other pseudonymised fields"}
+	case info.Mark.Taken.Before(since):
+		return nil, info, errNoCheckpoint{fmt.Sprintf("the checkpoint was taken at %s, before the rules' lookback", info.Mark.Taken.Format(time.RFC3339))}
+	}
+	f, err := os.CreateTemp(c.dir, "checkpoint-*")
+	if err != nil {
+		return nil, info, fmt.Errorf("create a temporary file in data_dir %s: %w", c.dir, err)
+	}
+	// The object store checks the object's digest as its end is read: an
+	// object read in full is the one stored.
+	_, err = io.Copy(f, obj)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, info, fmt.Errorf("read the checkpoint from %s: %w", CheckpointBucket, err)
+	}
+	return f, info, nil
+}
+
+// restore puts the stored checkpoint that fits st into st's muted engine
+// and replays the events after it; ok is false when there was none to
+// use (or it failed before the engine changed), and the caller rebuilds.
+// An error after the engine took the checkpoint's state is returned: the
+// caller must rebuild on a new engine.
+func (x *detector) restore(ctx context.Context, st *engineState, since time.Time) (r ingest.Replayed, info checkpointInfo, ok bool, err error) {
+	f, info, err := x.checkpoints.get(ctx, st, since)
+	var no errNoCheckpoint
+	if errors.As(err, &no) {
+		x.log.Info("detection windows not restored from a checkpoint: "+no.why+"; rebuilding them from the stream", "since", since)
+		return r, info, false, nil
+	}
+	if err != nil {
+		x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
+		return r, info, false, nil
+	}
+	defer func() { _ = os.Remove(f.Name()) }()
+	defer f.Close()
+	if err := st.engine.Restore(f); err != nil {
+		x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
+		return r, info, false, nil
+	}
+	err = muted(st.engine, func() (err error) {
+		r, err = x.stream.Resume(ctx, since, info.Mark, st.engine)
+		return err
+	})
+	return r, info, true, err
+}
+
+// checkpointLoop takes a checkpoint every detect.checkpoint_every (as
+// reloaded) on the instance that applies live events, once ingest has
+// caught up.
+func (x *detector) checkpointLoop(ctx context.Context) {
+	if x.checkpoints == nil {
+		return
+	}
+	ticker, tick := x.clock.NewTicker(time.Second)
+	defer ticker.Stop()
+	last := x.clock.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+		every := time.Duration(x.checkpointEvery.Load())
+		if every == 0 || x.clock.Now().Sub(last) < every {
+			continue
+		}
+		if fo := x.member; fo != nil && !fo.isActive() {
+			continue // the active member's checkpoints hold what standbys follow
+		}
+		if !x.stream.CaughtUp() {
+			continue // a backlog first: it is replayed after a restart anyway
+		}
+		last = x.clock.Now()
+		x.checkpoint(ctx)
+	}
+}
+
+// errNothingApplied: no checkpoint is taken before the first event.
+var errNothingApplied = errors.New("no event applied yet")
+
+// checkpoint takes and stores one checkpoint, logging a failure.
+func (x *detector) checkpoint(ctx context.Context) {
+	start := x.clock.Now()
+	snap, err := x.checkpoints.put(ctx, func(w io.Writer) (snap snapshot, err error) {
+		x.stream.Paused(func() {
+			snap.st = x.state.Load()
+			snap.mark = x.stream.Position(x.applied()).Mark(x.clock.Now())
+			if snap.mark.Seq == 0 {
+				err = errNothingApplied
+				return
+			}
+			snap.bytes, err = snap.st.engine.Snapshot(w)
+			snap.paused = x.clock.Now().Sub(start)
+		})
+		return snap, err
+	})
+	if errors.Is(err, errNothingApplied) {
+		return
+	}
+	if err != nil {
+		x.checkpoints.metrics.failed.Inc()
+		x.log.Warn("detection state not checkpointed: a restart replays the stream from the last checkpoint stored, or the rules' whole lookback", "err", err)
+		return
+	}
+	x.log.Debug("detection state checkpointed", "seq", snap.mark.Seq, "bytes", snap.bytes, "paused", snap.paused, "took", x.clock.Now().Sub(start))
+}
+
+// applied returns how far the engine in force has applied the stream by
+// replays (the rebuild, a reload's, a standby's following); the consumer's
+// Position adds what it applied live. Call it while intake is paused.
+func (x *detector) applied() ingest.Replayed {
+	if fo := x.member; fo != nil {
+		return fo.replayed()
+	}
+	return x.replayed
+}
+
+// setCheckpointEvery puts a reloaded detect.checkpoint_every in force.
+// Checkpoints turned off at start stay off until a restart: the store is
+// opened at start.
+func (x *detector) setCheckpointEvery(every time.Duration) {
+	if every != 0 && x.checkpoints == nil {
+		x.log.Warn("detect.checkpoint_every turns checkpoints on only at the next start (they were off, or their store could not be opened, when Vigil started)")
+	}
+	x.checkpointEvery.Store(int64(every))
+}
+
+// fitsCheckpoint is detect.Config without what does not change detection
+// state, for the digest a checkpoint must match.
+func fitsCheckpoint(cfg detect.Config) detect.Config {
+	cfg.CheckpointEvery = 0
+	return cfg
+}
+
+// lastCheckpointTimeout bounds the checkpoint taken when Vigil stops, so
+// that a stop stays well within a container's grace period.
+const lastCheckpointTimeout = 5 * time.Second
+
+// lastCheckpoint takes a checkpoint as Vigil stops, after intake stopped,
+// so that the next start replays only what comes after. A cluster member
+// takes it whether it was active or not: stopping ends its pin, and a
+// standby's engine has followed the stream as far (a second behind).
+func (x *detector) lastCheckpoint() {
+	if x.checkpoints == nil || x.checkpointEvery.Load() == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), lastCheckpointTimeout)
+	defer cancel()
+	x.checkpoint(ctx)
+}

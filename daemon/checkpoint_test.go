@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-sec/vigil/detect"
+	"github.com/vigil-sec/vigil/ingest"
+	"github.com/vigil-sec/vigil/internal/clock"
+	"github.com/vigil-sec/vigil/internal/testkit"
+)
+
+// TestRestartFromACheckpoint stops Vigil half-way through a brute force
+// and restarts it after the rest of the attack was stored. Stopping takes
+// a checkpoint; the restart restores it and replays nothing, and the
+// attack, whose first half only the checkpoint holds, pages once. A checkpoint that does not fit the restarted instance (other
+// detect settings, or checkpoints turned off) is not used: the windows are
+// rebuilt from the whole lookback, and the attack still pages once.
+func TestRestartFromACheckpoint(t *testing.T) {
+	cases := []struct {
+		name string
+		// change alters the second run's config.
+		change func(*detect.Config)
+		// restored: the second run starts from the checkpoint.
+		restored bool
+	}{
+		{name: "same rules", restored: true},
+		{name: "other detect settings", change: func(c *detect.Config) { c.Lateness += time.Second }},
+		{name: "checkpoints off", change: func(c *detect.Config) { c.CheckpointEvery = 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testkit.RunNATS(t)
+			hook := httptest.NewServer(&pages{n: map[string]int{}})
+			defer hook.Close()
+			got := hook.Config.Handler.(*pages)
+			cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
+			cfg.Cluster.Enabled = false
+			_, js := connectJS(t, s.ClientURL())
+			const ip = "198.51.100.23"
+
+			first := startDaemon(t, cfg)
+			attempts(t, js, ip, 0, 4)
+			testkit.WaitFor(t, 10*time.Second, "the first half applied", func() error {
+				return equalf(metric(t, first.d.Registry(), "vigil_events_received_total"), 4, "events received")
+			})
+			first.stop()
+			if n := metric(t, first.d.Registry(), "vigil_detection_checkpoints_total"); n != 1 {
+				t.Fatalf("stopping took %v checkpoints, want 1", n)
+			}
+			checkpointAt(t, js, 4)
+
+			attempts(t, js, ip, 4, 8) // while Vigil is down
+			if tc.change != nil {
+				tc.change(&cfg.Detect)
+			}
+			second := startDaemon(t, cfg)
+			last := second.d.detector.metrics.last()
+			// The second half was not delivered before the restart: it
+			// comes live. The rebuild replays the first half, unless the
+			// checkpoint holds it.
+			wantEvents := 4
+			if tc.restored {
+				wantEvents = 0
+			}
+			if last.Events != wantEvents || (last.Checkpoint != nil) != tc.restored {
+				t.Errorf("rebuild replayed %d events, from a checkpoint: %v; want %d, %v", last.Events, last.Checkpoint != nil, wantEvents, tc.restored)
+			}
+			if from := metric(t, second.d.Registry(), "vigil_detection_rebuild_from_checkpoint"); (from == 1) != tc.restored {
+				t.Errorf("vigil_detection_rebuild_from_checkpoint = %v, want restored %v", from, tc.restored)
+			}
+			testkit.WaitFor(t, 10*time.Second, "the attack paged", func() error {
+				return equalf(float64(got.count("brute_force_source_ip", ip, detect.TransitionFiring)), 1, "pages")
+			})
+			testkit.WaitFor(t, 10*time.Second, "the second half counted", func() error {
+				return equalf(metric(t, second.d.Registry(), "vigil_events_received_total"), 4, "events received")
+			})
+			second.stop()
+			if n := got.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
+				t.Errorf("the attack paged %d times, want once", n)
+			}
+		})
+	}
+}
+
+// checkpointAt checks that the stored checkpoint holds the stream up to
+// sequence seq.
+func checkpointAt(t *testing.T, js jetstream.JetStream, seq uint64) {
+	t.Helper()
+	store, err := js.ObjectStore(t.Context(), CheckpointBucket)
+	if err != nil {
+		t.Fatalf("checkpoint store: %v", err)
+	}
+	info, err := store.GetInfo(t.Context(), checkpointObject)
+	if err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	var ci checkpointInfo
+	if err := json.Unmarshal([]byte(info.Metadata[checkpointMetaKey]), &ci); err != nil {
+		t.Fatalf("checkpoint metadata: %v", err)
+	}
+	if ci.Mark.Seq != seq || info.Size == 0 {
+		t.Errorf("checkpoint at sequence %d with %d bytes, want sequence %d", ci.Mark.Seq, info.Size, seq)
+	}
+}
+
+// TestCheckpointEveryInterval: a running instance checkpoints every
+// detect.checkpoint_every, on its clock, and not before.
+func TestCheckpointEveryInterval(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	cfg := testConfig(t)
+	cfg.Detect.CheckpointEvery = time.Minute
+	r := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Clock: clk})
+	_, js := connectJS(t, r.d.NATSURL())
+	attempts(t, js, "198.51.100.24", 0, 3)
+	testkit.WaitFor(t, 10*time.Second, "events applied", func() error {
+		return equalf(metric(t, r.d.Registry(), "vigil_events_received_total"), 3, "events received")
+	})
+	clk.Advance(50 * time.Second)
+	if n := metric(t, r.d.Registry(), "vigil_detection_checkpoints_total"); n != 0 {
+		t.Fatalf("%v checkpoints before the interval, want 0", n)
+	}
+	testkit.WaitFor(t, 10*time.Second, "a checkpoint after the interval", func() error {
+		clk.Advance(time.Second)
+		return equalf(metric(t, r.d.Registry(), "vigil_detection_checkpoints_total"), 1, "checkpoints")
+	})
+	checkpointAt(t, js, 3)
+	if at := metric(t, r.d.Registry(), "vigil_detection_checkpoint_timestamp_seconds"); at < float64(clk.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("vigil_detection_checkpoint_timestamp_seconds = %v, want about %v", at, clk.Now().Unix())
+	}
+}
+
+// TestUnusableCheckpoint: a checkpoint that cannot be used costs a full
+// rebuild, never a failed start or state from elsewhere. A corrupt one is
+// refused before the engine changes; one of an events stream since
+// deleted and created again is found out after the engine took its state,
+// and the instance starts over on a new engine, so the old stream's
+// attempts do not count towards the new stream's.
+func TestUnusableCheckpoint(t *testing.T) {
+	cases := []struct {
+		name  string
+		spoil func(t *testing.T, js jetstream.JetStream)
+		// page: the attack's first half is still in the stream, so a
+		// rebuild finds it and the second half pages.
+		page bool
+	}{
+		{name: "corrupt", page: true, spoil: func(t *testing.T, js jetstream.JetStream) {
+			store, err := js.ObjectStore(t.Context(), CheckpointBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := store.GetInfo(t.Context(), checkpointObject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			junk := make([]byte, info.Size)
+			if _, err := store.PutBytes(t.Context(), checkpointObject, junk); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.UpdateMeta(t.Context(), checkpointObject, info.ObjectMeta); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a chunk lost", page: true, spoil: func(t *testing.T, js jetstream.JetStream) {
+			stream, err := js.Stream(t.Context(), "OBJ_"+CheckpointBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for seq := stream.CachedInfo().State.FirstSeq; ; seq++ {
+				m, err := stream.GetMsg(t.Context(), seq)
+				if err != nil {
+					t.Fatalf("no chunk of the checkpoint found: %v", err)
+				}
+				if strings.HasPrefix(m.Subject, "$O."+CheckpointBucket+".C.") {
+					if err := stream.DeleteMsg(t.Context(), seq); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+			}
+		}},
+		{name: "another events stream", spoil: func(t *testing.T, js jetstream.JetStream) {
+			if err := js.DeleteStream(t.Context(), ingest.EventsStream); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testkit.RunNATS(t)
+			hook := httptest.NewServer(&pages{n: map[string]int{}})
+			defer hook.Close()
+			got := hook.Config.Handler.(*pages)
+			cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
+			cfg.Cluster.Enabled = false
+			_, js := connectJS(t, s.ClientURL())
+			const ip = "198.51.100.25"
+
+			first := startDaemon(t, cfg)
+			attempts(t, js, ip, 0, 4)
+			testkit.WaitFor(t, 10*time.Second, "the first half applied", func() error {
+				return equalf(metric(t, first.d.Registry(), "vigil_events_received_total"), 4, "events received")
+			})
+			first.stop()
+			tc.spoil(t, js)
+
+			second := startDaemon(t, cfg)
+			if last := second.d.detector.metrics.last(); last.Checkpoint != nil {
+				t.Errorf("the restart used the checkpoint taken at %s", last.Checkpoint)
+			}
+			attempts(t, js, ip, 4, 8)
+			testkit.WaitFor(t, 10*time.Second, "the second half applied", func() error {
+				return equalf(metric(t, second.d.Registry(), "vigil_events_received_total"), 4, "events received")
+			})
+			want := 0
+			if tc.page {
+				want = 1
+				testkit.WaitFor(t, 10*time.Second, "the attack paged", func() error {
+					return equalf(float64(got.count("brute_force_source_ip", ip, detect.TransitionFiring)), 1, "pages")
+				})
+			}
+			second.stop()
+			if n := got.count("brute_force_source_ip", ip, detect.TransitionFiring); n != want {
+				t.Errorf("the attack paged %d times, want %d", n, want)
+			}
+		})
+	}
+}
