@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/daemon"
 	"github.com/vigil-sec/vigil/internal/testkit"
 )
 
@@ -386,7 +387,20 @@ routes:
 		}
 		return nil
 	})
-	if log := tail(vigil.log, 1000); strings.Contains(strings.ToLower(log), "permissions violation") {
-		t.Errorf("Vigil hit a permissions violation with the kit's NATS config:\n%s", log)
+	// Stopping checkpoints detection state into the object store; the
+	// next start restores it.
+	vigil.stop(t)
+	if _, err := ns.connect(t, "vigil").js.ObjectStore(ctx, daemon.CheckpointBucket); err != nil {
+		t.Errorf("no checkpoint store after Vigil stopped: %v", err)
+	}
+	again := startProcess(t, "vigil-again", bin, nil, "run", "--config", cfg, "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
+	waitHTTP(t, again, "http://"+addr+"/readyz", time.Minute)
+	if log := tail(again.log, 1000); !strings.Contains(log, "detection windows restored from a checkpoint") {
+		t.Errorf("Vigil did not restore its checkpoint at the second start:\n%s", log)
+	}
+	for _, p := range []*process{vigil, again} {
+		if log := tail(p.log, 1000); strings.Contains(strings.ToLower(log), "permissions violation") {
+			t.Errorf("Vigil hit a permissions violation with the kit's NATS config:\n%s", log)
+		}
 	}
 }
