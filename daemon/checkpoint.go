@@ -330,9 +330,11 @@ func (x *detector) setCheckpointEvery(every time.Duration) {
 	x.checkpointEvery.Store(int64(every))
 }
 
-// fitsCheckpoint is detect.Config without what does not change detection
-// state, for the digest a checkpoint must match.
-func fitsCheckpoint(cfg detect.Config) detect.Config {
+// detectionSettings is cfg without what does not change detection (how
+// often it is checkpointed), for the digest of the rule set in force: a
+// reload that changes only that keeps the engine, and checkpoints still
+// fit.
+func detectionSettings(cfg detect.Config) detect.Config {
 	cfg.CheckpointEvery = 0
 	return cfg
 }

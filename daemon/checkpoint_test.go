@@ -231,3 +231,28 @@ func TestUnusableCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointEveryKeepsTheEngine: how often detection is checkpointed
+// is no detection setting. A reload that changes only it keeps the engine
+// (no rebuild), and the checkpoints taken before still fit; a detection
+// setting changes the digest.
+func TestCheckpointEveryKeepsTheEngine(t *testing.T) {
+	x := &detector{detectorDeps: detectorDeps{clock: clock.Real{}, log: testLogger(t)}}
+	digest := func(change func(*detect.Config)) string {
+		cfg := detect.DefaultConfig()
+		change(&cfg)
+		st, err := x.build(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.engine.Close()
+		return st.digest
+	}
+	base := digest(func(*detect.Config) {})
+	if d := digest(func(c *detect.Config) { c.CheckpointEvery = time.Hour }); d != base {
+		t.Errorf("checkpoint_every changed the rule set's digest")
+	}
+	if d := digest(func(c *detect.Config) { c.Lateness = time.Second }); d == base {
+		t.Errorf("detect.lateness left the rule set's digest unchanged")
+	}
+}

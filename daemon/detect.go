@@ -163,7 +163,7 @@ func (x *detector) build(cfg detect.Config, p *privacy.Pseudonymizer) (*engineSt
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	// The digest covers the list files too: a reload re-reads them.
-	sum := sha256.Sum256(append(append(raw, fmt.Sprint(fitsCheckpoint(cfg))...), listFiles(cfg.Lists)...))
+	sum := sha256.Sum256(append(append(raw, fmt.Sprint(detectionSettings(cfg))...), listFiles(cfg.Lists)...))
 	reg := prometheus.NewRegistry()
 	own := new(privacy.Pseudonymizer)
 	own.Use(p)
