@@ -256,3 +256,59 @@ func TestCheckpointEveryKeepsTheEngine(t *testing.T) {
 		t.Errorf("detect.lateness left the rule set's digest unchanged")
 	}
 }
+
+// TestCrashAfterACheckpoint: Vigil checkpoints after 2 attempts of a brute
+// force, applies 2 more, and dies before its next checkpoint. The restart
+// restores the checkpoint and replays the 2 applied after it, so the
+// window counts 4 again, not 2 (attempts lost) nor 6 (attempts counted
+// twice): brute_force_source_ip, which fires on 5 within 12 s, pages with
+// the 5th attempt, and only then.
+func TestCrashAfterACheckpoint(t *testing.T) {
+	s := testkit.RunNATS(t)
+	hook := httptest.NewServer(&pages{n: map[string]int{}})
+	defer hook.Close()
+	got := hook.Config.Handler.(*pages)
+	cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
+	cfg.Cluster.Enabled = false
+	cfg.Detect.CheckpointEvery = time.Minute
+	_, js := connectJS(t, s.ClientURL())
+	const ip = "198.51.100.26"
+	// Behind the events' time, so that moving it on to the checkpoint
+	// does not make the attempts late.
+	clk := clock.NewFake(time.Now().Add(-5 * time.Minute))
+	received := func(r *running, n float64) {
+		t.Helper()
+		testkit.WaitFor(t, 10*time.Second, "attempts applied", func() error {
+			return equalf(metric(t, r.d.Registry(), "vigil_events_received_total"), n, "events received")
+		})
+	}
+	pages := func() int { return got.count("brute_force_source_ip", ip, detect.TransitionFiring) }
+
+	first := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Clock: clk})
+	attempts(t, js, ip, 0, 2)
+	received(first, 2)
+	testkit.WaitFor(t, 10*time.Second, "a checkpoint", func() error {
+		clk.Advance(time.Second)
+		return equalf(metric(t, first.d.Registry(), "vigil_detection_checkpoints_total"), 1, "checkpoints")
+	})
+	attempts(t, js, ip, 2, 4)
+	received(first, 4)
+	// Dies before its next checkpoint: nor does it take one as it stops.
+	first.d.detector.checkpointEvery.Store(0)
+	first.stop()
+	checkpointAt(t, js, 2)
+
+	second := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Clock: clk})
+	last := second.d.detector.metrics.last()
+	if last.Checkpoint == nil || last.Events != 2 {
+		t.Fatalf("the restart replayed %d events, from a checkpoint: %v; want the 2 after the checkpoint", last.Events, last.Checkpoint != nil)
+	}
+	waitSettled(t, second, clk)
+	if n := pages(); n != 0 {
+		t.Fatalf("the attack paged after 4 attempts (%d pages): attempts were counted twice", n)
+	}
+	attempts(t, js, ip, 4, 5)
+	testkit.WaitFor(t, 10*time.Second, "the 5th attempt paged", func() error {
+		return equalf(float64(pages()), 1, "pages")
+	})
+}
