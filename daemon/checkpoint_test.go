@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vigil-sec/vigil/config"
 	"github.com/vigil-sec/vigil/detect"
 	"github.com/vigil-sec/vigil/ingest"
 	"github.com/vigil-sec/vigil/internal/clock"
@@ -306,6 +307,62 @@ func TestCrashAfterACheckpoint(t *testing.T) {
 	waitSettled(t, second, clk)
 	if n := pages(); n != 0 {
 		t.Fatalf("the attack paged after 4 attempts (%d pages): attempts were counted twice", n)
+	}
+	attempts(t, js, ip, 4, 5)
+	testkit.WaitFor(t, 10*time.Second, "the 5th attempt paged", func() error {
+		return equalf(float64(pages()), 1, "pages")
+	})
+}
+
+// TestClusterStandbyStartsFromACheckpoint: a member that restarts as a
+// standby restores the active member's checkpoint, replays what the active
+// member applied after it, follows on, and detects from there once it
+// takes over: the attack straddling the checkpoint and the restart pages
+// once, with its 5th attempt.
+func TestClusterStandbyStartsFromACheckpoint(t *testing.T) {
+	s := testkit.RunNATS(t)
+	rec := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	cfgs := []config.Config{
+		clusterConfig(t, s.ClientURL(), hook.URL, "a", 1, 2*time.Second),
+		clusterConfig(t, s.ClientURL(), hook.URL, "b", 1, 2*time.Second),
+	}
+	members := []*running{startDaemon(t, cfgs[0]), startDaemon(t, cfgs[1])}
+	_, js := testkit.Connect(t, s)
+	const ip = "198.51.100.27"
+	pages := func() int { return rec.count("brute_force_source_ip", ip, detect.TransitionFiring) }
+
+	attempts(t, js, ip, 0, 2)
+	active := activeMember(t, members)
+	standby := 1 - active
+	testkit.WaitFor(t, 10*time.Second, "the active member applied the attempts", func() error {
+		return equalf(metric(t, members[active].d.Registry(), "vigil_events_received_total"), 2, "events received")
+	})
+	members[active].d.detector.checkpoint(t.Context())
+	checkpointAt(t, js, 2)
+
+	// The standby stops without a checkpoint of its own; 2 attempts more
+	// come meanwhile.
+	members[standby].d.detector.checkpointEvery.Store(0)
+	members[standby].stop()
+	attempts(t, js, ip, 2, 4)
+	testkit.WaitFor(t, 10*time.Second, "the active member applied the attempts", func() error {
+		return equalf(metric(t, members[active].d.Registry(), "vigil_events_received_total"), 4, "events received")
+	})
+	members[standby] = startDaemon(t, cfgs[standby])
+	if last := members[standby].d.detector.metrics.last(); last.Checkpoint == nil || last.Events != 2 {
+		t.Fatalf("the standby's start replayed %d events, from a checkpoint: %v; want the 2 after it", last.Events, last.Checkpoint != nil)
+	}
+
+	// The active member leaves; the standby takes over and counts 4.
+	members[active].d.detector.checkpointEvery.Store(0)
+	members[active].stop()
+	if got := activeMember(t, members, active); got != standby {
+		t.Fatalf("member %d active, want the restarted standby %d", got, standby)
+	}
+	if n := pages(); n != 0 {
+		t.Fatalf("the attack paged after 4 attempts (%d pages)", n)
 	}
 	attempts(t, js, ip, 4, 5)
 	testkit.WaitFor(t, 10*time.Second, "the 5th attempt paged", func() error {
