@@ -249,16 +249,18 @@ func (x *detector) restore(ctx context.Context, st *engineState, since time.Time
 	return r, info, true, err
 }
 
-// checkpointLoop takes a checkpoint every detect.checkpoint_every (as
-// reloaded) on the instance that applies live events, once ingest has
-// caught up.
+// checkpointLoop takes a checkpoint on the instance that applies live
+// events, once ingest has caught up: the first as soon as something was
+// applied (so that a crash soon after a long rebuild does not repeat it),
+// then every detect.checkpoint_every (as reloaded), unless nothing was
+// applied since the last.
 func (x *detector) checkpointLoop(ctx context.Context) {
 	if x.checkpoints == nil {
 		return
 	}
 	ticker, tick := x.clock.NewTicker(time.Second)
 	defer ticker.Stop()
-	last := x.clock.Now()
+	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -266,7 +268,7 @@ func (x *detector) checkpointLoop(ctx context.Context) {
 		case <-tick:
 		}
 		every := time.Duration(x.checkpointEvery.Load())
-		if every == 0 || x.clock.Now().Sub(last) < every {
+		if every == 0 || !last.IsZero() && x.clock.Now().Sub(last) < every {
 			continue
 		}
 		if fo := x.member; fo != nil && !fo.isActive() {
@@ -275,23 +277,25 @@ func (x *detector) checkpointLoop(ctx context.Context) {
 		if !x.stream.CaughtUp() {
 			continue // a backlog first: it is replayed after a restart anyway
 		}
-		last = x.clock.Now()
-		x.checkpoint(ctx)
+		if err := x.checkpoint(ctx); !errors.Is(err, errNothingNew) {
+			last = x.clock.Now() // stored, or failed: retried at the next interval
+		}
 	}
 }
 
-// errNothingApplied: no checkpoint is taken before the first event.
-var errNothingApplied = errors.New("no event applied yet")
+// errNothingNew: no event was applied since the last checkpoint stored
+// (or none at all), so none is taken.
+var errNothingNew = errors.New("no event applied since the last checkpoint")
 
 // checkpoint takes and stores one checkpoint, logging a failure.
-func (x *detector) checkpoint(ctx context.Context) {
+func (x *detector) checkpoint(ctx context.Context) error {
 	start := x.clock.Now()
 	snap, err := x.checkpoints.put(ctx, func(w io.Writer) (snap snapshot, err error) {
 		x.stream.Paused(func() {
 			snap.st = x.state.Load()
 			snap.mark = x.stream.Position(x.applied()).Mark(x.clock.Now())
-			if snap.mark.Seq == 0 {
-				err = errNothingApplied
+			if snap.mark.Seq == 0 || snap.mark.Seq == x.stored.Load() {
+				err = errNothingNew
 				return
 			}
 			snap.bytes, err = snap.st.engine.Snapshot(w)
@@ -299,15 +303,17 @@ func (x *detector) checkpoint(ctx context.Context) {
 		})
 		return snap, err
 	})
-	if errors.Is(err, errNothingApplied) {
-		return
+	if errors.Is(err, errNothingNew) {
+		return err
 	}
 	if err != nil {
 		x.checkpoints.metrics.failed.Inc()
 		x.log.Warn("detection state not checkpointed: a restart replays the stream from the last checkpoint stored, or the rules' whole lookback", "err", err)
-		return
+		return err
 	}
+	x.stored.Store(snap.mark.Seq)
 	x.log.Debug("detection state checkpointed", "seq", snap.mark.Seq, "bytes", snap.bytes, "paused", snap.paused, "took", x.clock.Now().Sub(start))
+	return nil
 }
 
 // applied returns how far the engine in force has applied the stream by
@@ -353,5 +359,5 @@ func (x *detector) lastCheckpoint() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lastCheckpointTimeout)
 	defer cancel()
-	x.checkpoint(ctx)
+	_ = x.checkpoint(ctx) // logged
 }

@@ -49,8 +49,8 @@ func benchRestart(b *testing.B, n int) {
 	first := restartDaemon(b, cfg, js, last)
 	bytes := metric(b, first.Registry(), "vigil_detection_checkpoint_bytes")
 	pause := metric(b, first.Registry(), "vigil_detection_checkpoint_pause_seconds")
-	if metric(b, first.Registry(), "vigil_detection_checkpoints_total") != 1 {
-		b.Fatal("the stop took no checkpoint")
+	if metric(b, first.Registry(), "vigil_detection_checkpoints_total") < 1 {
+		b.Fatal("no checkpoint taken")
 	}
 	last = tputPrefill(b, js, last, tputMessages(2, n/10))
 	restored := restartDaemon(b, cfg, js, last)

@@ -37,6 +37,8 @@ type detector struct {
 	// not change detection, so a reload that changes only it keeps the
 	// engine.
 	checkpointEvery atomic.Int64
+	// stored is the stream sequence the last checkpoint stored holds.
+	stored atomic.Uint64
 }
 
 // detectorDeps are what detection works with, given when it is built.

@@ -62,11 +62,15 @@ func takeoverQuantile(phi string) string {
 }
 
 // rebuildTable shows, per instance, the last rebuild of detection windows
-// from the stream: at start-up, for a rules reload, or a member starting.
-// A single instance has it too.
+// from the stream (at start-up, for a rules reload, or a member starting),
+// whether it started from a checkpoint, and how old the instance's last
+// checkpoint is. A single instance has them too.
 func rebuildTable() *table.PanelBuilder {
-	return instanceTable("Last detection rebuild", "How long each instance's last rebuild of detection windows from the event stream took (at start-up or a rules reload), and how many events it replayed. A member cannot take over before its rebuild ends.", "short",
+	return instanceTable("Last detection rebuild and checkpoint", "How long each instance's last rebuild of detection windows took (at start-up or a rules reload), how many events it replayed, whether it started from a checkpoint (1) or replayed the rules' whole lookback (0), and how long ago the instance last stored a checkpoint (detect.checkpoint_every; the active member takes them). A member cannot take over before its rebuild ends.", "short",
 		q(`max by (instance) (`+m("vigil_detection_rebuild_seconds")+`)`, "took"),
-		q(`max by (instance) (`+m("vigil_detection_rebuild_events")+`)`, "events")).
-		OverrideByName("took", []dashboard.DynamicConfigValue{{Id: "unit", Value: "s"}})
+		q(`max by (instance) (`+m("vigil_detection_rebuild_events")+`)`, "events"),
+		q(`max by (instance) (`+m("vigil_detection_rebuild_from_checkpoint")+`)`, "from checkpoint"),
+		q(`time() - max by (instance) (`+m("vigil_detection_checkpoint_timestamp_seconds")+` > 0)`, "last checkpoint, ago")).
+		OverrideByName("took", []dashboard.DynamicConfigValue{{Id: "unit", Value: "s"}}).
+		OverrideByName("last checkpoint, ago", []dashboard.DynamicConfigValue{{Id: "unit", Value: "s"}})
 }
