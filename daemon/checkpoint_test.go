@@ -37,20 +37,12 @@ func TestRestartFromACheckpoint(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := testkit.RunNATS(t)
-			hook := httptest.NewServer(&pages{n: map[string]int{}})
-			defer hook.Close()
-			got := hook.Config.Handler.(*pages)
-			cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
-			cfg.Cluster.Enabled = false
-			_, js := connectJS(t, s.ClientURL())
+			cfg, js, got := restartRig(t)
 			const ip = "198.51.100.23"
 
 			first := startDaemon(t, cfg)
 			attempts(t, js, ip, 0, 4)
-			testkit.WaitFor(t, 10*time.Second, "the first half applied", func() error {
-				return equalf(metric(t, first.d.Registry(), "vigil_events_received_total"), 4, "events received")
-			})
+			received(t, first, 4)
 			first.stop()
 			if n := metric(t, first.d.Registry(), "vigil_detection_checkpoints_total"); n < 1 {
 				t.Fatal("no checkpoint taken")
@@ -79,15 +71,36 @@ func TestRestartFromACheckpoint(t *testing.T) {
 			testkit.WaitFor(t, 10*time.Second, "the attack paged", func() error {
 				return equalf(float64(got.count("brute_force_source_ip", ip, detect.TransitionFiring)), 1, "pages")
 			})
-			testkit.WaitFor(t, 10*time.Second, "the second half counted", func() error {
-				return equalf(metric(t, second.d.Registry(), "vigil_events_received_total"), 4, "events received")
-			})
+			received(t, second, 4)
 			second.stop()
 			if n := got.count("brute_force_source_ip", ip, detect.TransitionFiring); n != 1 {
 				t.Errorf("the attack paged %d times, want once", n)
 			}
 		})
 	}
+}
+
+// restartRig is a single Vigil's config on a NATS server of its own that
+// outlives the daemons a test starts on it, delivering to a webhook whose
+// pages it returns.
+func restartRig(t *testing.T) (config.Config, jetstream.JetStream, *pages) {
+	t.Helper()
+	s := testkit.RunNATS(t)
+	got := &pages{n: map[string]int{}}
+	hook := httptest.NewServer(got)
+	t.Cleanup(hook.Close)
+	cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
+	cfg.Cluster.Enabled = false
+	_, js := connectJS(t, s.ClientURL())
+	return cfg, js, got
+}
+
+// received waits until r has counted n events.
+func received(t *testing.T, r *running, n float64) {
+	t.Helper()
+	testkit.WaitFor(t, 10*time.Second, "events applied", func() error {
+		return equalf(metric(t, r.d.Registry(), "vigil_events_received_total"), n, "events received")
+	})
 }
 
 // checkpointAt checks that the stored checkpoint holds the stream up to
@@ -132,15 +145,9 @@ func TestCheckpointEveryInterval(t *testing.T) {
 	r := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Clock: clk})
 	_, js := connectJS(t, r.d.NATSURL())
 	checkpoints := func() float64 { return metric(t, r.d.Registry(), "vigil_detection_checkpoints_total") }
-	applied := func(n float64) {
-		t.Helper()
-		testkit.WaitFor(t, 10*time.Second, "events applied", func() error {
-			return equalf(metric(t, r.d.Registry(), "vigil_events_received_total"), n, "events received")
-		})
-	}
 
 	attempts(t, js, "198.51.100.24", 0, 3)
-	applied(3)
+	received(t, r, 3)
 	testkit.WaitFor(t, 10*time.Second, "the first checkpoint, once caught up", func() error {
 		clk.Advance(time.Second)
 		return equalf(checkpoints(), 1, "checkpoints")
@@ -151,7 +158,7 @@ func TestCheckpointEveryInterval(t *testing.T) {
 	}
 
 	attempts(t, js, "198.51.100.24", 3, 5)
-	applied(5)
+	received(t, r, 5)
 	for range 50 {
 		clk.Advance(time.Second)
 	}
@@ -232,20 +239,12 @@ func TestUnusableCheckpoint(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := testkit.RunNATS(t)
-			hook := httptest.NewServer(&pages{n: map[string]int{}})
-			defer hook.Close()
-			got := hook.Config.Handler.(*pages)
-			cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
-			cfg.Cluster.Enabled = false
-			_, js := connectJS(t, s.ClientURL())
+			cfg, js, got := restartRig(t)
 			const ip = "198.51.100.25"
 
 			first := startDaemon(t, cfg)
 			attempts(t, js, ip, 0, 4)
-			testkit.WaitFor(t, 10*time.Second, "the first half applied", func() error {
-				return equalf(metric(t, first.d.Registry(), "vigil_events_received_total"), 4, "events received")
-			})
+			received(t, first, 4)
 			first.stop()
 			tc.spoil(t, js)
 
@@ -254,9 +253,7 @@ func TestUnusableCheckpoint(t *testing.T) {
 				t.Errorf("the restart used the checkpoint taken at %s", last.Checkpoint)
 			}
 			attempts(t, js, ip, 4, 8)
-			testkit.WaitFor(t, 10*time.Second, "the second half applied", func() error {
-				return equalf(metric(t, second.d.Registry(), "vigil_events_received_total"), 4, "events received")
-			})
+			received(t, second, 4)
 			want := 0
 			if tc.page {
 				want = 1
@@ -304,35 +301,23 @@ func TestCheckpointEveryKeepsTheEngine(t *testing.T) {
 // twice): brute_force_source_ip, which fires on 5 within 12 s, pages with
 // the 5th attempt, and only then.
 func TestCrashAfterACheckpoint(t *testing.T) {
-	s := testkit.RunNATS(t)
-	hook := httptest.NewServer(&pages{n: map[string]int{}})
-	defer hook.Close()
-	got := hook.Config.Handler.(*pages)
-	cfg := clusterConfig(t, s.ClientURL(), hook.URL, "", 1, 0)
-	cfg.Cluster.Enabled = false
+	cfg, js, got := restartRig(t)
 	cfg.Detect.CheckpointEvery = time.Minute
-	_, js := connectJS(t, s.ClientURL())
 	const ip = "198.51.100.26"
 	// Behind the events' time, so that moving it on to the checkpoint
 	// does not make the attempts late.
 	clk := clock.NewFake(time.Now().Add(-5 * time.Minute))
-	received := func(r *running, n float64) {
-		t.Helper()
-		testkit.WaitFor(t, 10*time.Second, "attempts applied", func() error {
-			return equalf(metric(t, r.d.Registry(), "vigil_events_received_total"), n, "events received")
-		})
-	}
 	pages := func() int { return got.count("brute_force_source_ip", ip, detect.TransitionFiring) }
 
 	first := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Clock: clk})
 	attempts(t, js, ip, 0, 2)
-	received(first, 2)
+	received(t, first, 2)
 	testkit.WaitFor(t, 10*time.Second, "a checkpoint", func() error {
 		clk.Advance(time.Second)
 		return equalf(metric(t, first.d.Registry(), "vigil_detection_checkpoints_total"), 1, "checkpoints")
 	})
 	attempts(t, js, ip, 2, 4)
-	received(first, 4)
+	received(t, first, 4)
 	// Dies before its next checkpoint: nor does it take one as it stops.
 	first.d.detector.checkpointEvery.Store(0)
 	first.stop()
