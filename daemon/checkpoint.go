@@ -250,10 +250,11 @@ func (x *detector) restore(ctx context.Context, st *engineState, since time.Time
 }
 
 // checkpointLoop takes a checkpoint on the instance that applies live
-// events, once ingest has caught up: the first as soon as something was
-// applied (so that a crash soon after a long rebuild does not repeat it),
-// then every detect.checkpoint_every (as reloaded), unless nothing was
-// applied since the last.
+// events, once ingest has caught up: on a single instance the first as
+// soon as something was applied (so that a crash soon after a long rebuild
+// does not repeat it), on a cluster member an interval after it became
+// active; then every detect.checkpoint_every (as reloaded), unless nothing
+// was applied since the last.
 func (x *detector) checkpointLoop(ctx context.Context) {
 	if x.checkpoints == nil {
 		return
@@ -273,6 +274,13 @@ func (x *detector) checkpointLoop(ctx context.Context) {
 		}
 		if fo := x.member; fo != nil && !fo.isActive() {
 			continue // the active member's checkpoints hold what standbys follow
+		}
+		if last.IsZero() && x.member != nil {
+			// A member that just became active waits an interval: the
+			// member it took over from stored one as it stopped, and two
+			// uploads of one object at once can leave one's chunks behind.
+			last = x.clock.Now()
+			continue
 		}
 		if !x.stream.CaughtUp() {
 			continue // a backlog first: it is replayed after a restart anyway
@@ -350,9 +358,10 @@ func detectionSettings(cfg detect.Config) detect.Config {
 const lastCheckpointTimeout = 5 * time.Second
 
 // lastCheckpoint takes a checkpoint as Vigil stops, after intake stopped,
-// so that the next start replays only what comes after. A cluster member
-// takes it whether it was active or not: stopping ends its pin, and a
-// standby's engine has followed the stream as far (a second behind).
+// so that the next start replays only what comes after. Run calls it on a
+// single instance and on the cluster member that was active: one writer
+// at a time, as two uploads of one object at once can leave the chunks of
+// one behind in the bucket.
 func (x *detector) lastCheckpoint() {
 	if x.checkpoints == nil || x.checkpointEvery.Load() == 0 {
 		return

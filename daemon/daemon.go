@@ -280,9 +280,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if stopReloads != nil {
 		stopReloads() // a member stopping reloads nothing more
 	}
+	// Stopping intake ends a member's pin: whether it was the active one
+	// (whose checkpoint is the one to keep) is known only before.
+	applying := d.failover == nil || d.failover.isActive()
 	stopIntake() // the consumer finishes and acknowledges what it received
 	wg.Wait()
-	if d.nc.IsConnected() {
+	if applying && d.nc.IsConnected() {
 		d.detector.lastCheckpoint() // the next start replays only what comes after
 	}
 	stopNotify() // attempts in flight finish; the rest stays queued in JetStream
