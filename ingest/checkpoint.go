@@ -12,7 +12,7 @@ import (
 // Mark is where a checkpoint of a sink stands in the events stream: the
 // sink holds the events of every message up to Seq of the stream created
 // at Stream, and of no later one. Taken is when the checkpoint was taken,
-// after the message Seq was stored.
+// on the taker's clock.
 type Mark struct {
 	Seq    uint64    `json:"seq"`
 	Stream time.Time `json:"stream_created"`
@@ -52,7 +52,18 @@ func (c *Consumer) Resume(ctx context.Context, since time.Time, m Mark, sink Sin
 	if !stream.CachedInfo().Created.Equal(m.Stream) {
 		return Replayed{}, ErrOtherStream
 	}
-	r, err := c.replayUpToDelivered(ctx, Replayed{Since: since, made: m.Stream, resumed: m}, sink)
+	r := Replayed{Since: since, made: m.Stream, resumed: m}
+	// The duplicate window before the checkpoint is timed by the server's
+	// clock, as JetStream stored its last message, not by Vigil's (which
+	// took the checkpoint): a skew between them must not make the replay
+	// start after messages it has to apply. A last message already gone
+	// (retention) leaves no window to read.
+	if msg, err := stream.GetMsg(ctx, m.Seq); err == nil {
+		r.idsFrom = msg.Time.Add(-c.cfg.DuplicateWindow)
+	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Replayed{}, fmt.Errorf("read the events stream: %w", err)
+	}
+	r, err = c.replayUpToDelivered(ctx, r, sink)
 	r.First, r.Last = 1, max(r.Last, m.Seq)
 	return r, err
 }

@@ -21,9 +21,14 @@ func TestResumeFromACheckpoint(t *testing.T) {
 		// covered: the checkpoint was taken after the crashed instance had
 		// applied the messages it never acknowledged.
 		covered bool
+		// skew is how far ahead of the server's clock the checkpoint's
+		// taker's clock was.
+		skew time.Duration
 	}{
 		{name: "crash after the checkpoint"},
 		{name: "checkpoint covers the unacknowledged messages", covered: true},
+		{name: "the taker's clock an hour ahead", skew: time.Hour},
+		{name: "the taker's clock an hour behind", skew: -time.Hour},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +47,7 @@ func TestResumeFromACheckpoint(t *testing.T) {
 			testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(first))
 			stopFirst()
 			firstConn.Close()
-			mark := first.Position(ingest.Replayed{}).Mark(time.Now())
+			mark := first.Position(ingest.Replayed{}).Mark(time.Now().Add(tc.skew))
 			if mark.Seq != 3 {
 				t.Fatalf("checkpoint at sequence %d, want 3", mark.Seq)
 			}
@@ -120,4 +125,39 @@ func TestResumeRefusesAnotherStream(t *testing.T) {
 	if got := sink.Lines(); len(got) != 0 {
 		t.Errorf("Resume applied %d events of another stream", len(got))
 	}
+}
+
+// TestResumeAfterTheCheckpointsLastMessageIsGone: retention (or a
+// deletion) removed the last message the checkpoint holds; Resume still
+// applies exactly the messages after it.
+func TestResumeAfterTheCheckpointsLastMessageIsGone(t *testing.T) {
+	s := testkit.RunNATS(t)
+	_, js := testkit.Connect(t, s)
+	cfg := testConfig()
+	ensureStreams(t, js, cfg)
+	publish(t, js, messages("before", 1, 2, 1))
+	first, _, _ := newConsumer(t, s, cfg, &recorder{})
+	stop := run(t, first)
+	testkit.WaitFor(t, waitTime, "every message acknowledged", settled(first))
+	stop()
+	mark := first.Position(ingest.Replayed{}).Mark(time.Now())
+	after := messages("after", 2, 1)
+	publish(t, js, after)
+	deliverWithoutAck(t, js, cfg, len(after))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, ingest.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, mark.Seq); err != nil {
+		t.Fatal(err)
+	}
+	sink := &recorder{}
+	c, _, _ := newConsumer(t, s, cfg, sink)
+	if _, err := c.Resume(ctx, time.Now().Add(-time.Hour), mark, sink); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	sameLines(t, "sink after Resume", sink.Lines(), lines(after))
 }

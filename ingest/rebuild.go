@@ -24,8 +24,10 @@ type Replayed struct {
 	ids *dedup
 	// resumed is set by Resume: the messages up to resumed.Seq were
 	// applied before a checkpoint of the sink, and are read only for their
-	// ids of the duplicate window.
+	// ids of the duplicate window, from idsFrom on (zero: none are read,
+	// the replay starts after resumed.Seq).
 	resumed Mark
+	idsFrom time.Time
 }
 
 // Rebuild replays events stored since `since` into sink, up to the last
@@ -88,11 +90,10 @@ func (c *Consumer) replayUpToDelivered(ctx context.Context, r Replayed, sink Sin
 	switch {
 	case r.Last > 0:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.Last+1
+	case r.resumed.Seq > 0 && !r.idsFrom.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &r.idsFrom
 	case r.resumed.Seq > 0:
-		// The ids of the duplicate window before the checkpoint: its last
-		// message was stored before the checkpoint was taken.
-		from := r.resumed.Taken.Add(-c.cfg.DuplicateWindow)
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, r.resumed.Seq+1
 	default:
 		from := r.Since.Add(-c.cfg.DuplicateWindow)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &from
