@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -72,6 +73,7 @@ func privacyID(p *privacy.Pseudonymizer) string {
 // files a checkpoint goes through on its way (data_dir: a container's
 // /tmp may be small).
 type checkpointStore struct {
+	js      jetstream.JetStream
 	store   jetstream.ObjectStore
 	dir     string
 	version string
@@ -82,6 +84,7 @@ type checkpointMetrics struct {
 	written, failed prometheus.Counter
 	bytes, pause    prometheus.Gauge
 	last            prometheus.Gauge
+	unavailable     prometheus.Gauge
 }
 
 func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
@@ -95,17 +98,20 @@ func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 		pause: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoint_pause_seconds",
 			Help: "How long the last checkpoint paused intake while the engine was snapshotted."}),
 		last: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoint_timestamp_seconds",
-			Help: "When the last checkpoint of detection state was stored (Unix seconds); 0 before the first."}),
+			Help: "When the last checkpoint of detection state stored was taken (Unix seconds, Vigil's clock); 0 before the first."}),
+		unavailable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_detection_checkpoints_unavailable",
+			Help: "1 when detect.checkpoint_every is on but Vigil cannot store checkpoints (the log says why, at start), else 0."}),
 	}
-	reg.MustRegister(m.written, m.failed, m.bytes, m.pause, m.last)
+	reg.MustRegister(m.written, m.failed, m.bytes, m.pause, m.last, m.unavailable)
 	return m
 }
 
 // openCheckpoints creates or binds CheckpointBucket.
-func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, dir, version string, reg prometheus.Registerer) (*checkpointStore, error) {
+func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, dir, version string, m *checkpointMetrics) (*checkpointStore, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s cannot be created for the files checkpoints go through: %w; choose a directory Vigil may write with --data-dir (config: data_dir), or set detect.checkpoint_every: 0s", dir, err)
 	}
+	removeLeftovers(dir)
 	store, err := natsconn.EnsureObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket:      CheckpointBucket,
 		Description: "Vigil detection state checkpoints (detect.checkpoint_every)",
@@ -113,7 +119,7 @@ func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, 
 		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create object store %s for detection checkpoints: %w; allow Vigil's NATS user to publish on $O.> (see deploy/nats), or set detect.checkpoint_every: 0s", CheckpointBucket, err)
+		return nil, fmt.Errorf("create object store %s for detection checkpoints: %w; check that JetStream has room for it (nats.replicas file-backed copies of about one checkpoint), or set detect.checkpoint_every: 0s", CheckpointBucket, err)
 	}
 	// A publish the server refuses is only logged, and an upload waits
 	// for its acknowledgements until its deadline: found out now, not at
@@ -124,7 +130,46 @@ func openCheckpoints(ctx context.Context, js jetstream.JetStream, replicas int, 
 		return nil, fmt.Errorf("store a test object in %s: %w; allow Vigil's NATS user to publish on $O.> (see deploy/nats), or set detect.checkpoint_every: 0s", CheckpointBucket, err)
 	}
 	_ = store.Delete(pctx, checkpointProbe)
-	return &checkpointStore{store: store, dir: dir, version: version, metrics: newCheckpointMetrics(reg)}, nil
+	return &checkpointStore{js: js, store: store, dir: dir, version: version, metrics: m}, nil
+}
+
+// leftoverPatterns name the files a checkpoint, a snapshot and a restore
+// go through in data_dir; a crash while one was written leaves it behind.
+var leftoverPatterns = []string{"checkpoint-*", "vigil-snapshot-*", "vigil-restore-*"}
+
+// removeLeftovers removes what a crashed checkpoint or restore left in
+// dir: detection state, with real addresses and user names, that nothing
+// would otherwise delete. Only this Vigil uses its data_dir.
+func removeLeftovers(dir string) {
+	for _, p := range leftoverPatterns {
+		matches, _ := filepath.Glob(filepath.Join(dir, p))
+		for _, f := range matches {
+			_ = os.RemoveAll(f)
+		}
+	}
+}
+
+// sweep purges the chunks no object refers to: those of an upload cut off
+// (a stop, a lost connection) or overwritten while in flight. The bucket
+// holds one object, whose chunks are under nuid.
+func (c *checkpointStore) sweep(ctx context.Context, nuid string) error {
+	stream, err := c.js.Stream(ctx, "OBJ_"+CheckpointBucket)
+	if err != nil {
+		return err
+	}
+	chunks := "$O." + CheckpointBucket + ".C."
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(chunks+">"))
+	if err != nil {
+		return err
+	}
+	for subject := range info.State.Subjects {
+		if subject != chunks+nuid {
+			if err := stream.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // snapshot is what a checkpoint holds: the state of st's engine, which has
@@ -157,11 +202,15 @@ func (c *checkpointStore) put(ctx context.Context, take func(io.Writer) (snapsho
 	if err != nil {
 		return snap, err
 	}
-	if _, err := c.store.Put(ctx, jetstream.ObjectMeta{
+	info, err := c.store.Put(ctx, jetstream.ObjectMeta{
 		Name: checkpointObject, Description: "detection state and the events stream sequence it holds",
 		Metadata: map[string]string{checkpointMetaKey: string(meta)},
-	}, f); err != nil {
+	}, f)
+	if err != nil {
 		return snap, fmt.Errorf("store the checkpoint in %s: %w", CheckpointBucket, err)
+	}
+	if err := c.sweep(ctx, info.NUID); err != nil {
+		return snap, fmt.Errorf("checkpoint stored, but chunks of earlier uploads not purged from %s: %w", CheckpointBucket, err)
 	}
 	c.metrics.written.Inc()
 	c.metrics.bytes.Set(float64(snap.bytes))
@@ -192,7 +241,7 @@ func (c *checkpointStore) get(ctx context.Context, st *engineState, since time.T
 		return nil, info, fmt.Errorf("read the checkpoint from %s: %w", CheckpointBucket, err)
 	}
 	if err := json.Unmarshal([]byte(oi.Metadata[checkpointMetaKey]), &info); err != nil || info.Format != checkpointFormat {
-		return nil, info, errNoCheckpoint{fmt.Sprintf("the checkpoint is of another format (written by Vigil %s)", info.Version)}
+		return nil, info, errNoCheckpoint{"the checkpoint is of another format, or its description is unreadable"}
 	}
 	switch {
 	case info.Rules != st.digest:
@@ -229,7 +278,7 @@ func (x *detector) restore(ctx context.Context, st *engineState, since time.Time
 	f, info, err := x.checkpoints.get(ctx, st, since)
 	var no errNoCheckpoint
 	if errors.As(err, &no) {
-		x.log.Info("detection windows not restored from a checkpoint: "+no.why+"; rebuilding them from the stream", "since", since)
+		x.log.Info("detection windows not restored from a checkpoint; rebuilding them from the stream", "reason", no.why, "since", since)
 		return r, info, false, nil
 	}
 	if err != nil {
@@ -262,30 +311,34 @@ func (x *detector) checkpointLoop(ctx context.Context) {
 	ticker, tick := x.clock.NewTicker(time.Second)
 	defer ticker.Stop()
 	var last time.Time
+	wasActive := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
 		}
+		if fo := x.member; fo != nil {
+			active := fo.isActive()
+			if active && !wasActive {
+				// A member that becomes active waits an interval: the
+				// member it took over from stored one as it stopped, and
+				// two uploads of one object at once leave one's chunks
+				// behind (swept at the next checkpoint).
+				last = x.clock.Now()
+			}
+			if wasActive = active; !active {
+				continue // the active member's checkpoints hold what standbys follow
+			}
+		}
 		every := time.Duration(x.checkpointEvery.Load())
 		if every == 0 || !last.IsZero() && x.clock.Now().Sub(last) < every {
-			continue
-		}
-		if fo := x.member; fo != nil && !fo.isActive() {
-			continue // the active member's checkpoints hold what standbys follow
-		}
-		if last.IsZero() && x.member != nil {
-			// A member that just became active waits an interval: the
-			// member it took over from stored one as it stopped, and two
-			// uploads of one object at once can leave one's chunks behind.
-			last = x.clock.Now()
 			continue
 		}
 		if !x.stream.CaughtUp() {
 			continue // a backlog first: it is replayed after a restart anyway
 		}
-		if err := x.checkpoint(ctx); !errors.Is(err, errNothingNew) {
+		if err := x.checkpoint(ctx, false); !errors.Is(err, errNothingNew) {
 			last = x.clock.Now() // stored, or failed: retried at the next interval
 		}
 	}
@@ -295,13 +348,35 @@ func (x *detector) checkpointLoop(ctx context.Context) {
 // (or none at all), so none is taken.
 var errNothingNew = errors.New("no event applied since the last checkpoint")
 
-// checkpoint takes and stores one checkpoint, logging a failure.
-func (x *detector) checkpoint(ctx context.Context) error {
+// errNotActive: the member stopped being the active one before its
+// checkpoint was taken.
+var errNotActive = errors.New("this member is no longer the active one")
+
+// checkpoint takes and stores one checkpoint, logging a failure. Unless
+// stopping (intake and a standby's following have ended), a cluster member
+// takes it only while active, holding the failover lock so that following
+// cannot change the engine past the mark while it is snapshotted.
+func (x *detector) checkpoint(ctx context.Context, stopping bool) error {
+	// Quiet since the last checkpoint (or since the start): no file, no
+	// pause. What the consumer applied live is enough to tell.
+	if live := x.stream.Position(ingest.Replayed{}).Last; live == 0 || live <= x.stored.Load() {
+		return errNothingNew
+	}
 	start := x.clock.Now()
 	snap, err := x.checkpoints.put(ctx, func(w io.Writer) (snap snapshot, err error) {
 		x.stream.Paused(func() {
+			r := x.replayed
+			if fo := x.member; fo != nil {
+				fo.mu.Lock()
+				defer fo.mu.Unlock()
+				if !stopping && !fo.isActive() {
+					err = errNotActive
+					return
+				}
+				r = fo.r
+			}
 			snap.st = x.state.Load()
-			snap.mark = x.stream.Position(x.applied()).Mark(x.clock.Now())
+			snap.mark = x.stream.Position(r).Mark(x.clock.Now())
 			if snap.mark.Seq == 0 || snap.mark.Seq == x.stored.Load() {
 				err = errNothingNew
 				return
@@ -311,10 +386,12 @@ func (x *detector) checkpoint(ctx context.Context) error {
 		})
 		return snap, err
 	})
-	if errors.Is(err, errNothingNew) {
+	switch {
+	case errors.Is(err, errNothingNew), errors.Is(err, errNotActive):
 		return err
-	}
-	if err != nil {
+	case err != nil && ctx.Err() != nil:
+		return err // stopping: the next start replays a little more
+	case err != nil:
 		x.checkpoints.metrics.failed.Inc()
 		x.log.Warn("detection state not checkpointed: a restart replays the stream from the last checkpoint stored, or the rules' whole lookback", "err", err)
 		return err
@@ -322,16 +399,6 @@ func (x *detector) checkpoint(ctx context.Context) error {
 	x.stored.Store(snap.mark.Seq)
 	x.log.Debug("detection state checkpointed", "seq", snap.mark.Seq, "bytes", snap.bytes, "paused", snap.paused, "took", x.clock.Now().Sub(start))
 	return nil
-}
-
-// applied returns how far the engine in force has applied the stream by
-// replays (the rebuild, a reload's, a standby's following); the consumer's
-// Position adds what it applied live. Call it while intake is paused.
-func (x *detector) applied() ingest.Replayed {
-	if fo := x.member; fo != nil {
-		return fo.replayed()
-	}
-	return x.replayed
 }
 
 // setCheckpointEvery puts a reloaded detect.checkpoint_every in force.
@@ -368,5 +435,5 @@ func (x *detector) lastCheckpoint() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lastCheckpointTimeout)
 	defer cancel()
-	_ = x.checkpoint(ctx) // logged
+	_ = x.checkpoint(ctx, true) // logged
 }

@@ -141,8 +141,10 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	deps := detectorDeps{clock: d.clock, log: d.log, metrics: newDetectionMetrics(d.reg), notifier: d.notifier, stream: d.consumer, member: member, tempDir: cfg.DataDir}
+	cm := newCheckpointMetrics(d.reg)
 	if cfg.Detect.CheckpointEvery != 0 {
-		if deps.checkpoints, err = openCheckpoints(sctx, d.js, cfg.NATS.Replicas, cfg.DataDir, d.opts.Version, d.reg); err != nil {
+		if deps.checkpoints, err = openCheckpoints(sctx, d.js, cfg.NATS.Replicas, cfg.DataDir, d.opts.Version, cm); err != nil {
+			cm.unavailable.Set(1)
 			d.log.Warn("detection state will not be checkpointed: a restart replays the rules' whole lookback", "err", err)
 		}
 	}

@@ -30,8 +30,8 @@ type detector struct {
 	detectorDeps
 	state atomic.Pointer[engineState]
 	// replayed is how far the engine in force applied the stream by its
-	// rebuild (not a cluster member's: see failover.replayed); set while
-	// intake is paused.
+	// rebuild (a cluster member's is failover.r); set while intake is
+	// paused.
 	replayed ingest.Replayed
 	// checkpointEvery is detect.checkpoint_every in force, in ns: it does
 	// not change detection, so a reload that changes only it keeps the
@@ -258,6 +258,7 @@ func (x *detector) warmStart(ctx context.Context) (*engineState, ingest.Replayed
 			took := x.clock.Now().Sub(start)
 			x.metrics.rebuilt(start, r.Events, took, info.Mark)
 			x.log.Info("detection windows restored from a checkpoint", "checkpoint", info.Mark.Taken, "events_after_it", r.Events, "took", took)
+			x.stored.Store(info.Mark.Seq) // no need to store the same again
 			return st, r, nil
 		}
 		if ok { // the engine holds part of the checkpoint's state: start over on a new one
@@ -363,6 +364,7 @@ func (x *detector) swap(ctx context.Context, st *engineState, commit func(contex
 				return
 			}
 			old := x.state.Swap(st)
+			x.stored.Store(0) // the stored checkpoint is the old rules'
 			x.metrics.inForce(st)
 			x.stream.SetSink(st.engine)
 			if fo := x.member; fo != nil {

@@ -279,12 +279,3 @@ func (f *failover) progress() (applied, lag uint64) {
 	}
 	return applied, lag
 }
-
-// replayed is how far the engine has applied the stream by replays (its
-// rebuild, catching up, following); the consumer's Position adds what it
-// applied live.
-func (f *failover) replayed() ingest.Replayed {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.r
-}
