@@ -424,3 +424,31 @@ func TestClusterStandbyStartsFromACheckpoint(t *testing.T) {
 		return equalf(float64(pages()), 1, "pages")
 	})
 }
+
+// TestCheckpointAfterAReload: a reload that changes detection puts an
+// engine in force that the stored checkpoint no longer fits; stopping then
+// stores the new engine's, though no event came since, and the restart
+// restores it.
+func TestCheckpointAfterAReload(t *testing.T) {
+	cfg, js, _ := restartRig(t)
+	next := cfg
+	next.Detect.Lateness = cfg.Detect.Lateness + time.Second
+	load := func() (config.Config, []byte, error) { return next, []byte("next"), next.Validate() }
+	first := startDaemonWith(t, cfg, Options{Logger: testLogger(t), Load: load})
+	attempts(t, js, "198.51.100.28", 0, 2)
+	received(t, first, 2)
+	// errNothingNew: the instance took it itself once caught up.
+	if err := first.d.detector.checkpoint(t.Context(), false); err != nil && !errors.Is(err, errNothingNew) {
+		t.Fatal(err)
+	}
+	checkpointAt(t, js, 2)
+	if err := first.d.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+
+	second := startDaemonWith(t, next, Options{Logger: testLogger(t)})
+	if last := second.d.detector.metrics.last(); last.Checkpoint == nil {
+		t.Error("the restart with the reloaded settings did not restore a checkpoint")
+	}
+}

@@ -57,7 +57,9 @@ func (c *Consumer) Resume(ctx context.Context, since time.Time, m Mark, sink Sin
 	// clock, as JetStream stored its last message, not by Vigil's (which
 	// took the checkpoint): a skew between them must not make the replay
 	// start after messages it has to apply. A last message already gone
-	// (retention) leaves no window to read.
+	// (retention) leaves no window to read: a service's retry, within
+	// ingest.duplicate_window, of a message from before the checkpoint is
+	// then applied again.
 	if msg, err := stream.GetMsg(ctx, m.Seq); err == nil {
 		r.idsFrom = msg.Time.Add(-c.cfg.DuplicateWindow)
 	} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
