@@ -185,9 +185,9 @@ type snapshot struct {
 // put stores a checkpoint: take writes the engine's state to the file it
 // is given, while intake is paused; the upload comes after.
 func (c *checkpointStore) put(ctx context.Context, take func(io.Writer) (snapshot, error)) (snapshot, error) {
-	f, err := os.CreateTemp(c.dir, "checkpoint-*")
+	f, err := c.tempFile()
 	if err != nil {
-		return snapshot{}, fmt.Errorf("create a temporary file in data_dir %s: %w", c.dir, err)
+		return snapshot{}, err
 	}
 	defer func() { _ = os.Remove(f.Name()) }()
 	defer f.Close()
@@ -217,6 +217,16 @@ func (c *checkpointStore) put(ctx context.Context, take func(io.Writer) (snapsho
 	c.metrics.pause.Set(snap.paused.Seconds())
 	c.metrics.last.Set(float64(snap.mark.Taken.UnixNano()) / 1e9)
 	return snap, nil
+}
+
+// tempFile creates a file for a checkpoint on its way, in data_dir (see
+// leftoverPatterns); the caller removes it.
+func (c *checkpointStore) tempFile() (*os.File, error) {
+	f, err := os.CreateTemp(c.dir, "checkpoint-*")
+	if err != nil {
+		return nil, fmt.Errorf("create a temporary file in data_dir %s: %w", c.dir, err)
+	}
+	return f, nil
 }
 
 // errNoCheckpoint: nothing to restore, for a reason worth logging.
@@ -251,9 +261,9 @@ func (c *checkpointStore) get(ctx context.Context, st *engineState, since time.T
 	case info.Mark.Taken.Before(since):
 		return nil, info, errNoCheckpoint{fmt.Sprintf("the checkpoint was taken at %s, before the rules' lookback", info.Mark.Taken.Format(time.RFC3339))}
 	}
-	f, err := os.CreateTemp(c.dir, "checkpoint-*")
+	f, err := c.tempFile()
 	if err != nil {
-		return nil, info, fmt.Errorf("create a temporary file in data_dir %s: %w", c.dir, err)
+		return nil, info, err
 	}
 	// The object store checks the object's digest as its end is read: an
 	// object read in full is the one stored.
@@ -270,26 +280,19 @@ func (c *checkpointStore) get(ctx context.Context, st *engineState, since time.T
 }
 
 // restore puts the stored checkpoint that fits st into st's muted engine
-// and replays the events after it; ok is false when there was none to
-// use (or it failed before the engine changed), and the caller rebuilds.
-// An error after the engine took the checkpoint's state is returned: the
-// caller must rebuild on a new engine.
-func (x *detector) restore(ctx context.Context, st *engineState, since time.Time) (r ingest.Replayed, info checkpointInfo, ok bool, err error) {
+// and replays the events after it. On an error (errNoCheckpoint when there
+// was none to use), touched says whether the engine had taken the
+// checkpoint's state: the caller then rebuilds on a new engine, else on
+// this one.
+func (x *detector) restore(ctx context.Context, st *engineState, since time.Time) (r ingest.Replayed, info checkpointInfo, touched bool, err error) {
 	f, info, err := x.checkpoints.get(ctx, st, since)
-	var no errNoCheckpoint
-	if errors.As(err, &no) {
-		x.log.Info("detection windows not restored from a checkpoint; rebuilding them from the stream", "reason", no.why, "since", since)
-		return r, info, false, nil
-	}
 	if err != nil {
-		x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
-		return r, info, false, nil
+		return r, info, false, err
 	}
 	defer func() { _ = os.Remove(f.Name()) }()
 	defer f.Close()
 	if err := st.engine.Restore(f); err != nil {
-		x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
-		return r, info, false, nil
+		return r, info, false, err
 	}
 	err = muted(st.engine, func() (err error) {
 		r, err = x.stream.Resume(ctx, since, info.Mark, st.engine)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -253,16 +254,21 @@ func (x *detector) warmStart(ctx context.Context) (*engineState, ingest.Replayed
 	if x.checkpoints != nil && x.checkpointEvery.Load() != 0 {
 		start := x.clock.Now()
 		since := start.Add(-lookback(st))
-		r, info, ok, err := x.restore(ctx, st, since)
-		if ok && err == nil {
+		r, info, touched, err := x.restore(ctx, st, since)
+		var no errNoCheckpoint
+		switch {
+		case err == nil:
 			took := x.clock.Now().Sub(start)
 			x.metrics.rebuilt(start, r.Events, took, info.Mark)
 			x.log.Info("detection windows restored from a checkpoint", "checkpoint", info.Mark.Taken, "events_after_it", r.Events, "took", took)
 			x.stored.Store(info.Mark.Seq) // no need to store the same again
 			return st, r, nil
-		}
-		if ok { // the engine holds part of the checkpoint's state: start over on a new one
+		case errors.As(err, &no):
+			x.log.Info("detection windows not restored from a checkpoint; rebuilding them from the stream", "reason", no.why, "since", since)
+		default:
 			x.log.Warn("detection windows not restored from a checkpoint; rebuilding them from the stream", "err", err)
+		}
+		if touched { // the engine holds part of the checkpoint's state: start over on a new one
 			fresh, berr := x.build(st.cfg, st.privacy)
 			if berr != nil {
 				return st, r, berr
