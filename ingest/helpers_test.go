@@ -99,6 +99,19 @@ func settled(c *ingest.Consumer) func() error {
 	}
 }
 
+// firstRun runs a consumer on cfg until it has acknowledged every message
+// stored, then stops it and closes its connection, as an instance that
+// went away; what it applied is in its Position.
+func firstRun(t *testing.T, s *server.Server, cfg ingest.Config) *ingest.Consumer {
+	t.Helper()
+	c, conn, _ := newConsumer(t, s, cfg, &recorder{})
+	stop := run(t, c)
+	testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(c))
+	stop()
+	conn.Close()
+	return c
+}
+
 // counted waits until the counter name, with the given label pairs, reaches
 // want. A chunk's events and rejected lines are counted just after its
 // messages are acknowledged, so settled can hold a moment before they are.

@@ -35,11 +35,7 @@ func TestRebuildThenRun(t *testing.T) {
 			// A first run applies and acknowledges these.
 			acked := messages("acked", 1, 3, 2)
 			publish(t, js, acked)
-			first, firstConn, _ := newConsumer(t, s, cfg, &recorder{})
-			stopFirst := run(t, first)
-			testkit.WaitFor(t, waitTime, "first run acknowledged every message", settled(first))
-			stopFirst()
-			firstConn.Close()
+			firstRun(t, s, cfg)
 			if tc.sinceAcked {
 				since = time.Now() // JetStream stamped the acknowledged messages before
 			}
